@@ -1,0 +1,73 @@
+"""hf_lowrank: how much of a vision transformer's capacity a task really uses.
+
+Importing the package registers `FactorizedViTConfig` and its models with the transformers Auto classes (AutoConfig,
+AutoModel, AutoModelForImageClassification, AutoImageProcessor), and marks them for `trust_remote_code` saving.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    ViTImageProcessor,
+    ViTImageProcessorPil,
+)
+
+from .accounting import count_parameters, linear_parameters, vit_forward_flops
+from .configuration_factorized_vit import FactorizedViTConfig
+from .factorize import (
+    DEFAULT_EXCLUDE_MODULES,
+    FactorizationReport,
+    LayerFactorization,
+    energy_rank,
+    factorization_report,
+    factorize_model,
+    plan_factorization,
+)
+from .factorized_linear import FactorizedLinear
+from .modeling_factorized_vit import (
+    FactorizedViTForImageClassification,
+    FactorizedViTModel,
+    FactorizedViTPreTrainedModel,
+)
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_EXCLUDE_MODULES",
+    "FactorizationReport",
+    "FactorizedLinear",
+    "FactorizedViTConfig",
+    "FactorizedViTForImageClassification",
+    "FactorizedViTModel",
+    "FactorizedViTPreTrainedModel",
+    "LayerFactorization",
+    "count_parameters",
+    "energy_rank",
+    "factorization_report",
+    "factorize_model",
+    "linear_parameters",
+    "plan_factorization",
+    "vit_forward_flops",
+]
+
+
+def _register_auto_classes() -> None:
+    AutoConfig.register(FactorizedViTConfig.model_type, FactorizedViTConfig, exist_ok=True)
+    AutoModel.register(FactorizedViTConfig, FactorizedViTModel, exist_ok=True)
+    AutoModelForImageClassification.register(FactorizedViTConfig, FactorizedViTForImageClassification, exist_ok=True)
+    # ViT's processors: the PIL one works without torchvision.
+    AutoImageProcessor.register(
+        FactorizedViTConfig,
+        image_processor_classes={"pil": ViTImageProcessorPil, "torchvision": ViTImageProcessor},
+        exist_ok=True,
+    )
+    # A saved student records these in config.json's auto_map and ships the code, so it loads with
+    # trust_remote_code=True where hf_lowrank is not installed.
+    FactorizedViTConfig.register_for_auto_class()
+    FactorizedViTModel.register_for_auto_class("AutoModel")
+    FactorizedViTForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+
+
+_register_auto_classes()

@@ -1,0 +1,304 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    pipeline,
+)
+
+from hf_lowrank import (
+    FactorizedLinear,
+    FactorizedViTConfig,
+    FactorizedViTForImageClassification,
+    FactorizedViTModel,
+    count_parameters,
+)
+from vit_tester import TinyViTTester
+
+
+tester = TinyViTTester()
+
+
+def _save_student(student, directory):
+    student.save_pretrained(directory)
+    size = {"height": tester.image_size, "width": tester.image_size}
+    ViTImageProcessorPil(size=size).save_pretrained(directory)
+    return directory
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_config_is_a_vit_config_with_its_own_model_type():
+    config = tester.get_factorized_config(rank=5, rank_pattern={"fc2": 7}, exclude_modules=["o_proj"])
+    assert isinstance(config, ViTConfig) and config.model_type == "factorized_vit"
+    reloaded = FactorizedViTConfig.from_dict(config.to_dict())
+    assert (reloaded.rank, reloaded.rank_pattern, reloaded.exclude_modules) == (5, {"fc2": 7}, ["o_proj"])
+    assert config.rank_spec() == {"fc2": 7, ".*": 5}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"rank": 0}, "rank"),
+        ({"rank": -3}, "rank"),
+        ({"rank": 2.5}, "rank"),
+        ({"rank": "8"}, "rank"),
+        ({"rank_pattern": {"fc1": 0}}, "rank_pattern"),
+        ({"rank_pattern": {"fc1": 1.5}}, "rank_pattern"),
+        ({"rank_pattern": {"(": 4}}, "rank_pattern"),
+        ({"exclude_modules": [""]}, "exclude_modules"),
+        ({"exclude_modules": ["[unclosed"]}, "exclude_modules"),
+    ],
+)
+def test_config_rejects_bad_fields_naming_them(kwargs, field):
+    with pytest.raises(StrictDataclassError) as error:
+        tester.get_factorized_config(**kwargs)
+    assert field in str(error.value)
+
+
+def test_rank_above_a_layer_dimension_names_the_layer():
+    with pytest.raises(ValueError) as error:
+        FactorizedViTForImageClassification(tester.get_factorized_config(rank=19))
+    assert "layers.0.attention.q_proj" in str(error.value) and "[1, 18]" in str(error.value)
+
+
+def test_rank_pattern_that_names_no_layer_is_an_error():
+    with pytest.raises(ValueError, match="fc3"):
+        FactorizedViTModel(tester.get_factorized_config(rank=4, rank_pattern={"fc3": 2}))
+
+
+# ---------------------------------------------------------------- structure
+
+
+def test_every_encoder_linear_is_factorized_and_the_rest_stays_dense():
+    model = FactorizedViTForImageClassification(tester.get_factorized_config(rank=4, rank_pattern={"fc2": 6}))
+    factorized = {name: m for name, m in model.named_modules() if isinstance(m, FactorizedLinear)}
+    assert set(factorized) == {f"vit.{name}" for name in tester.encoder_linear_names}
+    assert {m.rank for name, m in factorized.items() if name.endswith("fc2")} == {6}
+    assert {m.rank for name, m in factorized.items() if not name.endswith("fc2")} == {4}
+    assert isinstance(model.classifier, nn.Linear)
+    assert isinstance(model.vit.embeddings.patch_embeddings.projection, nn.Conv2d)
+
+
+def test_exclude_modules_keeps_layers_dense():
+    model = FactorizedViTModel(tester.get_factorized_config(rank=4, exclude_modules=["o_proj", "layers.1.mlp"]))
+    assert isinstance(model.layers[0].attention.o_proj, nn.Linear)
+    assert isinstance(model.layers[1].mlp.fc1, nn.Linear) and isinstance(model.layers[0].mlp.fc1, FactorizedLinear)
+
+
+def test_random_init_product_has_initializer_range_scale():
+    config = tester.get_factorized_config(rank=6, hidden_size=60, num_attention_heads=3, intermediate_size=120)
+    model = FactorizedViTModel(config)
+    product = model.layers[0].mlp.fc1.merged_weight()
+    assert 0.5 * config.initializer_range < product.std().item() < 2.0 * config.initializer_range
+    assert torch.all(model.layers[0].mlp.fc1.bias == 0)
+
+
+def test_forward_shapes_and_hidden_states():
+    model = FactorizedViTForImageClassification(tester.get_factorized_config(rank=3)).eval()
+    outputs = model(tester.pixel_values(), output_hidden_states=True)
+    assert outputs.logits.shape == (tester.batch_size, tester.num_labels)
+    assert len(outputs.hidden_states) == tester.num_hidden_layers + 1
+    assert outputs.hidden_states[-1].shape == (tester.batch_size, 10, tester.hidden_size)
+    labels = torch.arange(tester.batch_size) % tester.num_labels
+    loss = model(tester.pixel_values(), labels=labels).loss
+    torch.testing.assert_close(loss, nn.functional.cross_entropy(outputs.logits, labels))
+
+
+# ---------------------------------------------------------------- from_teacher
+
+
+def test_from_teacher_at_full_rank_reproduces_the_teacher():
+    teacher = tester.create_teacher()
+    with pytest.warns(UserWarning, match="break-even"):
+        student = FactorizedViTForImageClassification.from_teacher(teacher, rank=tester.hidden_size)
+    pixel_values = tester.pixel_values()
+    torch.testing.assert_close(student(pixel_values).logits, teacher(pixel_values).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_from_teacher_copies_dense_weights_and_truncates_the_rest():
+    teacher = tester.create_teacher()
+    student = FactorizedViTForImageClassification.from_teacher(teacher, rank=3)
+    teacher_state, student_state = teacher.state_dict(), student.state_dict()
+    for key in ("vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "vit.layernorm.weight",
+                "vit.layers.1.layernorm_after.bias", "classifier.weight", "vit.layers.0.mlp.fc1.bias"):
+        torch.testing.assert_close(student_state[key], teacher_state[key], rtol=0, atol=0)
+    weight = teacher.vit.layers[1].attention.v_proj.weight.detach().double().numpy()
+    u, s, vt = np.linalg.svd(weight)
+    merged = student.vit.layers[1].attention.v_proj.merged_weight().double().numpy()
+    np.testing.assert_allclose(merged, (u[:, :3] * s[:3]) @ vt[:3], atol=1e-5)
+    assert student.config.id2label == teacher.config.id2label
+    assert not student.training
+
+
+def test_from_teacher_with_energy_fraction_stores_per_layer_ranks():
+    teacher = tester.create_teacher()
+    student = FactorizedViTForImageClassification.from_teacher(teacher, rank=0.6)
+    assert set(student.config.rank_pattern) == set(tester.encoder_linear_names)
+    for name, rank in student.config.rank_pattern.items():
+        weight = teacher.vit.get_submodule(name).weight.detach().double()
+        energy = np.cumsum(torch.linalg.svdvals(weight).numpy() ** 2)
+        assert rank == int(np.searchsorted(energy / energy[-1], 0.6) + 1)
+        assert student.vit.get_submodule(name).rank == rank
+
+
+def test_from_teacher_with_mapping_leaves_unmatched_layers_dense(tmp_path):
+    teacher = tester.create_teacher()
+    student = FactorizedViTForImageClassification.from_teacher(teacher, rank={"fc1": 4, "q_proj": 2})
+    assert isinstance(student.vit.layers[0].attention.k_proj, nn.Linear)
+    assert student.vit.layers[1].mlp.fc1.rank == 4 and student.vit.layers[0].attention.q_proj.rank == 2
+    # The stored config rebuilds exactly this structure.
+    _save_student(student, tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert isinstance(reloaded.vit.layers[0].attention.k_proj, nn.Linear)
+    torch.testing.assert_close(reloaded(tester.pixel_values()).logits, student(tester.pixel_values()).logits)
+
+
+def test_from_teacher_loads_a_teacher_from_a_path(tmp_path):
+    teacher = tester.create_teacher()
+    teacher.save_pretrained(tmp_path)
+    student = FactorizedViTForImageClassification.from_teacher(str(tmp_path), rank=5)
+    reference = FactorizedViTForImageClassification.from_teacher(teacher, rank=5)
+    torch.testing.assert_close(student(tester.pixel_values()).logits, reference(tester.pixel_values()).logits)
+
+
+def test_from_teacher_rejects_non_vit_models():
+    bert = BertForSequenceClassification(BertConfig(hidden_size=18, num_attention_heads=3, intermediate_size=37,
+                                                    num_hidden_layers=1, vocab_size=20))
+    with pytest.raises(TypeError, match="ViTForImageClassification"):
+        FactorizedViTForImageClassification.from_teacher(bert, rank=4)
+
+
+# ---------------------------------------------------------------- saving and loading
+
+
+def test_save_load_round_trip_through_auto_classes(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    _save_student(student, tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+    saved_config = json.loads((tmp_path / "config.json").read_text())
+    assert saved_config["model_type"] == "factorized_vit" and saved_config["rank"] == 4
+    assert saved_config["id2label"]["3"] == "digit-3"
+    processor_type = json.loads((tmp_path / "preprocessor_config.json").read_text())["image_processor_type"]
+    assert processor_type.startswith("ViTImageProcessor")
+
+    assert type(AutoConfig.from_pretrained(tmp_path)) is FactorizedViTConfig
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert type(reloaded) is FactorizedViTForImageClassification
+    pixel_values = tester.pixel_values()
+    torch.testing.assert_close(reloaded(pixel_values).logits, student(pixel_values).logits, rtol=0, atol=0)
+
+    backbone = AutoModel.from_pretrained(tmp_path)
+    assert type(backbone) is FactorizedViTModel
+    torch.testing.assert_close(
+        backbone(pixel_values).last_hidden_state, student.vit(pixel_values).last_hidden_state, rtol=0, atol=0
+    )
+    assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessorPil)
+
+
+def test_checkpoint_that_does_not_match_its_config_is_an_error(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    _save_student(student, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "rank": 5}))
+    with pytest.raises((ValueError, RuntimeError), match="(?i)mismatch|size"):
+        FactorizedViTForImageClassification.from_pretrained(tmp_path)
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["vit.layers.1.mlp.fc2.up"]
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"vit\.layers\.1\.mlp\.fc2\.up"):
+        AutoModelForImageClassification.from_pretrained(tmp_path)
+
+
+def test_dense_vit_checkpoint_is_not_silently_loaded_as_a_student(tmp_path):
+    teacher = tester.create_teacher()
+    teacher.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "factorized_vit", "rank": 4}))
+    with pytest.raises(ValueError, match="from_teacher"):
+        FactorizedViTForImageClassification.from_pretrained(tmp_path)
+
+
+def test_trust_remote_code_load_without_hf_lowrank(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    model_dir = _save_student(student, tmp_path / "student")
+    pixel_values = tester.pixel_values()
+    torch.save(pixel_values, tmp_path / "pixels.pt")
+    expected = student(pixel_values).logits
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["hf_lowrank"] = None  # any `import hf_lowrank` now raises ImportError
+        import torch
+        from transformers import AutoModelForImageClassification
+        model = AutoModelForImageClassification.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        assert "hf_lowrank" not in type(model).__module__, type(model).__module__
+        logits = model(torch.load({str(tmp_path / "pixels.pt")!r})).logits
+        torch.save(logits, {str(tmp_path / "logits.pt")!r})
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, rtol=0, atol=0)
+    for name in ("modeling_factorized_vit.py", "configuration_factorized_vit.py", "factorized_linear.py"):
+        assert (model_dir / name).exists()
+
+
+def test_pipeline_returns_labelled_predictions(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    model_dir = _save_student(student, tmp_path)
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (tester.image_size, tester.image_size, 3), dtype=np.uint8))
+    classifier = pipeline("image-classification", model=str(model_dir), top_k=tester.num_labels)
+    predictions = classifier(image)
+
+    processor = ViTImageProcessorPil.from_pretrained(model_dir)
+    probabilities = student(**processor(image, return_tensors="pt")).logits.softmax(-1)[0]
+    expected = sorted(((f"digit-{i}", p.item()) for i, p in enumerate(probabilities)), key=lambda kv: -kv[1])
+    assert [p["label"] for p in predictions] == [label for label, _ in expected]
+    np.testing.assert_allclose([p["score"] for p in predictions], [score for _, score in expected], rtol=1e-5)
+
+
+# ---------------------------------------------------------------- parameter accounting
+
+
+def test_vit_b32_geometry_rank_32_is_about_11x_smaller():
+    # ViT-B/32 on CIFAR-100 geometry; built on the meta device: nothing is allocated or downloaded.
+    geometry = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                    image_size=224, patch_size=32, num_labels=100)
+    with torch.device("meta"):
+        dense = ViTForImageClassification(ViTConfig(**geometry))
+        student = FactorizedViTForImageClassification(FactorizedViTConfig(**geometry, rank=32))
+    d, f, r, layers = 768, 3072, 32, 12
+    # Closed form, independent of hf_lowrank's accounting.
+    embeddings = 3 * 32 * 32 * d + d + d + (49 + 1) * d  # patch conv + bias, CLS, positions
+    norms_per_block = 2 * 2 * d
+    head = d * 100 + 100 + 2 * d  # classifier + final layer norm
+    dense_block = 4 * (d * d + d) + (d * f + f) + (f * d + d) + norms_per_block
+    factorized_block = 4 * (r * 2 * d + d) + (r * (d + f) + f) + (r * (f + d) + d) + norms_per_block
+    assert count_parameters(dense) == embeddings + layers * dense_block + head
+    assert count_parameters(student) == embeddings + layers * factorized_block + head
+    assert count_parameters(dense) / count_parameters(student) >= 10

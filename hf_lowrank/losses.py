@@ -1,0 +1,80 @@
+"""Distillation losses: pure functions of student and teacher tensors, with no model or trainer state.
+
+Shapes: logits `(batch, num_labels)`; block outputs `(batch, tokens, hidden)`. Every loss is a mean over the batch
+(and tokens), so it does not grow with the batch size.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch.nn import functional as F
+
+
+__all__ = ["DISTILLATION_MODES", "distillation_loss", "geometric_loss", "kd_loss", "mse_cosine_loss"]
+
+DISTILLATION_MODES = ("geometric", "logits", "kd")
+
+
+def mse_cosine_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """`MSE(s, t) + mean(1 - cos(s, t))`, the cosine taken along the last axis (per token or per example).
+
+    The MSE term aligns magnitudes, the cosine term directions; the cosine term alone is invariant to a positive
+    rescaling of either argument. Zero when `student == teacher`.
+    """
+    if student.shape != teacher.shape:
+        raise ValueError(f"student and teacher shapes differ: {tuple(student.shape)} vs {tuple(teacher.shape)}.")
+    mse = F.mse_loss(student, teacher)
+    cosine = F.cosine_similarity(student, teacher, dim=-1, eps=1e-8)  # (...,)
+    return mse + (1.0 - cosine).mean()
+
+
+def geometric_loss(
+    student_blocks: Sequence[torch.Tensor],
+    teacher_blocks: Sequence[torch.Tensor],
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+) -> torch.Tensor:
+    """The paper's "geometric" distillation: `mse_cosine_loss` summed over every block output pair (student block
+    l against teacher block l; attention output and MLP output of each block), plus the same on the logits."""
+    if len(student_blocks) != len(teacher_blocks):
+        raise ValueError(
+            f"geometric distillation pairs block l with block l, but the student has {len(student_blocks)} block "
+            f"outputs and the teacher {len(teacher_blocks)}."
+        )
+    blocks = sum(mse_cosine_loss(s, t) for s, t in zip(student_blocks, teacher_blocks))
+    return blocks + mse_cosine_loss(student_logits, teacher_logits)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Hinton et al.'s KD: `T^2 * KL(softmax(t / T) || softmax(s / T))`, averaged over the batch."""
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)  # (batch, num_labels)
+    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_log_probs, log_target=True, reduction="batchmean")
+    return kl * temperature**2
+
+
+def distillation_loss(
+    mode: str,
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_blocks: Sequence[torch.Tensor] = (),
+    teacher_blocks: Sequence[torch.Tensor] = (),
+    labels: torch.Tensor | None = None,
+    ce_weight: float = 0.0,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """The loss of one distillation `mode` (`"geometric"`, `"logits"` or `"kd"`), plus `ce_weight` times the
+    cross-entropy of the student's logits on `labels` when `ce_weight > 0`."""
+    if mode == "geometric":
+        loss = geometric_loss(student_blocks, teacher_blocks, student_logits, teacher_logits)
+    elif mode == "logits":
+        loss = mse_cosine_loss(student_logits, teacher_logits)
+    elif mode == "kd":
+        loss = kd_loss(student_logits, teacher_logits, temperature)
+    else:
+        raise ValueError(f"distillation mode must be one of {DISTILLATION_MODES}, got {mode!r}.")
+    if ce_weight > 0:
+        if labels is None:
+            raise ValueError("ce_weight > 0 needs labels.")
+        loss = loss + ce_weight * F.cross_entropy(student_logits, labels)
+    return loss

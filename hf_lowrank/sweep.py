@@ -1,0 +1,388 @@
+"""The rank sweep: teacher stage, one distilled student per rank (trained in lock-step), results.json.
+
+`run_sweep` is what `scripts/sweep.py` runs under `accelerate launch`. It is resumable: every finished stage is
+recorded atomically in `results.json`; rerunning the same command keeps them and redoes only what is unfinished.
+"""
+
+import copy
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
+from torch import nn
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    set_seed,
+)
+
+from . import __version__
+from .accounting import count_parameters
+from .data import DIGITS, load_image_classification_data, preprocess
+from .distillation import DistillationConfig
+from .factorized_linear import check_rank
+from .lockstep import LockstepTrainer, evaluate_models
+from .modeling_factorized_vit import FactorizedViTForImageClassification
+from .results import RESULTS_FORMAT, RESULTS_VERSION, atomic_write_json, load_results
+
+
+__all__ = ["SweepArguments", "SweepError", "default_ranks", "embedded_teacher", "run_sweep"]
+
+TEACHER_DIR = "teacher"
+RESULTS_FILE = "results.json"
+FINETUNE_MODES = ("auto", "full", "lora", "none")
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
+
+
+class SweepError(ValueError):
+    """Bad sweep input, found before training wherever it can be checked up front."""
+
+
+@dataclass
+class SweepArguments:
+    """What to sweep. Training hyperparameters are the `DistillationConfig` / `TrainingArguments` flags."""
+
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "ViTForImageClassification to distil: a local path or a Hub id. Default: a small ViT "
+                          "trained first on the embedded digits data."},
+    )
+    dataset: str = field(
+        default=DIGITS,
+        metadata={"help": "'digits' (embedded, offline), an image-folder path, or a Hub dataset id with an image "
+                          "and a label column."},
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image column; found automatically if unset."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column; found automatically if unset."})
+    train_split: str | None = field(default=None, metadata={"help": "Training split (default: 'train')."})
+    test_split: str | None = field(
+        default=None,
+        metadata={"help": "Held-out split accuracy is measured on (default: 'test' or 'validation'; a source with "
+                          "a train split only is split 80/20, stratified, with --seed)."},
+    )
+    ranks: list[int] | None = field(
+        default=None,
+        metadata={"help": "Ranks to sweep (default: powers of two up to the model width, and the width)."},
+    )
+    exclude_modules: list[str] | None = field(
+        default=None, metadata={"help": "Encoder linear layers to keep dense in every student (e.g. o_proj)."}
+    )
+    teacher_finetune: str = field(
+        default="auto",
+        metadata={"help": "Teacher stage: auto (fine-tune unless the teacher's labels are the dataset's), full, "
+                          "lora (peft, merged afterwards) or none.",
+                  "choices": list(FINETUNE_MODES)},
+    )
+    teacher_num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs of the teacher stage."})
+    teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the teacher stage."})
+    teacher_weight_decay: float = field(default=0.05, metadata={"help": "Weight decay of the teacher stage."})
+    lora_rank: int = field(default=16, metadata={"help": "LoRA rank when --teacher_finetune lora."})
+    lockstep_group_size: int = field(
+        default=0,
+        metadata={"help": "Students trained together in lock-step (0: all pending ranks at once). Smaller groups "
+                          "lose less work to a crash; larger ones share the teacher's forward pass more."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split (debugging)."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test split (debugging)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start afresh in an output directory holding a sweep made with another configuration."},
+    )
+    config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
+
+    def __post_init__(self):
+        if self.teacher_finetune not in FINETUNE_MODES:
+            raise SweepError(f"teacher_finetune must be one of {FINETUNE_MODES}, got {self.teacher_finetune!r}.")
+        if self.ranks is not None:
+            if not self.ranks:
+                raise SweepError("ranks is empty: give at least one rank, e.g. --ranks 8 16 32.")
+            duplicated = sorted({r for r in self.ranks if self.ranks.count(r) > 1})
+            if duplicated:
+                raise SweepError(f"ranks lists {duplicated} more than once: {self.ranks}.")
+            bad = [r for r in self.ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
+            if bad:
+                raise SweepError(f"ranks must be positive integers, got {bad}.")
+        if self.teacher is None and self.dataset != DIGITS:
+            raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
+        if self.lockstep_group_size < 0:
+            raise SweepError(f"lockstep_group_size must be >= 0, got {self.lockstep_group_size}.")
+
+
+def default_ranks(width: int) -> list[int]:
+    """Powers of two below `width`, then `width` itself: 1, 2, 4, ..., width."""
+    ranks, rank = [], 1
+    while rank < width:
+        ranks.append(rank)
+        rank *= 2
+    return ranks + [width]
+
+
+def embedded_teacher(label_names: list[str]) -> tuple[ViTForImageClassification, ViTImageProcessorPil]:
+    """The small ViT the embedded default trains on 8x8 digits: 16 patches of 2x2, width 48, 3 blocks."""
+    config = ViTConfig(
+        image_size=8, patch_size=2, num_channels=3, hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
+        intermediate_size=96, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+    )
+    processor = ViTImageProcessorPil(size={"height": 8, "width": 8}, resample=0, image_mean=[0.5] * 3,
+                                     image_std=[0.5] * 3)
+    return ViTForImageClassification(config), processor
+
+
+def _max_rank(model: nn.Module) -> int:
+    """Largest rank valid for every encoder linear layer of a ViT: min over layers of min(in, out)."""
+    dims = [min(m.in_features, m.out_features) for name, m in model.vit.layers.named_modules()
+            if isinstance(m, nn.Linear)]
+    return min(dims)
+
+
+def _fingerprint(sweep: SweepArguments, args: DistillationConfig, num_processes: int) -> dict:
+    """Everything that changes a sweep's numbers; a rerun must match it to resume (the rank list may grow)."""
+    own = {k: v for k, v in asdict(sweep).items()
+           if k not in ("ranks", "overwrite_output_dir", "config", "lockstep_group_size")}
+    training = {k: getattr(args, k) for k in (
+        "distillation_mode", "temperature", "ce_weight", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2",
+        "adam_epsilon", "max_grad_norm", "num_train_epochs", "max_steps", "warmup_steps", "lr_scheduler_type",
+        "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "dataloader_drop_last",
+    )}
+    training["lr_scheduler_type"] = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    return {"sweep": own, "training": training, "num_processes": num_processes}
+
+
+class _Store:
+    """results.json plus the model directories beside it; only the main process writes."""
+
+    def __init__(self, output_dir: Path, fingerprint: dict, accelerator: Accelerator, overwrite: bool):
+        self.dir = output_dir
+        self.path = output_dir / RESULTS_FILE
+        self.accelerator = accelerator
+        self.payload = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, "hf_lowrank_version": __version__,
+                        "config": fingerprint, "teacher": None, "dataset": None, "ranks": []}
+        if self.path.exists():
+            previous = load_results(self.path)
+            if previous["config"] == fingerprint:
+                self.payload = previous
+            elif not overwrite:
+                changed = sorted(
+                    f"{section}.{key}" for section in ("sweep", "training")
+                    for key in set(fingerprint[section]) | set(previous["config"].get(section, {}))
+                    if fingerprint[section].get(key) != previous["config"].get(section, {}).get(key)
+                )
+                if fingerprint["num_processes"] != previous["config"].get("num_processes"):
+                    changed.append("num_processes")
+                raise SweepError(
+                    f"{output_dir} holds a sweep made with another configuration (differs in: {', '.join(changed)}). "
+                    "Use another --output_dir, rerun with the same arguments to resume, or pass "
+                    "--overwrite_output_dir to start afresh."
+                )
+            elif accelerator.is_main_process:
+                for child in output_dir.iterdir():
+                    if child.name == RESULTS_FILE or child.name == TEACHER_DIR or child.name.startswith("rank-"):
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+        accelerator.wait_for_everyone()
+
+    def finished_ranks(self) -> set[int]:
+        return {record["rank"] for record in self.payload["ranks"]
+                if record["status"] == "failed" or (self.dir / record["model_dir"]).is_dir()}
+
+    def save_model(self, name: str, model: nn.Module, processor) -> str:
+        """Save atomically: written to a temporary directory, then renamed into place."""
+        if self.accelerator.is_main_process:
+            final, tmp = self.dir / name, self.dir / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.accelerator.unwrap_model(model).save_pretrained(tmp)
+            processor.save_pretrained(tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        self.accelerator.wait_for_everyone()
+        return name
+
+    def write(self) -> None:
+        if self.accelerator.is_main_process:
+            self.payload["ranks"].sort(key=lambda record: record["rank"])
+            atomic_write_json(self.path, self.payload)
+        self.accelerator.wait_for_everyone()
+
+
+def _check_writable(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise SweepError(f"output_dir {str(output_dir)!r} is not writable: {error}.") from error
+
+
+def _load_teacher(sweep: SweepArguments, label_names: list[str]):
+    """The teacher and its image processor, and whether it still has to be fine-tuned on these labels."""
+    if sweep.teacher is None:
+        model, processor = embedded_teacher(label_names)
+        return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
+    model = AutoModelForImageClassification.from_pretrained(sweep.teacher)
+    if not isinstance(model, ViTForImageClassification):
+        raise SweepError(
+            f"teacher {sweep.teacher!r} is a {type(model).__name__}; hf_lowrank distils ViTForImageClassification "
+            "teachers (model_type 'vit')."
+        )
+    processor = AutoImageProcessor.from_pretrained(sweep.teacher)
+    teacher_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    same_labels = teacher_labels == label_names
+    mode = sweep.teacher_finetune
+    if mode == "auto":
+        mode = "none" if same_labels else "full"
+    if mode == "none" and not same_labels:
+        unknown = sorted(set(label_names) - set(teacher_labels))
+        raise SweepError(
+            f"--teacher_finetune none, but the teacher's labels are not the dataset's: labels outside the teacher's "
+            f"label set: {unknown[:10]}{' ...' if len(unknown) > 10 else ''} (teacher has {len(teacher_labels)} "
+            f"labels, the dataset {len(label_names)}). Let the teacher be fine-tuned (auto, full or lora)."
+        )
+    if not same_labels:
+        model = ViTForImageClassification.from_pretrained(
+            sweep.teacher, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)}, ignore_mismatched_sizes=True,
+        )
+    return model, processor, mode
+
+
+def _finetune_teacher(model, mode: str, sweep: SweepArguments, args: DistillationConfig, accelerator, train_set):
+    stage_args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
+    stage_args.learning_rate = sweep.teacher_learning_rate
+    stage_args.num_train_epochs = sweep.teacher_num_train_epochs
+    stage_args.weight_decay = sweep.teacher_weight_decay
+    stage_args.max_steps = -1
+    if mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=sweep.lora_rank, lora_alpha=2 * sweep.lora_rank,
+                                                 target_modules=LORA_TARGETS, modules_to_save=["classifier"]))
+    result = LockstepTrainer(accelerator, stage_args, teacher=None, description="teacher").train(
+        {"teacher": model}, train_set)["teacher"]
+    if result.status != "done":
+        raise RuntimeError(f"the teacher stage failed: {result.error}")
+    model = accelerator.unwrap_model(model)
+    if mode == "lora":
+        model = model.merge_and_unload()
+    return model.eval()
+
+
+def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
+    """Run (or resume) the sweep; returns the path of results.json."""
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        cpu=args.use_cpu or not torch.cuda.is_available(),
+    )
+    if accelerator.is_main_process:
+        _check_writable(output_dir)
+    accelerator.wait_for_everyone()
+    set_seed(args.seed)
+    store = _Store(output_dir, _fingerprint(sweep, args, accelerator.num_processes), accelerator,
+                   sweep.overwrite_output_dir)
+
+    with accelerator.main_process_first():
+        data = load_image_classification_data(
+            sweep.dataset, sweep.image_column, sweep.label_column, sweep.train_split, sweep.test_split,
+            seed=args.seed, max_train_samples=sweep.max_train_samples, max_test_samples=sweep.max_test_samples,
+        )
+
+    # ---- teacher stage
+    teacher_dir = output_dir / TEACHER_DIR
+    if store.payload["teacher"] is not None and teacher_dir.is_dir():
+        teacher = ViTForImageClassification.from_pretrained(teacher_dir)
+        processor = AutoImageProcessor.from_pretrained(teacher_dir)
+        mode = store.payload["teacher"]["finetune"]
+        accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {store.payload['teacher']['accuracy']:.4f})")
+    else:
+        teacher, processor, mode = _load_teacher(sweep, data.label_names)
+    with accelerator.main_process_first():
+        processed = preprocess(data, processor)
+    max_rank = _max_rank(teacher)
+    ranks = sweep.ranks or default_ranks(max_rank)
+    for rank in ranks:
+        try:
+            check_rank(rank, max_rank, max_rank, layer="every encoder linear layer of the teacher")
+        except ValueError as error:
+            raise SweepError(f"ranks {ranks}: {error}") from error
+
+    if store.payload["teacher"] is None or not teacher_dir.is_dir():
+        start = time.perf_counter()
+        if mode != "none":
+            teacher = _finetune_teacher(teacher, mode, sweep, args, accelerator, processed["train"])
+        evaluation = evaluate_models(accelerator, {"teacher": teacher}, processed["test"],
+                                     args.per_device_eval_batch_size, description="evaluating teacher")["teacher"]
+        store.save_model(TEACHER_DIR, teacher, processor)
+        store.payload["teacher"] = {
+            "source": sweep.teacher or "embedded digits ViT", "finetune": mode, "model_dir": TEACHER_DIR,
+            "accuracy": evaluation.accuracy, "parameters": count_parameters(teacher),
+            "train_seconds": time.perf_counter() - start, "correct": evaluation.correct.astype(int).tolist(),
+        }
+        store.payload["dataset"] = {"name": sweep.dataset, "num_train": len(processed["train"]),
+                                    "num_test": len(processed["test"]), "label_names": data.label_names,
+                                    "num_processes": accelerator.num_processes}
+        store.write()
+        accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(processed['test'])} examples)")
+    teacher_record = store.payload["teacher"]
+
+    # ---- students, one per rank, in lock-step groups
+    pending = [rank for rank in ranks if rank not in store.finished_ranks()]
+    if len(pending) < len(ranks):
+        accelerator.print(f"resuming: ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}")
+    group_size = sweep.lockstep_group_size or len(pending) or 1
+    for first in range(0, len(pending), group_size):
+        group = pending[first:first + group_size]
+        students = {
+            rank: FactorizedViTForImageClassification.from_teacher(teacher, rank=rank,
+                                                                   exclude_modules=sweep.exclude_modules)
+            for rank in group
+        }
+        trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}")
+        outcomes = trainer.train({f"rank-{rank:03d}": student for rank, student in students.items()},
+                                 processed["train"])
+        trainer.close()
+        done = {rank: s for rank, s in students.items() if outcomes[f"rank-{rank:03d}"].status == "done"}
+        evaluations = evaluate_models(accelerator, done, processed["test"], args.per_device_eval_batch_size,
+                                      description="evaluating students")
+        for rank, student in students.items():
+            outcome = outcomes[f"rank-{rank:03d}"]
+            record = {"rank": rank, "status": outcome.status, "error": outcome.error, "seed": args.seed,
+                      "steps": outcome.steps, "train_seconds": outcome.train_seconds,
+                      "parameters": count_parameters(accelerator.unwrap_model(student)),
+                      "loss_history": outcome.loss_history, "model_dir": None}
+            record["compression"] = teacher_record["parameters"] / record["parameters"]
+            if rank in evaluations:
+                evaluation = evaluations[rank]
+                record.update(accuracy=evaluation.accuracy,
+                              normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
+                              correct=evaluation.correct.astype(int).tolist(),
+                              model_dir=store.save_model(f"rank-{rank:03d}", student, processor))
+            store.payload["ranks"] = [r for r in store.payload["ranks"] if r["rank"] != rank] + [record]
+            store.write()
+        del students
+
+    _print_summary(accelerator, store)
+    return store.path
+
+
+def _print_summary(accelerator: Accelerator, store: _Store) -> None:
+    teacher = store.payload["teacher"]
+    lines = [f"teacher: {teacher['parameters']:,} parameters, test accuracy {teacher['accuracy']:.4f}",
+             f"{'rank':>5} {'parameters':>11} {'compress':>8} {'accuracy':>8} {'of teacher':>10}"]
+    for record in store.payload["ranks"]:
+        if record["status"] == "done":
+            lines.append(f"{record['rank']:>5} {record['parameters']:>11,} {record['compression']:>7.2f}x "
+                         f"{record['accuracy']:>8.4f} {record['normalized_accuracy']:>9.1%}")
+        else:
+            lines.append(f"{record['rank']:>5} failed: {record['error']}")
+    lines.append(f"results: {store.path} (students in {store.dir}/rank-XXX, teacher in {store.dir}/{TEACHER_DIR})")
+    accelerator.print("\n".join(lines))

@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from hf_lowrank.losses import distillation_loss, geometric_loss, kd_loss, mse_cosine_loss
+
+
+def _pair(shape=(3, 5, 7), seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=generator), torch.randn(*shape, generator=generator)
+
+
+def test_mse_cosine_is_zero_for_identical_inputs():
+    s, _ = _pair()
+    assert mse_cosine_loss(s, s.clone()).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mse_cosine_matches_an_independent_numpy_computation():
+    s, t = _pair()
+    a, b = s.double().numpy(), t.double().numpy()
+    mse = np.mean((a - b) ** 2)
+    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    assert mse_cosine_loss(s, t).item() == pytest.approx(mse + np.mean(1 - cos), rel=1e-5)
+
+
+def test_cosine_term_is_scale_invariant_and_mse_term_is_not():
+    s, t = _pair()
+    cos_part = lambda x: mse_cosine_loss(x, t) - F.mse_loss(x, t)  # noqa: E731
+    torch.testing.assert_close(cos_part(3.7 * s), cos_part(s), rtol=1e-5, atol=1e-6)
+    assert mse_cosine_loss(3.7 * s, t) != pytest.approx(mse_cosine_loss(s, t).item())
+    # Opposite directions: 1 - cos = 2 per token.
+    assert (mse_cosine_loss(-s, s) - F.mse_loss(-s, s)).item() == pytest.approx(2.0, rel=1e-5)
+
+
+def test_geometric_sums_blocks_and_logits():
+    blocks = [_pair(seed=i) for i in range(4)]
+    logits = _pair((3, 10), seed=9)
+    expected = sum(mse_cosine_loss(s, t) for s, t in blocks) + mse_cosine_loss(*logits)
+    got = geometric_loss([s for s, _ in blocks], [t for _, t in blocks], *logits)
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="3 block outputs and the teacher 4"):
+        geometric_loss([s for s, _ in blocks[:3]], [t for _, t in blocks], *logits)
+
+
+def test_kd_matches_closed_form():
+    s, t = _pair((4, 6))
+    temperature = 2.5
+    p = torch.softmax(t / temperature, -1).double()
+    q = torch.softmax(s / temperature, -1).double()
+    closed = (p * (p.log() - q.log())).sum(-1).mean() * temperature**2
+    assert kd_loss(s, t, temperature).item() == pytest.approx(closed.item(), rel=1e-5)
+    assert kd_loss(t, t, temperature).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_distillation_loss_dispatch_and_cross_entropy():
+    s, t = _pair((4, 6))
+    labels = torch.tensor([0, 5, 2, 1])
+    torch.testing.assert_close(distillation_loss("logits", s, t), mse_cosine_loss(s, t))
+    torch.testing.assert_close(distillation_loss("kd", s, t, temperature=2.0), kd_loss(s, t, 2.0))
+    with_ce = distillation_loss("logits", s, t, labels=labels, ce_weight=0.5)
+    torch.testing.assert_close(with_ce, mse_cosine_loss(s, t) + 0.5 * F.cross_entropy(s, labels))
+    with pytest.raises(ValueError, match="geometric"):
+        distillation_loss("feature", s, t)
+    with pytest.raises(ValueError, match="labels"):
+        distillation_loss("logits", s, t, ce_weight=1.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        mse_cosine_loss(s, t[:, :3])
+    assert math.isfinite(distillation_loss("geometric", s, t, [s[None]], [t[None]]).item())

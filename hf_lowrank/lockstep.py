@@ -57,6 +57,7 @@ class TrainResult:
     train_seconds: float  # this model's own forward/backward/step time (the shared teacher time excluded)
     error: str | None = None
     loss_history: list[tuple[int, float]] = field(default_factory=list)  # (optimizer step, loss)
+    examples_per_process: list[int] = field(default_factory=list)  # training examples each process saw
 
 
 @dataclass
@@ -125,9 +126,10 @@ class LockstepTrainer:
     def train(self, models: dict[str, nn.Module], train_dataset: Dataset,
               on_step: Callable[[int], None] | None = None) -> dict[str, TrainResult]:
         args, accelerator = self.args, self.accelerator
+        # The data order is a function of args.seed alone (not of the global RNG), the same on every process.
         loader = DataLoader(train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True,
-                            collate_fn=collate_pixel_values, drop_last=args.dataloader_drop_last,
-                            num_workers=args.dataloader_num_workers)
+                            generator=torch.Generator().manual_seed(args.seed), collate_fn=collate_pixel_values,
+                            drop_last=args.dataloader_drop_last, num_workers=args.dataloader_num_workers)
         loader = accelerator.prepare(loader)
         total_steps = num_update_steps(args, len(loader))
         geometric = self.teacher is not None and args.distillation_mode == "geometric"
@@ -143,13 +145,14 @@ class LockstepTrainer:
             recorder = BlockOutputRecorder(model) if geometric else None
             runs.append(_Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder))
 
-        active, step, epoch = list(runs), 0, 0
+        active, step, epoch, examples = list(runs), 0, 0, 0
         progress = tqdm(total=total_steps, desc=f"{self.description} ({len(runs)} models)",
                         disable=not accelerator.is_local_main_process or args.disable_tqdm)
         while step < total_steps and active:
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(epoch)
             for batch in loader:
+                examples += batch["pixel_values"].shape[0]
                 targets = None
                 if self.teacher is not None:
                     targets = teacher_targets(self.teacher, self.teacher_recorder, batch["pixel_values"])
@@ -189,13 +192,15 @@ class LockstepTrainer:
                     break
             epoch += 1
         progress.close()
+        per_process = accelerator.gather(torch.tensor([examples], device=accelerator.device)).tolist()
 
         results = {}
         for run in runs:
             if run.recorder is not None:
                 run.recorder.remove()
             run.model.eval()
-            results[run.key] = TrainResult("failed" if run.error else "done", step, run.seconds, run.error, run.history)
+            results[run.key] = TrainResult("failed" if run.error else "done", step, run.seconds, run.error, run.history,
+                                           per_process)
         return results
 
     def close(self) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration
 from torch import nn
 from transformers import (
     AutoImageProcessor,
@@ -272,7 +271,7 @@ def _finetune_teacher(model, mode: str, sweep: SweepArguments, args: Distillatio
     model = accelerator.unwrap_model(model)
     if mode == "lora":
         model = model.merge_and_unload()
-    return model.eval()
+    return model.eval(), result.examples_per_process
 
 
 def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
@@ -280,8 +279,7 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        cpu=args.use_cpu or not torch.cuda.is_available(),
+        cpu=args.use_cpu,
     )
     if accelerator.is_main_process:
         _check_writable(output_dir)
@@ -317,15 +315,18 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
 
     if store.payload["teacher"] is None or not teacher_dir.is_dir():
         start = time.perf_counter()
+        examples_per_process = []
         if mode != "none":
-            teacher = _finetune_teacher(teacher, mode, sweep, args, accelerator, processed["train"])
+            teacher, examples_per_process = _finetune_teacher(teacher, mode, sweep, args, accelerator,
+                                                              processed["train"])
         evaluation = evaluate_models(accelerator, {"teacher": teacher}, processed["test"],
                                      args.per_device_eval_batch_size, description="evaluating teacher")["teacher"]
         store.save_model(TEACHER_DIR, teacher, processor)
         store.payload["teacher"] = {
             "source": sweep.teacher or "embedded digits ViT", "finetune": mode, "model_dir": TEACHER_DIR,
             "accuracy": evaluation.accuracy, "parameters": count_parameters(teacher),
-            "train_seconds": time.perf_counter() - start, "correct": evaluation.correct.astype(int).tolist(),
+            "train_seconds": time.perf_counter() - start, "examples_per_process": examples_per_process,
+            "correct": evaluation.correct.astype(int).tolist(),
         }
         store.payload["dataset"] = {"name": sweep.dataset, "num_train": len(processed["train"]),
                                     "num_test": len(processed["test"]), "label_names": data.label_names,
@@ -358,7 +359,10 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
             record = {"rank": rank, "status": outcome.status, "error": outcome.error, "seed": args.seed,
                       "steps": outcome.steps, "train_seconds": outcome.train_seconds,
                       "parameters": count_parameters(accelerator.unwrap_model(student)),
-                      "loss_history": outcome.loss_history, "model_dir": None}
+                      "examples_per_process": outcome.examples_per_process, "loss_history": outcome.loss_history,
+                      "model_dir": None,
+                      "config": {"rank": rank, "exclude_modules": sweep.exclude_modules,
+                                 "distillation_mode": args.distillation_mode, "teacher": teacher_record["source"]}}
             record["compression"] = teacher_record["parameters"] / record["parameters"]
             if rank in evaluations:
                 evaluation = evaluations[rank]

@@ -1,0 +1,223 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForImageClassification, ConvNextConfig, ConvNextForImageClassification
+
+import sweep as sweep_script  # scripts/sweep.py
+from hf_lowrank.data import find_columns, load_image_classification_data, preprocess
+from hf_lowrank.results import ResultsError, load_results
+from hf_lowrank.sweep import SweepError, run_sweep
+from sweep_helpers import REPO, SWEEP_SCRIPT, sweep_argv
+from vit_tester import TinyViTTester
+
+
+def _run(argv):
+    sweep, training = sweep_script.parse(argv)
+    return load_results(run_sweep(sweep, training))
+
+
+def _strip(record):
+    return {k: v for k, v in record.items() if k not in ("train_seconds", "loss_history")}
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("sweep")
+    return output_dir, _run(sweep_argv(output_dir, "--ranks", 1, 3))
+
+
+def test_sweep_writes_teacher_students_and_results(finished_sweep):
+    output_dir, results = finished_sweep
+    assert results["teacher"]["finetune"] == "full" and 0 <= results["teacher"]["accuracy"] <= 1
+    assert [r["rank"] for r in results["ranks"]] == [1, 3]
+    assert results["dataset"]["num_test"] == 90 == len(results["teacher"]["correct"])
+
+    # Each recorded accuracy is reproduced by the saved student, loaded back through the Auto classes.
+    data = load_image_classification_data(max_train_samples=160, max_test_samples=90, seed=0)
+    student = AutoModelForImageClassification.from_pretrained(output_dir / "rank-003")
+    from transformers import AutoImageProcessor
+
+    test = preprocess(data, AutoImageProcessor.from_pretrained(output_dir / "rank-003"))["test"][:]
+    with torch.no_grad():
+        correct = (student(pixel_values=test["pixel_values"]).logits.argmax(-1) == test["labels"]).numpy()
+    record = results["ranks"][1]
+    np.testing.assert_array_equal(np.array(record["correct"], dtype=bool), correct)
+    assert record["accuracy"] == pytest.approx(correct.mean())
+    assert record["normalized_accuracy"] == pytest.approx(record["accuracy"] / results["teacher"]["accuracy"])
+    assert record["compression"] == pytest.approx(results["teacher"]["parameters"] / record["parameters"])
+    assert record["status"] == "done" and record["seed"] == 0 and record["config"]["rank"] == 3
+    assert record["examples_per_process"] == [160 * 2]  # 2 epochs, one process
+    assert (output_dir / "teacher" / "model.safetensors").is_file()
+
+
+def test_rerun_keeps_finished_ranks_and_trains_only_new_ones(finished_sweep, tmp_path):
+    output_dir, results = finished_sweep
+    stamp = (output_dir / "rank-001" / "model.safetensors").stat().st_mtime_ns
+    again = _run(sweep_argv(output_dir, "--ranks", 1, 3, 2))
+    assert (output_dir / "rank-001" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert [r["rank"] for r in again["ranks"]] == [1, 2, 3]
+    for before, after in zip(results["ranks"], [again["ranks"][0], again["ranks"][2]]):
+        assert before == after  # untouched, train_seconds included
+
+
+def test_other_configuration_is_refused_unless_overwritten(finished_sweep):
+    output_dir, _ = finished_sweep
+    with pytest.raises(SweepError, match=r"training\.learning_rate"):
+        _run(sweep_argv(output_dir, "--ranks", 1, "--learning_rate", 0.5))
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
+    argv = sweep_argv(tmp_path / "killed", "--ranks", 1, 2, "--lockstep_group_size", 1)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results_file = tmp_path / "killed" / "results.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:  # kill -9 once rank 1 is recorded, rank 2 not yet
+        if results_file.exists() and len(json.loads(results_file.read_text())["ranks"]) == 1:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
+    stamp = (tmp_path / "killed" / "rank-001" / "model.safetensors").stat().st_mtime_ns
+
+    resumed = _run(argv)
+    uninterrupted = _run(sweep_argv(tmp_path / "clean", "--ranks", 1, 2, "--lockstep_group_size", 1))
+    assert (tmp_path / "killed" / "rank-001" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert {k: v for k, v in resumed["teacher"].items() if k != "train_seconds"} == {
+        k: v for k, v in uninterrupted["teacher"].items() if k != "train_seconds"}
+    assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in uninterrupted["ranks"]]
+    for rank in ("rank-001", "rank-002"):
+        a = AutoModelForImageClassification.from_pretrained(tmp_path / "killed" / rank).state_dict()
+        b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / rank).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path):
+    wrapper = tmp_path / "wrapped_sweep.py"
+    wrapper.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
+        "import hf_lowrank.sweep as sweep_module\n"
+        "from transformers import PreTrainedModel\n"
+        "log = os.path.join(os.environ['WRITE_LOG_DIR'], 'writes-' + os.environ.get('RANK', '0'))\n"
+        "def logged(function):\n"
+        "    def wrapper(*args, **kwargs):\n"
+        "        open(log, 'a').write(function.__name__ + '\\n')\n"
+        "        return function(*args, **kwargs)\n"
+        "    return wrapper\n"
+        "sweep_module.atomic_write_json = logged(sweep_module.atomic_write_json)\n"
+        "PreTrainedModel.save_pretrained = logged(PreTrainedModel.save_pretrained)\n"
+        "import sweep\n"
+        "sweep.main()\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WRITE_LOG_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(wrapper),
+               *sweep_argv(tmp_path / "ddp", "--ranks", 2)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = load_results(tmp_path / "ddp" / "results.json")
+    assert results["config"]["num_processes"] == 2
+    # Both processes trained on half of the 160 examples a epoch each (accelerate evens out the last batch by
+    # repeating a few examples): 2 epochs of students, 4 of teacher.
+    for record, epochs in ((results["ranks"][0], 2), (results["teacher"], 4)):
+        first, second = record["examples_per_process"]
+        assert first == second and 160 * epochs <= first + second <= 160 * epochs + 2 * 32 * epochs
+    assert (tmp_path / "writes-0").read_text().count("atomic_write_json") >= 2
+    assert not (tmp_path / "writes-1").exists()
+
+
+# ---------------------------------------------------------------- bad input, caught before training
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ranks"], "ranks is empty"),
+        (["--ranks", 4, 2, 4], r"\[4\] more than once"),
+        (["--ranks", 0, 2], "positive integers"),
+        (["--teacher_finetune", "partial"], "teacher_finetune"),
+        (["--dataset", "cifar100"], "--teacher is required"),
+    ],
+)
+def test_bad_sweep_arguments(tmp_path, extra, message):
+    with pytest.raises((SweepError, SystemExit)) as error:
+        sweep_script.parse(sweep_argv(tmp_path, *extra))
+    if error.type is SweepError:
+        assert error.match(message)
+
+
+def _teacher_dir(tmp_path, labels):
+    tester = TinyViTTester()
+    from transformers import ViTForImageClassification, ViTImageProcessorPil
+
+    config = tester.get_config(image_size=8, patch_size=2, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                               label2id={name: i for i, name in enumerate(labels)})
+    ViTForImageClassification(config).save_pretrained(tmp_path / "teacher-in")
+    ViTImageProcessorPil(size={"height": 8, "width": 8}).save_pretrained(tmp_path / "teacher-in")
+    return tmp_path / "teacher-in"
+
+
+def test_rank_out_of_range_is_refused_before_training(tmp_path):
+    with pytest.raises(SweepError, match=r"\[1, 48\], got 49"):
+        _run(sweep_argv(tmp_path, "--ranks", 4, 49))
+    assert not (tmp_path / "teacher").exists()
+
+
+def test_labels_outside_the_teacher_label_set(tmp_path):
+    teacher = _teacher_dir(tmp_path, ["cat", "dog"])
+    with pytest.raises(SweepError, match=r"labels outside the teacher's label set: \['0', '1'"):
+        _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--teacher_finetune", "none", "--ranks", 2))
+
+
+def test_teacher_that_is_not_a_vit_classifier(tmp_path):
+    config = ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10,
+                            image_size=8)
+    ConvNextForImageClassification(config).save_pretrained(tmp_path / "convnext")
+    with pytest.raises(SweepError, match="ConvNextForImageClassification"):
+        _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "convnext", "--ranks", 2))
+
+
+def test_empty_split_and_missing_columns(tmp_path):
+    with pytest.raises(ValueError, match="test split of 'digits' is empty"):
+        load_image_classification_data(max_test_samples=0)
+    dataset = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    with pytest.raises(ValueError, match=r"image column.*columns found: \['text', 'label'\]"):
+        find_columns(dataset)
+    with pytest.raises(ValueError, match="picture"):
+        find_columns(dataset, image_column="picture")
+
+
+def test_unwritable_output_dir(tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(SweepError, match="not writable"):
+        _run(sweep_argv(tmp_path / "a-file" / "out", "--ranks", 2))
+
+
+def test_results_file_errors(tmp_path):
+    with pytest.raises(ResultsError, match="no results file"):
+        load_results(tmp_path / "results.json")
+    (tmp_path / "results.json").write_text('{"format": "hf_lowrank.sweep", "version": 1, "ran')
+    with pytest.raises(ResultsError, match="truncated"):
+        load_results(tmp_path / "results.json")
+    (tmp_path / "results.json").write_text('{"format": "hf_lowrank.sweep", "version": 99}')
+    with pytest.raises(ResultsError, match="version 99"):
+        load_results(tmp_path / "results.json")
+
+
+def test_yaml_config_with_command_line_override(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text("ranks: [2, 8]\nlearning_rate: 0.005\ndistillation_mode: kd\n")
+    sweep, training = sweep_script.parse(["--config", str(config), "--learning_rate", "0.01"])
+    assert sweep.ranks == [2, 8] and training.distillation_mode == "kd"
+    assert training.learning_rate == 0.01  # the command line wins

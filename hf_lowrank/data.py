@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_dataset
 from PIL import Image as PILImage
 
 
@@ -149,11 +149,15 @@ def preprocess(data: ImageClassificationData, image_processor, num_proc: int | N
         pixel_values = image_processor(images, return_tensors="np")["pixel_values"].astype(np.float32)
         return {"pixel_values": list(pixel_values), "labels": batch[data.label_column], "index": indices}
 
+    # pixel_values as a fixed-shape Array3D: batches come out of Arrow as one array, not nested Python lists.
+    first = transform(data.splits["train"][:1], [0])["pixel_values"][0]  # (C, H, W)
+    features = Features({"pixel_values": Array3D(first.shape, "float32"), "labels": Value("int64"),
+                         "index": Value("int64")})
     processed = DatasetDict()
     for name, split in data.splits.items():
         processed[name] = split.map(
             transform, batched=True, with_indices=True, remove_columns=split.column_names, num_proc=num_proc,
-            features=None, desc=f"preprocessing {name}",
+            features=features, desc=f"preprocessing {name}",
         ).with_format("torch")
     return processed
 

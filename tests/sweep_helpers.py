@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import torch
-from datasets import Dataset
+from datasets import Array3D, Dataset, Features, Value
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +25,9 @@ def pixel_dataset(num_examples: int, image_size: int, num_labels: int, seed: int
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.randn(num_examples, 3, image_size, image_size, generator=generator)
     labels = torch.randint(0, num_labels, (num_examples,), generator=generator)
+    features = Features({"pixel_values": Array3D((3, image_size, image_size), "float32"), "labels": Value("int64"),
+                         "index": Value("int64")})
     return Dataset.from_dict(
-        {"pixel_values": pixels.numpy(), "labels": labels.tolist(), "index": list(range(num_examples))}
+        {"pixel_values": pixels.numpy(), "labels": labels.tolist(), "index": list(range(num_examples))},
+        features=features,
     ).with_format("torch")

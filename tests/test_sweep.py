@@ -221,3 +221,16 @@ def test_yaml_config_with_command_line_override(tmp_path):
     sweep, training = sweep_script.parse(["--config", str(config), "--learning_rate", "0.01"])
     assert sweep.ranks == [2, 8] and training.distillation_mode == "kd"
     assert training.learning_rate == 0.01  # the command line wins
+
+
+@pytest.mark.slow
+def test_embedded_default_end_to_end(tmp_path):
+    """The README's main job, exactly as a user runs it (no arguments but the output directory)."""
+    result = subprocess.run([sys.executable, str(SWEEP_SCRIPT), "--output_dir", str(tmp_path)], cwd=REPO,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = load_results(tmp_path / "results.json")
+    assert results["teacher"]["accuracy"] >= 0.95  # the issue's bar for the embedded teacher
+    assert [r["rank"] for r in results["ranks"]] == [1, 2, 4, 8, 16, 32, 48]
+    assert all(r["status"] == "done" and (tmp_path / r["model_dir"]).is_dir() for r in results["ranks"])
+    assert str(tmp_path / "results.json") in result.stdout

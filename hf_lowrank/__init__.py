@@ -15,6 +15,7 @@ from transformers import (
 
 from .accounting import count_parameters, linear_parameters, vit_forward_flops
 from .configuration_factorized_vit import FactorizedViTConfig
+from .distillation import DistillationConfig, DistillationTrainer
 from .factorize import (
     DEFAULT_EXCLUDE_MODULES,
     FactorizationReport,
@@ -36,6 +37,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_EXCLUDE_MODULES",
+    "DistillationConfig",
+    "DistillationTrainer",
     "FactorizationReport",
     "FactorizedLinear",
     "FactorizedViTConfig",

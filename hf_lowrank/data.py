@@ -140,25 +140,39 @@ def load_image_classification_data(
     return ImageClassificationData(splits, image, label, list(feature.names))
 
 
-def preprocess(data: ImageClassificationData, image_processor, num_proc: int | None = None) -> DatasetDict:
-    """`pixel_values` (float32, C x H x W), `labels` and `index` (row number, to put gathered predictions back in
-    dataset order) for every split, computed once with `image_processor`."""
+def preprocess(data: ImageClassificationData, image_processor, cache_limit_gb: float = 2.0) -> DatasetDict:
+    """Every split as rows of `pixel_values` (float32, C x H x W), `labels` and `index` (the row number, to put
+    gathered predictions back in dataset order), made with `image_processor`.
 
-    def transform(batch, indices):
+    When all the processed pixels fit in `cache_limit_gb`, they are computed once and cached (a `map`, stored as a
+    fixed-shape Array3D so a batch comes out of Arrow as one array). Larger datasets (CIFAR-100 at 224x224 would be
+    30 GB) are processed on the fly, batch by batch, as the data loader asks for them.
+    """
+
+    def pixels(batch) -> np.ndarray:
         images = [image.convert("RGB") for image in batch[data.image_column]]
-        pixel_values = image_processor(images, return_tensors="np")["pixel_values"].astype(np.float32)
-        return {"pixel_values": list(pixel_values), "labels": batch[data.label_column], "index": indices}
+        return image_processor(images, return_tensors="np")["pixel_values"].astype(np.float32)  # (B, C, H, W)
 
-    # pixel_values as a fixed-shape Array3D: batches come out of Arrow as one array, not nested Python lists.
-    first = transform(data.splits["train"][:1], [0])["pixel_values"][0]  # (C, H, W)
-    features = Features({"pixel_values": Array3D(first.shape, "float32"), "labels": Value("int64"),
-                         "index": Value("int64")})
+    shape = pixels(data.splits["train"][:1]).shape[1:]
+    total_bytes = 4 * int(np.prod(shape)) * sum(len(split) for split in data.splits.values())
     processed = DatasetDict()
     for name, split in data.splits.items():
-        processed[name] = split.map(
-            transform, batched=True, with_indices=True, remove_columns=split.column_names, num_proc=num_proc,
-            features=features, desc=f"preprocessing {name}",
-        ).with_format("torch")
+        if total_bytes <= cache_limit_gb * 2**30:
+            features = Features({"pixel_values": Array3D(shape, "float32"), "labels": Value("int64"),
+                                 "index": Value("int64")})
+            processed[name] = split.map(
+                lambda batch, indices: {"pixel_values": pixels(batch), "labels": batch[data.label_column],
+                                        "index": indices},
+                batched=True, with_indices=True, remove_columns=split.column_names, features=features,
+                desc=f"preprocessing {name}",
+            ).with_format("torch")
+        else:
+            indexed = split.add_column("index", list(range(len(split))))
+            processed[name] = indexed.with_transform(
+                lambda batch: {"pixel_values": torch.from_numpy(pixels(batch)),
+                               "labels": torch.tensor(batch[data.label_column]),
+                               "index": torch.tensor(batch["index"])}
+            )
     return processed
 
 

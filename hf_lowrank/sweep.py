@@ -15,8 +15,8 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoImageProcessor,
-    AutoModelForImageClassification,
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessorPil,
@@ -143,8 +143,11 @@ def _max_rank(model: nn.Module) -> int:
     return min(dims)
 
 
-def _fingerprint(sweep: SweepArguments, args: DistillationConfig, num_processes: int) -> dict:
-    """Everything that changes a sweep's numbers; a rerun must match it to resume (the rank list may grow)."""
+def _fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Accelerator) -> dict:
+    """Everything that changes a sweep's numbers; a rerun must match it to resume (the rank list may grow).
+
+    The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
+    changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items()
            if k not in ("ranks", "overwrite_output_dir", "config", "lockstep_group_size")}
     training = {k: getattr(args, k) for k in (
@@ -153,7 +156,9 @@ def _fingerprint(sweep: SweepArguments, args: DistillationConfig, num_processes:
         "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "dataloader_drop_last",
     )}
     training["lr_scheduler_type"] = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
-    return {"sweep": own, "training": training, "num_processes": num_processes}
+    environment = {"num_processes": accelerator.num_processes, "device_type": accelerator.device.type,
+                   "torch_num_threads": torch.get_num_threads()}
+    return {"sweep": own, "training": training, "environment": environment}
 
 
 class _Store:
@@ -171,12 +176,10 @@ class _Store:
                 self.payload = previous
             elif not overwrite:
                 changed = sorted(
-                    f"{section}.{key}" for section in ("sweep", "training")
+                    f"{section}.{key}" for section in fingerprint
                     for key in set(fingerprint[section]) | set(previous["config"].get(section, {}))
                     if fingerprint[section].get(key) != previous["config"].get(section, {}).get(key)
                 )
-                if fingerprint["num_processes"] != previous["config"].get("num_processes"):
-                    changed.append("num_processes")
                 raise SweepError(
                     f"{output_dir} holds a sweep made with another configuration (differs in: {', '.join(changed)}). "
                     "Use another --output_dir, rerun with the same arguments to resume, or pass "
@@ -222,18 +225,21 @@ def _check_writable(output_dir: Path) -> None:
 
 
 def _load_teacher(sweep: SweepArguments, label_names: list[str]):
-    """The teacher and its image processor, and whether it still has to be fine-tuned on these labels."""
+    """The teacher and its image processor, and how it still has to be fine-tuned on these labels.
+
+    The config is read first, so a teacher of another family or with other labels is refused before any weights
+    are loaded."""
     if sweep.teacher is None:
         model, processor = embedded_teacher(label_names)
         return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
-    model = AutoModelForImageClassification.from_pretrained(sweep.teacher)
-    if not isinstance(model, ViTForImageClassification):
+    config = AutoConfig.from_pretrained(sweep.teacher)
+    if config.model_type != "vit":
+        kind = ", ".join(config.architectures or []) or f"model_type {config.model_type!r}"
         raise SweepError(
-            f"teacher {sweep.teacher!r} is a {type(model).__name__}; hf_lowrank distils ViTForImageClassification "
-            "teachers (model_type 'vit')."
+            f"teacher {sweep.teacher!r} is a {kind}; hf_lowrank distils ViTForImageClassification teachers "
+            "(model_type 'vit')."
         )
-    processor = AutoImageProcessor.from_pretrained(sweep.teacher)
-    teacher_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    teacher_labels = [config.id2label[i] for i in range(config.num_labels)]
     same_labels = teacher_labels == label_names
     mode = sweep.teacher_finetune
     if mode == "auto":
@@ -245,15 +251,17 @@ def _load_teacher(sweep: SweepArguments, label_names: list[str]):
             f"label set: {unknown[:10]}{' ...' if len(unknown) > 10 else ''} (teacher has {len(teacher_labels)} "
             f"labels, the dataset {len(label_names)}). Let the teacher be fine-tuned (auto, full or lora)."
         )
-    if not same_labels:
-        model = ViTForImageClassification.from_pretrained(
-            sweep.teacher, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-            label2id={name: i for i, name in enumerate(label_names)}, ignore_mismatched_sizes=True,
-        )
-    return model, processor, mode
+    relabel = {} if same_labels else dict(
+        num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)}, ignore_mismatched_sizes=True,
+    )
+    model = ViTForImageClassification.from_pretrained(sweep.teacher, **relabel)
+    return model, AutoImageProcessor.from_pretrained(sweep.teacher), mode
 
 
 def _finetune_teacher(model, mode: str, sweep: SweepArguments, args: DistillationConfig, accelerator, train_set):
+    """Fine-tune the teacher on the labels (full, or LoRA merged afterwards); returns it and the examples each
+    process trained on."""
     stage_args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
     stage_args.learning_rate = sweep.teacher_learning_rate
     stage_args.num_train_epochs = sweep.teacher_num_train_epochs
@@ -274,111 +282,118 @@ def _finetune_teacher(model, mode: str, sweep: SweepArguments, args: Distillatio
     return model.eval(), result.examples_per_process
 
 
-def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
-    """Run (or resume) the sweep; returns the path of results.json."""
-    output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        cpu=args.use_cpu,
-    )
-    if accelerator.is_main_process:
-        _check_writable(output_dir)
-    accelerator.wait_for_everyone()
-    set_seed(args.seed)
-    store = _Store(output_dir, _fingerprint(sweep, args, accelerator.num_processes), accelerator,
-                   sweep.overwrite_output_dir)
+def _teacher_stage(store: "_Store", sweep, args, accelerator, data):
+    """Load the finished teacher of an earlier run, or load/build, fine-tune, evaluate and record one.
 
-    with accelerator.main_process_first():
-        data = load_image_classification_data(
-            sweep.dataset, sweep.image_column, sweep.label_column, sweep.train_split, sweep.test_split,
-            seed=args.seed, max_train_samples=sweep.max_train_samples, max_test_samples=sweep.max_test_samples,
-        )
-
-    # ---- teacher stage
-    teacher_dir = output_dir / TEACHER_DIR
-    if store.payload["teacher"] is not None and teacher_dir.is_dir():
+    Returns the teacher, its image processor and the preprocessed splits."""
+    teacher_dir = store.dir / TEACHER_DIR
+    finished = store.payload["teacher"] is not None and teacher_dir.is_dir()
+    if finished:
         teacher = ViTForImageClassification.from_pretrained(teacher_dir)
         processor = AutoImageProcessor.from_pretrained(teacher_dir)
-        mode = store.payload["teacher"]["finetune"]
-        accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {store.payload['teacher']['accuracy']:.4f})")
+        accelerator.print(f"resuming: teacher from {teacher_dir} "
+                          f"(test accuracy {store.payload['teacher']['accuracy']:.4f})")
     else:
         teacher, processor, mode = _load_teacher(sweep, data.label_names)
     with accelerator.main_process_first():
         processed = preprocess(data, processor)
+    _check_ranks(sweep.ranks, teacher)
+    if finished:
+        return teacher, processor, processed
+
+    start = time.perf_counter()
+    examples_per_process = []
+    if mode != "none":
+        teacher, examples_per_process = _finetune_teacher(teacher, mode, sweep, args, accelerator, processed["train"])
+    evaluation = evaluate_models(accelerator, {"teacher": teacher}, processed["test"],
+                                 args.per_device_eval_batch_size, description="evaluating teacher")["teacher"]
+    store.save_model(TEACHER_DIR, teacher, processor)
+    store.payload["teacher"] = {
+        "source": sweep.teacher or "embedded digits ViT", "finetune": mode, "model_dir": TEACHER_DIR,
+        "accuracy": evaluation.accuracy, "parameters": count_parameters(teacher),
+        "train_seconds": time.perf_counter() - start, "examples_per_process": examples_per_process,
+        "correct": evaluation.correct.astype(int).tolist(),
+    }
+    store.payload["dataset"] = {"name": sweep.dataset, "num_train": len(processed["train"]),
+                                "num_test": len(processed["test"]), "label_names": data.label_names}
+    store.write()
+    accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(processed['test'])} examples)")
+    return teacher, processor, processed
+
+
+def _check_ranks(ranks: list[int] | None, teacher: nn.Module) -> None:
     max_rank = _max_rank(teacher)
-    ranks = sweep.ranks or default_ranks(max_rank)
-    for rank in ranks:
+    for rank in ranks or []:
         try:
             check_rank(rank, max_rank, max_rank, layer="every encoder linear layer of the teacher")
         except ValueError as error:
             raise SweepError(f"ranks {ranks}: {error}") from error
 
-    if store.payload["teacher"] is None or not teacher_dir.is_dir():
-        start = time.perf_counter()
-        examples_per_process = []
-        if mode != "none":
-            teacher, examples_per_process = _finetune_teacher(teacher, mode, sweep, args, accelerator,
-                                                              processed["train"])
-        evaluation = evaluate_models(accelerator, {"teacher": teacher}, processed["test"],
-                                     args.per_device_eval_batch_size, description="evaluating teacher")["teacher"]
-        store.save_model(TEACHER_DIR, teacher, processor)
-        store.payload["teacher"] = {
-            "source": sweep.teacher or "embedded digits ViT", "finetune": mode, "model_dir": TEACHER_DIR,
-            "accuracy": evaluation.accuracy, "parameters": count_parameters(teacher),
-            "train_seconds": time.perf_counter() - start, "examples_per_process": examples_per_process,
-            "correct": evaluation.correct.astype(int).tolist(),
-        }
-        store.payload["dataset"] = {"name": sweep.dataset, "num_train": len(processed["train"]),
-                                    "num_test": len(processed["test"]), "label_names": data.label_names,
-                                    "num_processes": accelerator.num_processes}
-        store.write()
-        accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(processed['test'])} examples)")
-    teacher_record = store.payload["teacher"]
 
-    # ---- students, one per rank, in lock-step groups
+def _student_group(group: list[int], store: "_Store", sweep, args, accelerator, teacher, processor, processed):
+    """Distil the students of `group` in lock-step, evaluate them, save each and record it."""
+    students = {
+        rank: FactorizedViTForImageClassification.from_teacher(teacher, rank=rank, exclude_modules=sweep.exclude_modules)
+        for rank in group
+    }
+    trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}")
+    outcomes = trainer.train({f"rank-{rank:03d}": student for rank, student in students.items()}, processed["train"])
+    trainer.close()
+    done = {rank: s for rank, s in students.items() if outcomes[f"rank-{rank:03d}"].status == "done"}
+    evaluations = evaluate_models(accelerator, done, processed["test"], args.per_device_eval_batch_size,
+                                  description="evaluating students")
+    teacher_record = store.payload["teacher"]
+    for rank, student in students.items():
+        outcome = outcomes[f"rank-{rank:03d}"]
+        parameters = count_parameters(accelerator.unwrap_model(student))
+        record = {
+            "rank": rank, "status": outcome.status, "error": outcome.error, "seed": args.seed,
+            "parameters": parameters, "compression": teacher_record["parameters"] / parameters,
+            "steps": outcome.steps, "train_seconds": outcome.train_seconds,
+            "examples_per_process": outcome.examples_per_process, "loss_history": outcome.loss_history,
+            "model_dir": None,
+            "config": {"rank": rank, "exclude_modules": sweep.exclude_modules,
+                       "distillation_mode": args.distillation_mode, "teacher": teacher_record["source"]},
+        }
+        if rank in evaluations:
+            evaluation = evaluations[rank]
+            record.update(accuracy=evaluation.accuracy,
+                          normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
+                          correct=evaluation.correct.astype(int).tolist(),
+                          model_dir=store.save_model(f"rank-{rank:03d}", student, processor))
+        store.payload["ranks"] = [r for r in store.payload["ranks"] if r["rank"] != rank] + [record]
+        store.write()
+
+
+def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
+    """Run (or resume) the sweep; returns the path of results.json."""
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu)
+    if accelerator.is_main_process:
+        _check_writable(output_dir)
+    accelerator.wait_for_everyone()
+    set_seed(args.seed)
+    store = _Store(output_dir, _fingerprint(sweep, args, accelerator), accelerator, sweep.overwrite_output_dir)
+    with accelerator.main_process_first():
+        data = load_image_classification_data(
+            sweep.dataset, sweep.image_column, sweep.label_column, sweep.train_split, sweep.test_split,
+            seed=args.seed, max_train_samples=sweep.max_train_samples, max_test_samples=sweep.max_test_samples,
+        )
+    teacher, processor, processed = _teacher_stage(store, sweep, args, accelerator, data)
+
+    ranks = sweep.ranks or default_ranks(_max_rank(teacher))
     pending = [rank for rank in ranks if rank not in store.finished_ranks()]
     if len(pending) < len(ranks):
         accelerator.print(f"resuming: ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}")
     group_size = sweep.lockstep_group_size or len(pending) or 1
     for first in range(0, len(pending), group_size):
-        group = pending[first:first + group_size]
-        students = {
-            rank: FactorizedViTForImageClassification.from_teacher(teacher, rank=rank,
-                                                                   exclude_modules=sweep.exclude_modules)
-            for rank in group
-        }
-        trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}")
-        outcomes = trainer.train({f"rank-{rank:03d}": student for rank, student in students.items()},
-                                 processed["train"])
-        trainer.close()
-        done = {rank: s for rank, s in students.items() if outcomes[f"rank-{rank:03d}"].status == "done"}
-        evaluations = evaluate_models(accelerator, done, processed["test"], args.per_device_eval_batch_size,
-                                      description="evaluating students")
-        for rank, student in students.items():
-            outcome = outcomes[f"rank-{rank:03d}"]
-            record = {"rank": rank, "status": outcome.status, "error": outcome.error, "seed": args.seed,
-                      "steps": outcome.steps, "train_seconds": outcome.train_seconds,
-                      "parameters": count_parameters(accelerator.unwrap_model(student)),
-                      "examples_per_process": outcome.examples_per_process, "loss_history": outcome.loss_history,
-                      "model_dir": None,
-                      "config": {"rank": rank, "exclude_modules": sweep.exclude_modules,
-                                 "distillation_mode": args.distillation_mode, "teacher": teacher_record["source"]}}
-            record["compression"] = teacher_record["parameters"] / record["parameters"]
-            if rank in evaluations:
-                evaluation = evaluations[rank]
-                record.update(accuracy=evaluation.accuracy,
-                              normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
-                              correct=evaluation.correct.astype(int).tolist(),
-                              model_dir=store.save_model(f"rank-{rank:03d}", student, processor))
-            store.payload["ranks"] = [r for r in store.payload["ranks"] if r["rank"] != rank] + [record]
-            store.write()
-        del students
-
+        _student_group(pending[first:first + group_size], store, sweep, args, accelerator, teacher, processor,
+                       processed)
     _print_summary(accelerator, store)
     return store.path
 
 
-def _print_summary(accelerator: Accelerator, store: _Store) -> None:
+def _print_summary(accelerator: Accelerator, store: "_Store") -> None:
     teacher = store.payload["teacher"]
     lines = [f"teacher: {teacher['parameters']:,} parameters, test accuracy {teacher['accuracy']:.4f}",
              f"{'rank':>5} {'parameters':>11} {'compress':>8} {'accuracy':>8} {'of teacher':>10}"]

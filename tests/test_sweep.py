@@ -127,7 +127,7 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = load_results(tmp_path / "ddp" / "results.json")
-    assert results["config"]["num_processes"] == 2
+    assert results["config"]["environment"]["num_processes"] == 2
     # Both processes trained on half of the 160 examples a epoch each (accelerate evens out the last batch by
     # repeating a few examples): 2 epochs of students, 4 of teacher.
     for record, epochs in ((results["ranks"][0], 2), (results["teacher"], 4)):

@@ -33,7 +33,7 @@ from .modeling_factorized_vit import FactorizedViTForImageClassification
 from .results import RESULTS_FORMAT, RESULTS_VERSION, atomic_write_json, load_results
 
 
-__all__ = ["SweepArguments", "SweepError", "default_ranks", "embedded_teacher", "run_sweep"]
+__all__ = ["SweepArguments", "SweepError", "default_ranks", "embedded_teacher", "run_sweep", "student_dir"]
 
 TEACHER_DIR = "teacher"
 RESULTS_FILE = "results.json"
@@ -84,6 +84,11 @@ class SweepArguments:
     teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the teacher stage."})
     teacher_weight_decay: float = field(default=0.05, metadata={"help": "Weight decay of the teacher stage."})
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank when --teacher_finetune lora."})
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={"help": "Student seeds (default: --seed). Every rank is distilled once per seed, and the report "
+                          "adds intervals across seeds. The teacher and the data split use --seed."},
+    )
     lockstep_group_size: int = field(
         default=0,
         metadata={"help": "Students trained together in lock-step (0: all pending ranks at once). Smaller groups "
@@ -109,6 +114,8 @@ class SweepArguments:
             bad = [r for r in self.ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
             if bad:
                 raise SweepError(f"ranks must be positive integers, got {bad}.")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise SweepError(f"seeds must be a non-empty list without repeats, got {self.seeds}.")
         if self.teacher is None and self.dataset != DIGITS:
             raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
         if self.lockstep_group_size < 0:
@@ -149,7 +156,7 @@ def _fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: A
     The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
     changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items()
-           if k not in ("ranks", "overwrite_output_dir", "config", "lockstep_group_size")}
+           if k not in ("ranks", "seeds", "overwrite_output_dir", "config", "lockstep_group_size")}
     training = {k: getattr(args, k) for k in (
         "distillation_mode", "temperature", "ce_weight", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2",
         "adam_epsilon", "max_grad_norm", "num_train_epochs", "max_steps", "warmup_steps", "lr_scheduler_type",
@@ -191,8 +198,9 @@ class _Store:
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
         accelerator.wait_for_everyone()
 
-    def finished_ranks(self) -> set[int]:
-        return {record["rank"] for record in self.payload["ranks"]
+    def finished(self) -> set[tuple[int, int]]:
+        """(rank, seed) of every student recorded as failed, or as done with its model directory in place."""
+        return {(record["rank"], record["seed"]) for record in self.payload["ranks"]
                 if record["status"] == "failed" or (self.dir / record["model_dir"]).is_dir()}
 
     def save_model(self, name: str, model: nn.Module, processor) -> str:
@@ -209,7 +217,7 @@ class _Store:
 
     def write(self) -> None:
         if self.accelerator.is_main_process:
-            self.payload["ranks"].sort(key=lambda record: record["rank"])
+            self.payload["ranks"].sort(key=lambda record: (record["seed"], record["rank"]))
             atomic_write_json(self.path, self.payload)
         self.accelerator.wait_for_everyone()
 
@@ -330,13 +338,23 @@ def _check_ranks(ranks: list[int] | None, teacher: nn.Module) -> None:
             raise SweepError(f"ranks {ranks}: {error}") from error
 
 
-def _student_group(group: list[int], store: "_Store", sweep, args, accelerator, teacher, processor, processed):
-    """Distil the students of `group` in lock-step, evaluate them, save each and record it."""
+def student_dir(rank: int, seed: int, primary_seed: int) -> str:
+    """`rank-008` for the primary seed, `rank-008-seed-1` for the others."""
+    return f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
+
+
+def _student_group(group: list[int], seed: int, store: "_Store", sweep, args, accelerator, teacher, processor,
+                   processed):
+    """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
+    primary_seed = args.seed
+    if seed != args.seed:
+        args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
+        args.seed = seed
     students = {
         rank: FactorizedViTForImageClassification.from_teacher(teacher, rank=rank, exclude_modules=sweep.exclude_modules)
         for rank in group
     }
-    trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}")
+    trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}, seed {seed}")
     outcomes = trainer.train({f"rank-{rank:03d}": student for rank, student in students.items()}, processed["train"])
     trainer.close()
     done = {rank: s for rank, s in students.items() if outcomes[f"rank-{rank:03d}"].status == "done"}
@@ -360,8 +378,9 @@ def _student_group(group: list[int], store: "_Store", sweep, args, accelerator, 
             record.update(accuracy=evaluation.accuracy,
                           normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
                           correct=evaluation.correct.astype(int).tolist(),
-                          model_dir=store.save_model(f"rank-{rank:03d}", student, processor))
-        store.payload["ranks"] = [r for r in store.payload["ranks"] if r["rank"] != rank] + [record]
+                          model_dir=store.save_model(student_dir(rank, seed, primary_seed), student, processor))
+        store.payload["ranks"] = [r for r in store.payload["ranks"] if (r["rank"], r["seed"]) != (rank, seed)]
+        store.payload["ranks"].append(record)
         store.write()
 
 
@@ -382,25 +401,30 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
     teacher, processor, processed = _teacher_stage(store, sweep, args, accelerator, data)
 
     ranks = sweep.ranks or default_ranks(_max_rank(teacher))
-    pending = [rank for rank in ranks if rank not in store.finished_ranks()]
-    if len(pending) < len(ranks):
-        accelerator.print(f"resuming: ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}")
-    group_size = sweep.lockstep_group_size or len(pending) or 1
-    for first in range(0, len(pending), group_size):
-        _student_group(pending[first:first + group_size], store, sweep, args, accelerator, teacher, processor,
-                       processed)
+    finished = store.finished()
+    for seed in sweep.seeds or [args.seed]:
+        pending = [rank for rank in ranks if (rank, seed) not in finished]
+        if len(pending) < len(ranks):
+            accelerator.print(f"resuming: seed {seed}, ranks {sorted(set(ranks) - set(pending))} are finished; "
+                              f"training {pending}")
+        group_size = sweep.lockstep_group_size or len(pending) or 1
+        for first in range(0, len(pending), group_size):
+            _student_group(pending[first:first + group_size], seed, store, sweep, args, accelerator, teacher,
+                           processor, processed)
     _print_summary(accelerator, store)
     return store.path
 
 
 def _print_summary(accelerator: Accelerator, store: "_Store") -> None:
     teacher = store.payload["teacher"]
+    seeds = {record["seed"] for record in store.payload["ranks"]}
     lines = [f"teacher: {teacher['parameters']:,} parameters, test accuracy {teacher['accuracy']:.4f}",
              f"{'rank':>5} {'parameters':>11} {'compress':>8} {'accuracy':>8} {'of teacher':>10}"]
     for record in store.payload["ranks"]:
         if record["status"] == "done":
             lines.append(f"{record['rank']:>5} {record['parameters']:>11,} {record['compression']:>7.2f}x "
-                         f"{record['accuracy']:>8.4f} {record['normalized_accuracy']:>9.1%}")
+                         f"{record['accuracy']:>8.4f} {record['normalized_accuracy']:>9.1%}"
+                         + (f"  (seed {record['seed']})" if len(seeds) > 1 else ""))
         else:
             lines.append(f"{record['rank']:>5} failed: {record['error']}")
     lines.append(f"results: {store.path} (students in {store.dir}/rank-XXX, teacher in {store.dir}/{TEACHER_DIR})")

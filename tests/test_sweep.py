@@ -234,3 +234,14 @@ def test_embedded_default_end_to_end(tmp_path):
     assert [r["rank"] for r in results["ranks"]] == [1, 2, 4, 8, 16, 32, 48]
     assert all(r["status"] == "done" and (tmp_path / r["model_dir"]).is_dir() for r in results["ranks"])
     assert str(tmp_path / "results.json") in result.stdout
+
+
+def test_several_seeds_train_every_rank_per_seed(finished_sweep):
+    output_dir, _ = finished_sweep
+    results = _run(sweep_argv(output_dir, "--ranks", 1, 3, 2, "--seeds", 0, 5))
+    assert sorted((r["seed"], r["rank"]) for r in results["ranks"]) == [(0, 1), (0, 2), (0, 3), (5, 1), (5, 2), (5, 3)]
+    assert (output_dir / "rank-003-seed-5" / "model.safetensors").is_file()
+    by_key = {(r["seed"], r["rank"]): r for r in results["ranks"]}
+    assert by_key[(5, 3)]["loss_history"] != by_key[(0, 3)]["loss_history"]  # another data order and stream
+    with pytest.raises(SweepError, match="without repeats"):
+        sweep_script.parse(sweep_argv(output_dir, "--seeds", 1, 1))

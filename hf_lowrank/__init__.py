@@ -9,9 +9,9 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
-    ViTImageProcessor,
     ViTImageProcessorPil,
 )
+from transformers.utils import is_torchvision_available
 
 from .accounting import count_parameters, linear_parameters, vit_forward_flops
 from .configuration_factorized_vit import FactorizedViTConfig
@@ -61,11 +61,12 @@ def _register_auto_classes() -> None:
     AutoModel.register(FactorizedViTConfig, FactorizedViTModel, exist_ok=True)
     AutoModelForImageClassification.register(FactorizedViTConfig, FactorizedViTForImageClassification, exist_ok=True)
     # ViT's processors: the PIL one works without torchvision.
-    AutoImageProcessor.register(
-        FactorizedViTConfig,
-        image_processor_classes={"pil": ViTImageProcessorPil, "torchvision": ViTImageProcessor},
-        exist_ok=True,
-    )
+    processors = {"pil": ViTImageProcessorPil}
+    if is_torchvision_available():
+        from transformers import ViTImageProcessor
+
+        processors["torchvision"] = ViTImageProcessor
+    AutoImageProcessor.register(FactorizedViTConfig, image_processor_classes=processors, exist_ok=True)
     # A saved student records these in config.json's auto_map and ships the code, so it loads with
     # trust_remote_code=True where hf_lowrank is not installed.
     FactorizedViTConfig.register_for_auto_class()

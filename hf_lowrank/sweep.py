@@ -30,6 +30,7 @@ from .distillation import DistillationConfig
 from .factorized_linear import check_rank
 from .lockstep import LockstepTrainer, evaluate_models
 from .modeling_factorized_vit import FactorizedViTForImageClassification
+from .report import write_report
 from .results import RESULTS_FORMAT, RESULTS_VERSION, atomic_write_json, load_results
 
 
@@ -412,7 +413,18 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
             _student_group(pending[first:first + group_size], seed, store, sweep, args, accelerator, teacher,
                            processor, processed)
     _print_summary(accelerator, store)
+    if accelerator.is_main_process:
+        report = write_report(output_dir)
+        region, knee = report["region"], report["knee"]
+        accelerator.print(f"effective rank region [{_show(region['r_low'])}, {_show(region['r_high'])}], knee "
+                          f"{_show(knee['linear'])} (log-rank axis: {_show(knee['log_rank'])}); report: "
+                          f"{output_dir / 'report.md'}")
+    accelerator.wait_for_everyone()
     return store.path
+
+
+def _show(value) -> str:
+    return "not reached" if value is None else f"{value:.1f}"
 
 
 def _print_summary(accelerator: Accelerator, store: "_Store") -> None:

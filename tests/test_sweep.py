@@ -56,6 +56,7 @@ def test_sweep_writes_teacher_students_and_results(finished_sweep):
     assert record["status"] == "done" and record["seed"] == 0 and record["config"]["rank"] == 3
     assert record["examples_per_process"] == [160 * 2]  # 2 epochs, one process
     assert (output_dir / "teacher" / "model.safetensors").is_file()
+    assert "need at least 3" in (output_dir / "report.md").read_text()  # two ranks: table, no region
 
 
 def test_rerun_keeps_finished_ranks_and_trains_only_new_ones(finished_sweep, tmp_path):
@@ -245,3 +246,33 @@ def test_several_seeds_train_every_rank_per_seed(finished_sweep):
     assert by_key[(5, 3)]["loss_history"] != by_key[(0, 3)]["loss_history"]  # another data order and stream
     with pytest.raises(SweepError, match="without repeats"):
         sweep_script.parse(sweep_argv(output_dir, "--seeds", 1, 1))
+
+
+def test_lora_teacher_stage_merges_into_a_plain_vit(tmp_path):
+    teacher = _teacher_dir(tmp_path, ["cat", "dog"])  # other labels: the teacher must be fine-tuned
+    results = _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--teacher_finetune", "lora", "--ranks", 2,
+                              "--lora_rank", 4))
+    assert results["teacher"]["finetune"] == "lora"
+    merged = AutoModelForImageClassification.from_pretrained(tmp_path / "out" / "teacher")
+    assert type(merged).__name__ == "ViTForImageClassification"
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert merged.config.id2label[3] == "3" and merged.config.num_labels == 10
+    # LoRA moved the encoder: the merged q_proj differs from the saved teacher's.
+    original = AutoModelForImageClassification.from_pretrained(teacher, num_labels=10, ignore_mismatched_sizes=True)
+    assert not torch.equal(merged.vit.layers[0].attention.q_proj.weight,
+                           original.vit.layers[0].attention.q_proj.weight)
+
+
+def test_image_folder_dataset(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("test", 3)):
+        for label in ("ants", "bees"):
+            folder = tmp_path / "images" / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    data = load_image_classification_data(str(tmp_path / "images"))
+    assert data.label_names == ["ants", "bees"] and (data.image_column, data.label_column) == ("image", "label")
+    assert len(data.splits["train"]) == 12 and len(data.splits["test"]) == 6

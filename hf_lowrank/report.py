@@ -119,8 +119,8 @@ def build_report(results: dict, low: float = 0.85, high: float = 0.95, num_boots
     }
 
 
-def _fmt(value, digits=1):
-    return "not reached" if value is None else f"{value:.{digits}f}"
+def _fmt(value, digits=1, missing="not reached"):
+    return missing if value is None else f"{value:.{digits}f}"
 
 
 def _fmt_interval(interval, digits=1):
@@ -147,8 +147,10 @@ def render_markdown(report: dict) -> str:
         f"- Region [r_{low:.0%}, r_{high:.0%}] of the teacher's accuracy: **[{_fmt(region['r_low'])}, "
         f"{_fmt(region['r_high'])}]**; 95% intervals r_low {_fmt_interval(region['r_low_interval'])}, "
         f"r_high {_fmt_interval(region['r_high_interval'])}.",
-        f"- Knee (headline, linear rank axis): **{_fmt(knee['linear'])}** {_fmt_interval(knee['linear_interval'])}.",
-        f"- Knee on the log-rank axis: {_fmt(knee['log_rank'])} {_fmt_interval(knee['log_rank_interval'])}.",
+        f"- Knee (headline, linear rank axis): **{_fmt(knee['linear'], missing='none')}** "
+        f"{_fmt_interval(knee['linear_interval'])}.",
+        f"- Knee on the log-rank axis: {_fmt(knee['log_rank'], missing='none')} "
+        f"{_fmt_interval(knee['log_rank_interval'])}.",
         "", "![knee plot](knee.png)", "",
         "## Students", "",
         "| rank | parameters | compression | accuracy | 95% interval | of teacher | seeds |",

@@ -30,6 +30,8 @@ from .distillation import DistillationConfig
 from .factorized_linear import check_rank
 from .lockstep import LockstepTrainer, evaluate_models
 from .modeling_factorized_vit import FactorizedViTForImageClassification
+from .cards import write_cards
+from .hub import push_sweep
 from .report import write_report
 from .results import RESULTS_FORMAT, RESULTS_VERSION, atomic_write_json, load_results
 
@@ -101,6 +103,11 @@ class SweepArguments:
         default=False,
         metadata={"help": "Start afresh in an output directory holding a sweep made with another configuration."},
     )
+    push_ranks: list[str] | None = field(
+        default=None,
+        metadata={"help": "With --push_to_hub: the students to push, 'all' (default), 'knee', 'region' or rank "
+                          "numbers. Students go to HUB_MODEL_ID-rank-XXX, the report to HUB_MODEL_ID."},
+    )
     config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
 
     def __post_init__(self):
@@ -119,6 +126,9 @@ class SweepArguments:
             raise SweepError(f"seeds must be a non-empty list without repeats, got {self.seeds}.")
         if self.teacher is None and self.dataset != DIGITS:
             raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
+        bad_push = [p for p in self.push_ranks or [] if p not in ("all", "knee", "region") and not str(p).isdigit()]
+        if bad_push:
+            raise SweepError(f"push_ranks entries must be all, knee, region or rank numbers, got {bad_push}.")
         if self.lockstep_group_size < 0:
             raise SweepError(f"lockstep_group_size must be >= 0, got {self.lockstep_group_size}.")
 
@@ -157,7 +167,7 @@ def _fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: A
     The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
     changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items()
-           if k not in ("ranks", "seeds", "overwrite_output_dir", "config", "lockstep_group_size")}
+           if k not in ("ranks", "seeds", "overwrite_output_dir", "config", "lockstep_group_size", "push_ranks")}
     training = {k: getattr(args, k) for k in (
         "distillation_mode", "temperature", "ce_weight", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2",
         "adam_epsilon", "max_grad_norm", "num_train_epochs", "max_steps", "warmup_steps", "lr_scheduler_type",
@@ -385,15 +395,19 @@ def _student_group(group: list[int], seed: int, store: "_Store", sweep, args, ac
         store.write()
 
 
-def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
-    """Run (or resume) the sweep; returns the path of results.json."""
+def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | None = None) -> Path:
+    """Run (or resume) the sweep; returns the path of results.json. `command` (the command line that made the
+    sweep) is recorded for the model cards."""
     output_dir = Path(args.output_dir)
+    if args.push_to_hub and not args.hub_model_id:
+        raise SweepError("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100).")
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu)
     if accelerator.is_main_process:
         _check_writable(output_dir)
     accelerator.wait_for_everyone()
     set_seed(args.seed)
     store = _Store(output_dir, _fingerprint(sweep, args, accelerator), accelerator, sweep.overwrite_output_dir)
+    store.payload.setdefault("command", command)
     with accelerator.main_process_first():
         data = load_image_classification_data(
             sweep.dataset, sweep.image_column, sweep.label_column, sweep.train_split, sweep.test_split,
@@ -415,10 +429,15 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig) -> Path:
     _print_summary(accelerator, store)
     if accelerator.is_main_process:
         report = write_report(output_dir)
+        write_cards(output_dir, report)
         region, knee = report["region"], report["knee"]
         accelerator.print(f"effective rank region [{_show(region['r_low'])}, {_show(region['r_high'])}], knee "
                           f"{_show(knee['linear'])} (log-rank axis: {_show(knee['log_rank'])}); report: "
                           f"{output_dir / 'report.md'}")
+        if args.push_to_hub:  # everything local is written first: a failed upload loses nothing
+            repo_ids = push_sweep(output_dir, args.hub_model_id, sweep.push_ranks, token=args.hub_token,
+                                  private=args.hub_private_repo)
+            accelerator.print("pushed: " + ", ".join(f"rank {r} -> {repo}" for r, repo in sorted(repo_ids.items())))
     accelerator.wait_for_everyone()
     return store.path
 

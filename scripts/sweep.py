@@ -9,6 +9,8 @@ All TrainingArguments flags work (--output_dir, --max_steps, --seed, --per_devic
 Rerunning the same command resumes: finished ranks are kept.
 """
 
+import os
+import shlex
 import sys
 
 import torch
@@ -16,6 +18,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from hf_lowrank.distillation import DistillationConfig
+from hf_lowrank.hub import HubPushError
 from hf_lowrank.sweep import SweepArguments, run_sweep
 
 
@@ -52,8 +55,13 @@ def parse(argv: list[str]) -> tuple[SweepArguments, DistillationConfig]:
 
 
 def main() -> None:
-    sweep, training = parse(sys.argv[1:])
-    run_sweep(sweep, training)
+    argv = sys.argv[1:]
+    sweep, training = parse(argv)
+    launcher = "accelerate launch" if "LOCAL_RANK" in os.environ else "python"
+    try:
+        run_sweep(sweep, training, command=f"{launcher} scripts/sweep.py {shlex.join(argv)}".strip())
+    except HubPushError as error:  # the sweep itself finished and is saved
+        sys.exit(f"push failed: {error}")
 
 
 if __name__ == "__main__":

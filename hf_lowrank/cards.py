@@ -68,14 +68,15 @@ def _role(rank: int, report: dict, ranks: list[int]) -> str | None:
     return " and ".join(roles) or None
 
 
-def _card_data(results: dict, name: str, accuracy: float | None) -> ModelCardData:
+def _card_data(results: dict, name: str, accuracy: float | None, is_model: bool = True) -> ModelCardData:
     dataset = results["dataset"]["name"]
     eval_results = None
     if accuracy is not None:
         eval_results = [EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
                                    dataset_split="test", metric_type="accuracy", metric_value=round(accuracy, 4))]
     return ModelCardData(
-        library_name="transformers", pipeline_tag="image-classification", license="apache-2.0",
+        library_name="transformers" if is_model else None,
+        pipeline_tag="image-classification" if is_model else None, license="apache-2.0",
         base_model=_hub_id(results["teacher"]["source"]), datasets=[dataset] if _hub_id(dataset) else None,
         tags=list(TAGS), model_name=name, eval_results=eval_results,
     )
@@ -112,7 +113,7 @@ def sweep_card(results: dict, report: dict, repo_ids: dict[int, str] | None = No
                  "accuracy": f"{row['accuracy']:.4f}"} for row in report["rows"]]
     body = render_markdown(report).split("\n", 1)[1]  # the report without its title
     return ModelCard.from_template(
-        _card_data(results, repo_id.split("/")[-1] if repo_id else "effective-rank-report", None),
+        _card_data(results, repo_id.split("/")[-1] if repo_id else "effective-rank-report", None, is_model=False),
         template_path=_template("sweep.md"), teacher_name=results["teacher"]["source"],
         dataset_name=results["dataset"]["name"], report=body, students=students,
         command=results.get("command") or "(not recorded)",

@@ -21,7 +21,8 @@ from .results import load_results
 __all__ = ["HubPushError", "push_sweep", "student_repo_id"]
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
-SWEEP_FILES = ["README.md", "report.md", "report.json", "results.json", "knee.png", "params_vs_accuracy.png"]
+SWEEP_FILES = ["README.md", "report.md", "report.json", "results.json", "knee.png", "params_vs_accuracy.png",
+               "representations.png"]
 
 
 class HubPushError(RuntimeError):

@@ -13,7 +13,9 @@ from .analysis import bootstrap_intervals, effective_knee, effective_rank_region
 from .results import atomic_write_json, load_results
 
 
-__all__ = ["HEADLINE_KNEE", "build_report", "plot_knee", "plot_params_vs_accuracy", "write_report"]
+__all__ = [
+    "HEADLINE_KNEE", "build_report", "plot_knee", "plot_params_vs_accuracy", "plot_representations", "write_report",
+]
 
 HEADLINE_KNEE = "linear"  # the paper's definition; the log-rank knee is reported beside it
 MIN_RANKS = 3
@@ -28,6 +30,11 @@ METHOD = (
     "spaced geometrically. Intervals are 95% percentile bootstraps over test examples, resampling the per-example "
     "correctness of the teacher and every student jointly; with several seeds, the per-seed values are given too."
 )
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _seed_curves(records: list[dict]) -> dict[int, list[dict]]:
@@ -92,6 +99,10 @@ def build_report(results: dict, low: float = 0.85, high: float = 0.95, num_boots
             "accuracy": accuracies[i], "normalized_accuracy": accuracies[i] / teacher_accuracy,
             "accuracy_interval": list(intervals["accuracy"][i]) if intervals else None,
             "seeds": [r["seed"] for r in by_rank[rank]], "model_dir": first["model_dir"],
+            "ece": _mean([r.get("ece") for r in by_rank[rank]]),
+            "noise_accuracy": {sigma: _mean([r["noise_accuracy"].get(sigma) for r in by_rank[rank]])
+                               for sigma in first.get("noise_accuracy", {})},
+            "diagnostics": first.get("diagnostics"),
         })
     seed_estimates = {}
     if len(per_seed) > 1:
@@ -99,7 +110,8 @@ def build_report(results: dict, low: float = 0.85, high: float = 0.95, num_boots
             seed_estimates[seed_value] = _estimates([r["rank"] for r in seed_rows], [r["accuracy"] for r in seed_rows],
                                                     teacher_accuracy, low, high)
     return {
-        "teacher": {key: teacher[key] for key in ("source", "accuracy", "parameters", "finetune")},
+        "teacher": {key: teacher.get(key) for key in ("source", "accuracy", "parameters", "finetune", "ece",
+                                                      "noise_accuracy", "diagnostics")},
         "teacher_accuracy_interval": list(intervals["teacher_accuracy"]) if intervals else None,
         "dataset": results.get("dataset"),
         "distillation_mode": results["config"]["training"]["distillation_mode"],
@@ -161,6 +173,7 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {row['rank']} | {row['parameters']:,} | {row['compression']:.2f}x | {row['accuracy']:.4f} | "
                      f"{interval} | {row['normalized_accuracy']:.1%} | {', '.join(map(str, row['seeds']))} |")
     lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
+    lines += _robustness_lines(report) + _representation_lines(report)
     if report["per_seed"]:
         lines += ["## Across seeds", "", "| seed | r_low | r_high | knee | knee (log-rank) |",
                   "| ---: | ---: | ---: | ---: | ---: |"]
@@ -175,6 +188,71 @@ def render_markdown(report: dict) -> str:
         lines += ["## Notes", ""] + [f"- {note}" for note in report["notes"]] + [""]
     lines += ["## How these numbers were computed", "", report["method"], ""]
     return "\n".join(lines)
+
+
+def _robustness_lines(report: dict) -> list[str]:
+    teacher = report["teacher"]
+    sigmas = list((teacher.get("noise_accuracy") or {}).keys())
+    if teacher.get("ece") is None:
+        return []
+    lines = ["## Calibration and robustness", "",
+             "Expected calibration error (15 bins) and accuracy under additive Gaussian noise of standard deviation "
+             "sigma on the normalised inputs (the same seeded noise for every model).", "",
+             "| model | accuracy | ECE | " + " | ".join(f"sigma={s}" for s in sigmas) + " |",
+             "| --- | ---: | ---: | " + " | ".join("---:" for _ in sigmas) + " |"]
+    entries = [("teacher", teacher["accuracy"], teacher["ece"], teacher.get("noise_accuracy") or {})]
+    entries += [(f"rank {row['rank']}", row["accuracy"], row["ece"], row["noise_accuracy"]) for row in report["rows"]]
+    for name, accuracy, ece, noise in entries:
+        ece_text = "" if ece is None else f"{ece:.4f}"
+        noise_text = " | ".join("" if noise.get(s) is None else f"{noise[s]:.4f}" for s in sigmas)
+        lines.append(f"| {name} | {accuracy:.4f} | {ece_text} | {noise_text} |")
+    return lines + [""]
+
+
+def _representation_lines(report: dict) -> list[str]:
+    teacher = report["teacher"].get("diagnostics")
+    if not teacher:
+        return []
+    lines = ["## Representations", "",
+             "Final-layer tokens of each model on the test images: per-image SVD rank holding 95% of an image's "
+             "energy (99th percentile over images), the shared PCA dimension at which 99% of images keep 95% of their "
+             "energy, the spectral bandwidth b_0.9 of single tokens (fraction of the channel spectrum holding 90% of "
+             "their energy), and the centred entropy effective rank of the pooled representation.", "",
+             "![representations against rank](representations.png)", "",
+             "| model | per-image SVD rank (p99) | shared PCA dimension | b_0.9 | pooled effective rank |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    entries = [("teacher", teacher)] + [(f"rank {row['rank']}", row["diagnostics"]) for row in report["rows"]]
+    for name, d in entries:
+        if d:
+            lines.append(f"| {name} | {d['svd_rank_p99']['0.95']:.0f} | {d['shared_dimension']} | "
+                         f"{d['bandwidth']['0.9']:.2f} | {d['pooled_entropy_rank']:.2f} |")
+    return lines + [""]
+
+
+def plot_representations(report: dict, path: str | os.PathLike) -> None:
+    """Pooled effective rank, shared PCA dimension and per-image SVD rank of every student against its rank, with
+    the teacher's values as horizontal lines."""
+    plt = _pyplot()
+    rows = [row for row in report["rows"] if row.get("diagnostics")]
+    teacher = report["teacher"]["diagnostics"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    ranks = [row["rank"] for row in rows]
+    series = [("pooled effective rank", lambda d: d["pooled_entropy_rank"], "tab:blue"),
+              ("shared PCA dimension", lambda d: d["shared_dimension"], "tab:orange"),
+              ("per-image SVD rank (p99, 95%)", lambda d: d["svd_rank_p99"]["0.95"], "tab:green")]
+    for label, value, color in series:
+        ax.plot(ranks, [value(row["diagnostics"]) for row in rows], "o-", color=color, label=label)
+        ax.axhline(value(teacher), color=color, ls="--", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks)
+    ax.set_xticklabels([str(r) for r in ranks])
+    ax.set_xlabel("factorization rank (dashed: teacher)")
+    ax.set_ylabel("dimensions")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _pyplot():
@@ -267,5 +345,7 @@ def write_report(output_dir: str | os.PathLike, **build_kwargs) -> dict:
     atomic_write_json(output_dir / "report.json", report)
     plot_knee(report, output_dir / "knee.png")
     plot_params_vs_accuracy(report, output_dir / "params_vs_accuracy.png")
+    if report["teacher"].get("diagnostics") and any(row.get("diagnostics") for row in report["rows"]):
+        plot_representations(report, output_dir / "representations.png")
     (output_dir / "report.md").write_text(render_markdown(report))
     return report

@@ -33,6 +33,7 @@ from .modeling_factorized_vit import FactorizedViTForImageClassification
 from .cards import write_cards
 from .hub import push_sweep
 from .report import write_report
+from .representations import diagnose_model
 from .results import RESULTS_FORMAT, RESULTS_VERSION, atomic_write_json, load_results
 
 
@@ -102,6 +103,16 @@ class SweepArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Start afresh in an output directory holding a sweep made with another configuration."},
+    )
+    noise_sigmas: list[float] = field(
+        default_factory=lambda: [0.05, 0.1, 0.2],
+        metadata={"help": "Standard deviations of the Gaussian noise added to the normalised test inputs to measure "
+                          "robustness (seeded per example by --seed; empty: none)."},
+    )
+    diagnostics_examples: int = field(
+        default=256,
+        metadata={"help": "Test images the representation diagnostics (per-image SVD, dataset PCA, spectral energy, "
+                          "entropy effective rank) use for the teacher and every student; 0 turns them off."},
     )
     push_ranks: list[str] | None = field(
         default=None,
@@ -325,19 +336,39 @@ def _teacher_stage(store: "_Store", sweep, args, accelerator, data):
     if mode != "none":
         teacher, examples_per_process = _finetune_teacher(teacher, mode, sweep, args, accelerator, processed["train"])
     evaluation = evaluate_models(accelerator, {"teacher": teacher}, processed["test"],
-                                 args.per_device_eval_batch_size, description="evaluating teacher")["teacher"]
+                                 args.per_device_eval_batch_size, description="evaluating teacher",
+                                 noise_sigmas=tuple(sweep.noise_sigmas), noise_seed=args.seed)["teacher"]
     store.save_model(TEACHER_DIR, teacher, processor)
+    diagnostics = _diagnose(store, TEACHER_DIR, teacher, processed, sweep, accelerator)
     store.payload["teacher"] = {
         "source": sweep.teacher or "embedded digits ViT", "finetune": mode, "model_dir": TEACHER_DIR,
         "accuracy": evaluation.accuracy, "parameters": count_parameters(teacher),
         "train_seconds": time.perf_counter() - start, "examples_per_process": examples_per_process,
-        "correct": evaluation.correct.astype(int).tolist(),
+        "correct": evaluation.correct.astype(int).tolist(), **_robustness(evaluation), "diagnostics": diagnostics,
     }
     store.payload["dataset"] = {"name": sweep.dataset, "num_train": len(processed["train"]),
                                 "num_test": len(processed["test"]), "label_names": data.label_names}
     store.write()
     accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(processed['test'])} examples)")
     return teacher, processor, processed
+
+
+def _robustness(evaluation) -> dict:
+    return {"ece": evaluation.ece,
+            "noise_accuracy": {str(sigma): accuracy for sigma, accuracy in evaluation.noise_accuracy.items()}}
+
+
+def _diagnose(store: "_Store", model_dir: str, model, processed, sweep, accelerator) -> dict | None:
+    """Representation diagnostics of `model` on the test split: written in full to MODEL_DIR/diagnostics.json,
+    summarised (final layer, pooled representation) for results.json. Main process only."""
+    if not sweep.diagnostics_examples or not accelerator.is_main_process:
+        return None
+    full = diagnose_model(accelerator.unwrap_model(model), processed["test"], sweep.diagnostics_examples)
+    atomic_write_json(store.dir / model_dir / "diagnostics.json", full)
+    final = full["layers"][-1]
+    return {"pooled_entropy_rank": full["pooled_entropy_rank"], "svd_rank_p99": final["svd_rank_p99"],
+            "shared_dimension": final["shared_dimension"], "bandwidth": final["bandwidth"],
+            "num_examples": full["num_examples"]}
 
 
 def _check_ranks(ranks: list[int] | None, teacher: nn.Module) -> None:
@@ -370,7 +401,8 @@ def _student_group(group: list[int], seed: int, store: "_Store", sweep, args, ac
     trainer.close()
     done = {rank: s for rank, s in students.items() if outcomes[f"rank-{rank:03d}"].status == "done"}
     evaluations = evaluate_models(accelerator, done, processed["test"], args.per_device_eval_batch_size,
-                                  description="evaluating students")
+                                  description="evaluating students", noise_sigmas=tuple(sweep.noise_sigmas),
+                                  noise_seed=primary_seed)
     teacher_record = store.payload["teacher"]
     for rank, student in students.items():
         outcome = outcomes[f"rank-{rank:03d}"]
@@ -386,10 +418,12 @@ def _student_group(group: list[int], seed: int, store: "_Store", sweep, args, ac
         }
         if rank in evaluations:
             evaluation = evaluations[rank]
+            model_dir = store.save_model(student_dir(rank, seed, primary_seed), student, processor)
             record.update(accuracy=evaluation.accuracy,
                           normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
-                          correct=evaluation.correct.astype(int).tolist(),
-                          model_dir=store.save_model(student_dir(rank, seed, primary_seed), student, processor))
+                          correct=evaluation.correct.astype(int).tolist(), model_dir=model_dir,
+                          **_robustness(evaluation),
+                          diagnostics=_diagnose(store, model_dir, student, processed, sweep, accelerator))
         store.payload["ranks"] = [r for r in store.payload["ranks"] if (r["rank"], r["seed"]) != (rank, seed)]
         store.payload["ranks"].append(record)
         store.write()

@@ -113,3 +113,29 @@ def test_evaluate_models_accuracy_and_order(tmp_path):
     expected = predicted == data[:]["labels"].numpy()
     np.testing.assert_array_equal(results["teacher"].correct, expected)
     assert results["teacher"].accuracy == pytest.approx(expected.mean())
+
+
+def test_calibration_and_noise_robustness_match_an_independent_computation(tmp_path):
+    from hf_lowrank.diagnostics import expected_calibration_error
+    from hf_lowrank.lockstep import example_noise
+
+    _args(tmp_path)
+    accelerator = Accelerator(cpu=True)
+    teacher = _teacher_with_dropout().eval()
+    data = pixel_dataset(23, tester.image_size, tester.num_labels)
+    sigmas = (0.5, 2.0)
+    small = evaluate_models(accelerator, {"t": teacher}, data, batch_size=4, noise_sigmas=sigmas, noise_seed=3)["t"]
+    large = evaluate_models(accelerator, {"t": teacher}, data, batch_size=9, noise_sigmas=sigmas, noise_seed=3)["t"]
+    assert small.noise_accuracy == large.noise_accuracy  # noise is per example, not per batch
+
+    rows = data[:]
+    noise = torch.stack([torch.randn(rows["pixel_values"].shape[1:],
+                                     generator=torch.Generator().manual_seed(3 * 1_000_003 + i)) for i in range(23)])
+    torch.testing.assert_close(example_noise(torch.arange(23), rows["pixel_values"].shape[1:], 3), noise)
+    with torch.no_grad():
+        probabilities = teacher(pixel_values=rows["pixel_values"]).logits.softmax(-1)
+        for sigma in sigmas:
+            noisy = teacher(pixel_values=rows["pixel_values"] + sigma * noise).logits.argmax(-1)
+            assert small.noise_accuracy[sigma] == pytest.approx((noisy == rows["labels"]).float().mean().item())
+    correct = (probabilities.argmax(-1) == rows["labels"]).numpy()
+    assert small.ece == pytest.approx(expected_calibration_error(probabilities.max(-1).values.numpy(), correct))

@@ -17,12 +17,24 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import ViTConfig, ViTForImageClassification
 
-from hf_lowrank import FactorizedLinear, FactorizedViTConfig, FactorizedViTForImageClassification
-from hf_lowrank import count_parameters, vit_forward_flops
+from hf_lowrank import (
+    FactorizedLinear,
+    FactorizedViTConfig,
+    FactorizedViTForImageClassification,
+    count_parameters,
+    vit_forward_flops,
+)
 
 
-VIT_B32 = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-               image_size=224, patch_size=32, num_labels=100)
+VIT_B32 = dict(
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    image_size=224,
+    patch_size=32,
+    num_labels=100,
+)
 GEMM_OPS = ("aten::addmm", "aten::mm")  # the linear layers' matrix products (attention runs inside sdpa)
 
 
@@ -77,14 +89,18 @@ def main() -> None:
         for name, model in models.items():
             times[name].append(timed(model, inputs))
 
-    print(f"ViT-B/32 geometry, random weights, batch {args.batch}, CPU ({platform.processor() or platform.machine()}),"
-          f" torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} interleaved runs per model;"
-          " speedups from the fastest run (the least noisy estimate, as timeit advises)")
+    print(
+        f"ViT-B/32 geometry, random weights, batch {args.batch}, CPU ({platform.processor() or platform.machine()}),"
+        f" torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} interleaved runs per model;"
+        " speedups from the fastest run (the least noisy estimate, as timeit advises)"
+    )
     dense_latency = min(times["dense"])
     dense_flops = vit_forward_flops(models["dense"])
     dense_params = count_parameters(models["dense"])
-    header = (f"{'model':<9} {'params':>12} {'compress':>8} {'GFLOPs/img':>10} {'best ms':>8} {'median ms':>9} "
-              f"{'speedup':>8} {'FLOP ratio':>10} {'GEMM time':>9}")
+    header = (
+        f"{'model':<9} {'params':>12} {'compress':>8} {'GFLOPs/img':>10} {'best ms':>8} {'median ms':>9} "
+        f"{'speedup':>8} {'FLOP ratio':>10} {'GEMM time':>9}"
+    )
     print(header)
     breakdowns = {}
     for name, model in models.items():
@@ -92,14 +108,18 @@ def main() -> None:
         flops, params = vit_forward_flops(model), count_parameters(model)
         breakdowns[name] = time_breakdown(model, inputs)
         share = sum(breakdowns[name].get(op, 0.0) for op in GEMM_OPS)
-        print(f"{name:<9} {params:>12,} {dense_params / params:>7.2f}x {flops / 1e9:>10.3f} {latency * 1e3:>8.1f} "
-              f"{statistics.median(times[name]) * 1e3:>9.1f} "
-              f"{dense_latency / latency:>7.2f}x {dense_flops / flops:>9.2f}x {share:>8.0%}")
+        print(
+            f"{name:<9} {params:>12,} {dense_params / params:>7.2f}x {flops / 1e9:>10.3f} {latency * 1e3:>8.1f} "
+            f"{statistics.median(times[name]) * 1e3:>9.1f} "
+            f"{dense_latency / latency:>7.2f}x {dense_flops / flops:>9.2f}x {share:>8.0%}"
+        )
 
     smallest = f"rank {min(args.ranks)}"
     print(f"\nwhere the time goes at {smallest} (self CPU time per op, torch.profiler):")
-    print("  " + ", ".join(f"{op.removeprefix('aten::')} {share:.0%}" for op, share in
-                           list(breakdowns[smallest].items())[:7]))
+    print(
+        "  "
+        + ", ".join(f"{op.removeprefix('aten::')} {share:.0%}" for op, share in list(breakdowns[smallest].items())[:7])
+    )
 
     tokens = args.batch * 50
     base, rows = gemm_microbenchmark(args.ranks, tokens, args.repeats)

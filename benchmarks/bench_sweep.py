@@ -31,11 +31,17 @@ def random_images(num: int, size: int, labels: int) -> Dataset:
     """Random images in the sweep's preprocessed format (fixed-shape Array3D pixel_values)."""
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randn(num, 3, size, size, generator=generator)
-    features = Features({"pixel_values": Array3D((3, size, size), "float32"), "labels": Value("int64"),
-                         "index": Value("int64")})
-    return Dataset.from_dict({"pixel_values": pixels.numpy(),
-                              "labels": torch.randint(0, labels, (num,), generator=generator).tolist(),
-                              "index": list(range(num))}, features=features).with_format("torch")
+    features = Features(
+        {"pixel_values": Array3D((3, size, size), "float32"), "labels": Value("int64"), "index": Value("int64")}
+    )
+    return Dataset.from_dict(
+        {
+            "pixel_values": pixels.numpy(),
+            "labels": torch.randint(0, labels, (num,), generator=generator).tolist(),
+            "index": list(range(num)),
+        },
+        features=features,
+    ).with_format("torch")
 
 
 def measure(name: str, teacher, ranks: list[int], data: Dataset, args: DistillationConfig, accelerator) -> None:
@@ -56,12 +62,16 @@ def measure(name: str, teacher, ranks: list[int], data: Dataset, args: Distillat
 
     # Shared costs per step: loading the batch, and the teacher's forward pass (with block capture).
     start = time.perf_counter()
-    for _ in DataLoader(data, batch_size=args.per_device_train_batch_size, shuffle=True, collate_fn=collate_pixel_values):
+    for _ in DataLoader(
+        data, batch_size=args.per_device_train_batch_size, shuffle=True, collate_fn=collate_pixel_values
+    ):
         pass
     loading_seconds = time.perf_counter() - start
     recorder = BlockOutputRecorder(teacher) if args.distillation_mode == "geometric" else None
-    batches = [data[i:i + args.per_device_train_batch_size]["pixel_values"]
-               for i in range(0, args.max_steps * args.per_device_train_batch_size, args.per_device_train_batch_size)]
+    batches = [
+        data[i : i + args.per_device_train_batch_size]["pixel_values"]
+        for i in range(0, args.max_steps * args.per_device_train_batch_size, args.per_device_train_batch_size)
+    ]
     start = time.perf_counter()
     for pixel_values in batches:
         teacher_targets(teacher, recorder, pixel_values)
@@ -70,11 +80,16 @@ def measure(name: str, teacher, ranks: list[int], data: Dataset, args: Distillat
     shared = loading_seconds + teacher_seconds
     ideal = (shared + sum(students_seconds)) / sum(shared + s for s in students_seconds)
 
-    print(f"\n{name}: ranks {ranks}, {args.max_steps} steps of batch {args.per_device_train_batch_size}, "
-          f"{args.distillation_mode} distillation")
-    print(f"  data loading {loading_seconds / args.max_steps * 1e3:.1f} ms/step, teacher forward "
-          f"{teacher_seconds / args.max_steps * 1e3:.1f} ms/step; students "
-          + ", ".join(f"r{r} {s / args.max_steps * 1e3:.1f}" for r, s in zip(ranks, students_seconds)) + " ms/step")
+    print(
+        f"\n{name}: ranks {ranks}, {args.max_steps} steps of batch {args.per_device_train_batch_size}, "
+        f"{args.distillation_mode} distillation"
+    )
+    print(
+        f"  data loading {loading_seconds / args.max_steps * 1e3:.1f} ms/step, teacher forward "
+        f"{teacher_seconds / args.max_steps * 1e3:.1f} ms/step; students "
+        + ", ".join(f"r{r} {s / args.max_steps * 1e3:.1f}" for r, s in zip(ranks, students_seconds))
+        + " ms/step"
+    )
     print(f"  one rank at a time: {sequential_seconds:.2f} s   lock-step: {lockstep_seconds:.2f} s")
     print(f"  lock-step / one-at-a-time: measured {lockstep_seconds / sequential_seconds:.3f}, ideal {ideal:.3f}")
 
@@ -85,24 +100,56 @@ def main() -> None:
     parser.add_argument("--vit_b32_steps", type=int, default=3, help="steps on the ViT-B/32 geometry")
     options = parser.parse_args()
 
-    small_args = DistillationConfig(output_dir="outputs/bench", max_steps=options.steps, per_device_train_batch_size=64,
-                                    learning_rate=1e-3, report_to="none", use_cpu=True, disable_tqdm=True)
-    big_args = DistillationConfig(output_dir="outputs/bench", max_steps=options.vit_b32_steps,
-                                  per_device_train_batch_size=8, learning_rate=1e-4, report_to="none", use_cpu=True,
-                                  disable_tqdm=True)
+    small_args = DistillationConfig(
+        output_dir="outputs/bench",
+        max_steps=options.steps,
+        per_device_train_batch_size=64,
+        learning_rate=1e-3,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    big_args = DistillationConfig(
+        output_dir="outputs/bench",
+        max_steps=options.vit_b32_steps,
+        per_device_train_batch_size=8,
+        learning_rate=1e-4,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     accelerator = Accelerator(cpu=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
 
     torch.manual_seed(0)
     teacher, _ = embedded_teacher([str(d) for d in range(10)])
-    measure("embedded digits ViT (width 48, 3 blocks, 8x8 inputs)", teacher.eval(), [1, 2, 4, 8, 16, 32],
-            random_images(64 * options.steps, 8, 10), small_args, accelerator)
+    measure(
+        "embedded digits ViT (width 48, 3 blocks, 8x8 inputs)",
+        teacher.eval(),
+        [1, 2, 4, 8, 16, 32],
+        random_images(64 * options.steps, 8, 10),
+        small_args,
+        accelerator,
+    )
 
-    geometry = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                    image_size=224, patch_size=32, num_labels=100)
+    geometry = dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=32,
+        num_labels=100,
+    )
     vit_b32 = ViTForImageClassification(ViTConfig(**geometry)).eval()
-    measure("ViT-B/32 geometry (random weights, 224x224 inputs)", vit_b32, [8, 16, 32, 64, 128, 256],
-            random_images(8 * options.vit_b32_steps, 224, 100), big_args, accelerator)
+    measure(
+        "ViT-B/32 geometry (random weights, 224x224 inputs)",
+        vit_b32,
+        [8, 16, 32, 64, 128, 256],
+        random_images(8 * options.vit_b32_steps, 224, 100),
+        big_args,
+        accelerator,
+    )
 
 
 if __name__ == "__main__":

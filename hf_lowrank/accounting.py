@@ -62,5 +62,3 @@ def vit_forward_flops(model: nn.Module) -> int:
     if isinstance(head, nn.Linear):
         macs += _macs_per_token([head])  # CLS token only
     return 2 * macs
-
-

@@ -63,8 +63,9 @@ def fit_curve(ranks, accuracies, teacher_accuracy: float) -> Curve:
     ranks = np.asarray(ranks, dtype=float)
     accuracies = np.asarray(accuracies, dtype=float)
     if ranks.shape != accuracies.shape or ranks.ndim != 1:
-        raise ValueError(f"ranks and accuracies must be 1-D and of equal length, got {ranks.shape} and "
-                         f"{accuracies.shape}.")
+        raise ValueError(
+            f"ranks and accuracies must be 1-D and of equal length, got {ranks.shape} and {accuracies.shape}."
+        )
     if len(np.unique(ranks)) != len(ranks) or len(ranks) < 2:
         raise ValueError(f"need at least two distinct ranks, got {ranks.tolist()}.")
     if not teacher_accuracy > 0:
@@ -111,8 +112,11 @@ def effective_knee(ranks, accuracies, teacher_accuracy: float, log_rank: bool = 
     """
     curve = fit_curve(ranks, accuracies, teacher_accuracy)
     lo, hi = curve.ranks[0], curve.ranks[-1]
-    to_x = (lambda r: (np.log(r) - np.log(lo)) / (np.log(hi) - np.log(lo))) if log_rank else (
-        lambda r: (r - lo) / (hi - lo))
+    to_x = (
+        (lambda r: (np.log(r) - np.log(lo)) / (np.log(hi) - np.log(lo)))
+        if log_rank
+        else (lambda r: (r - lo) / (hi - lo))
+    )
     y_lo, y_hi = float(curve(lo)), float(curve(hi))
     if y_hi - y_lo <= 1e-12:
         return None
@@ -124,15 +128,20 @@ def effective_knee(ranks, accuracies, teacher_accuracy: float, log_rank: bool = 
     distances = distance(grid)
     best = int(np.argmax(distances))
     a, b = grid[max(best - 1, 0)], grid[min(best + 1, GRID - 1)]
-    refined = minimize_scalar(lambda r: -float(distance(r)), bounds=(a, b), method="bounded",
-                              options={"xatol": 1e-9 * (hi - lo)})
+    refined = minimize_scalar(
+        lambda r: -float(distance(r)), bounds=(a, b), method="bounded", options={"xatol": 1e-9 * (hi - lo)}
+    )
     return float(refined.x) if -refined.fun >= distances[best] else float(grid[best])
 
 
 def _summaries(ranks, accuracies, teacher_accuracy, low, high):
     r_low, r_high = effective_rank_region(ranks, accuracies, teacher_accuracy, low, high)
-    return (r_low, r_high, effective_knee(ranks, accuracies, teacher_accuracy),
-            effective_knee(ranks, accuracies, teacher_accuracy, log_rank=True))
+    return (
+        r_low,
+        r_high,
+        effective_knee(ranks, accuracies, teacher_accuracy),
+        effective_knee(ranks, accuracies, teacher_accuracy, log_rank=True),
+    )
 
 
 def _interval(samples, level=0.95):
@@ -145,8 +154,16 @@ def _interval(samples, level=0.95):
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)), missing
 
 
-def bootstrap_intervals(ranks, student_correct, teacher_correct, num_samples: int = 1000, seed: int = 0,
-                        low: float = 0.85, high: float = 0.95, level: float = 0.95) -> dict:
+def bootstrap_intervals(
+    ranks,
+    student_correct,
+    teacher_correct,
+    num_samples: int = 1000,
+    seed: int = 0,
+    low: float = 0.85,
+    high: float = 0.95,
+    level: float = 0.95,
+) -> dict:
     """Percentile bootstrap over test examples: every resample draws the same example indices for the teacher and
     all students (their errors are correlated), then recomputes every accuracy, r_low, r_high and both knees.
 
@@ -162,8 +179,10 @@ def bootstrap_intervals(ranks, student_correct, teacher_correct, num_samples: in
     teacher_correct = np.asarray(teacher_correct, dtype=float)
     num_examples = teacher_correct.shape[0]
     if student_correct.shape != (len(ranks), num_examples):
-        raise ValueError(f"student_correct must be (num_ranks, num_examples) = ({len(ranks)}, {num_examples}), "
-                         f"got {student_correct.shape}.")
+        raise ValueError(
+            f"student_correct must be (num_ranks, num_examples) = ({len(ranks)}, {num_examples}), "
+            f"got {student_correct.shape}."
+        )
     rng = np.random.default_rng(seed)
     student_accuracy = np.empty((num_samples, len(ranks)))
     teacher_accuracy = np.empty(num_samples)
@@ -179,8 +198,9 @@ def bootstrap_intervals(ranks, student_correct, teacher_correct, num_samples: in
     tail = (1 - level) / 2 * 100
     columns = list(zip(*summaries))
     return {
-        "accuracy": [tuple(np.percentile(student_accuracy[:, i], [tail, 100 - tail]).tolist())
-                     for i in range(len(ranks))],
+        "accuracy": [
+            tuple(np.percentile(student_accuracy[:, i], [tail, 100 - tail]).tolist()) for i in range(len(ranks))
+        ],
         "teacher_accuracy": tuple(np.percentile(teacher_accuracy, [tail, 100 - tail]).tolist()),
         "r_low": _interval(columns[0], level),
         "r_high": _interval(columns[1], level),

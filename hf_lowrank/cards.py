@@ -52,8 +52,7 @@ def select_students(results: dict, report: dict, which: list[str] | None) -> lis
         elif str(item).isdigit() and int(item) in ranks:
             chosen.add(int(item))
         else:
-            raise ValueError(f"push_ranks entry {item!r} is not 'all', 'knee', 'region' or a finished rank "
-                             f"({ranks}).")
+            raise ValueError(f"push_ranks entry {item!r} is not 'all', 'knee', 'region' or a finished rank ({ranks}).")
     return [r for r in primary if r["rank"] in chosen]
 
 
@@ -72,13 +71,25 @@ def _card_data(results: dict, name: str, accuracy: float | None, is_model: bool 
     dataset = results["dataset"]["name"]
     eval_results = None
     if accuracy is not None:
-        eval_results = [EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
-                                   dataset_split="test", metric_type="accuracy", metric_value=round(accuracy, 4))]
+        eval_results = [
+            EvalResult(
+                task_type="image-classification",
+                dataset_type=dataset,
+                dataset_name=dataset,
+                dataset_split="test",
+                metric_type="accuracy",
+                metric_value=round(accuracy, 4),
+            )
+        ]
     return ModelCardData(
         library_name="transformers" if is_model else None,
-        pipeline_tag="image-classification" if is_model else None, license="apache-2.0",
-        base_model=_hub_id(results["teacher"]["source"]), datasets=[dataset] if _hub_id(dataset) else None,
-        tags=list(TAGS), model_name=name, eval_results=eval_results,
+        pipeline_tag="image-classification" if is_model else None,
+        license="apache-2.0",
+        base_model=_hub_id(results["teacher"]["source"]),
+        datasets=[dataset] if _hub_id(dataset) else None,
+        tags=list(TAGS),
+        model_name=name,
+        eval_results=eval_results,
     )
 
 
@@ -89,39 +100,69 @@ def student_card(results: dict, report: dict, record: dict, repo_id: str | None 
     name = repo_id.split("/")[-1] if repo_id else f"{record['model_dir']}"
     environment = results["config"].get("environment", {})
     return ModelCard.from_template(
-        _card_data(results, name, record["accuracy"]), template_path=_template("student.md"),
-        model_name=name, repo_id=repo_id or f"path/to/{record['model_dir']}", rank=record["rank"],
-        teacher_name=teacher["source"], distillation_mode=results["config"]["training"]["distillation_mode"],
-        parameters=f"{record['parameters']:,}", teacher_parameters=f"{teacher['parameters']:,}",
-        compression=f"{record['compression']:.2f}x", dataset_name=results["dataset"]["name"],
-        num_test=results["dataset"]["num_test"], accuracy=f"{record['accuracy']:.4f}",
-        accuracy_interval=_fmt_interval(row["accuracy_interval"], 4), teacher_accuracy=f"{teacher['accuracy']:.4f}",
-        normalized_accuracy=f"{record['normalized_accuracy']:.1%}", sweep_ranks=", ".join(map(str, ranks)),
-        low=f"{report['thresholds']['low']:.0%}", high=f"{report['thresholds']['high']:.0%}",
+        _card_data(results, name, record["accuracy"]),
+        template_path=_template("student.md"),
+        model_name=name,
+        repo_id=repo_id or f"path/to/{record['model_dir']}",
+        rank=record["rank"],
+        teacher_name=teacher["source"],
+        distillation_mode=results["config"]["training"]["distillation_mode"],
+        parameters=f"{record['parameters']:,}",
+        teacher_parameters=f"{teacher['parameters']:,}",
+        compression=f"{record['compression']:.2f}x",
+        dataset_name=results["dataset"]["name"],
+        num_test=results["dataset"]["num_test"],
+        accuracy=f"{record['accuracy']:.4f}",
+        accuracy_interval=_fmt_interval(row["accuracy_interval"], 4),
+        teacher_accuracy=f"{teacher['accuracy']:.4f}",
+        normalized_accuracy=f"{record['normalized_accuracy']:.1%}",
+        sweep_ranks=", ".join(map(str, ranks)),
+        low=f"{report['thresholds']['low']:.0%}",
+        high=f"{report['thresholds']['high']:.0%}",
         region=f"[{_fmt(report['region']['r_low'])}, {_fmt(report['region']['r_high'])}]",
-        knee=_fmt(report["knee"]["linear"], missing="none"), knee_log=_fmt(report["knee"]["log_rank"], missing="none"),
-        role=_role(record["rank"], report, ranks), command=results.get("command") or "(not recorded)",
-        seed=record["seed"], steps=record["steps"], num_processes=environment.get("num_processes", 1),
-        num_seeds=len({r["seed"] for r in results["ranks"]}), above_break_even=record["compression"] <= 1,
+        knee=_fmt(report["knee"]["linear"], missing="none"),
+        knee_log=_fmt(report["knee"]["log_rank"], missing="none"),
+        role=_role(record["rank"], report, ranks),
+        command=results.get("command") or "(not recorded)",
+        seed=record["seed"],
+        steps=record["steps"],
+        num_processes=environment.get("num_processes", 1),
+        num_seeds=len({r["seed"] for r in results["ranks"]}),
+        above_break_even=record["compression"] <= 1,
     )
 
 
-def sweep_card(results: dict, report: dict, repo_ids: dict[int, str] | None = None,
-               repo_id: str | None = None) -> ModelCard:
+def sweep_card(
+    results: dict, report: dict, repo_ids: dict[int, str] | None = None, repo_id: str | None = None
+) -> ModelCard:
     repo_ids = repo_ids or {}
-    students = [{"rank": row["rank"], "repo_id": repo_ids.get(row["rank"]), "model_dir": row["model_dir"],
-                 "accuracy": f"{row['accuracy']:.4f}"} for row in report["rows"]]
+    students = [
+        {
+            "rank": row["rank"],
+            "repo_id": repo_ids.get(row["rank"]),
+            "model_dir": row["model_dir"],
+            "accuracy": f"{row['accuracy']:.4f}",
+        }
+        for row in report["rows"]
+    ]
     body = render_markdown(report).split("\n", 1)[1]  # the report without its title
     return ModelCard.from_template(
         _card_data(results, repo_id.split("/")[-1] if repo_id else "effective-rank-report", None, is_model=False),
-        template_path=_template("sweep.md"), teacher_name=results["teacher"]["source"],
-        dataset_name=results["dataset"]["name"], report=body, students=students,
+        template_path=_template("sweep.md"),
+        teacher_name=results["teacher"]["source"],
+        dataset_name=results["dataset"]["name"],
+        report=body,
+        students=students,
         command=results.get("command") or "(not recorded)",
     )
 
 
-def write_cards(output_dir: str | os.PathLike, report: dict, repo_ids: dict[int, str] | None = None,
-                sweep_repo_id: str | None = None) -> None:
+def write_cards(
+    output_dir: str | os.PathLike,
+    report: dict,
+    repo_ids: dict[int, str] | None = None,
+    sweep_repo_id: str | None = None,
+) -> None:
     """README.md (card) and knee.png in every student directory; the sweep's card as output_dir/README.md."""
     output_dir = Path(output_dir)
     results = load_results(output_dir / "results.json")

@@ -158,20 +158,29 @@ def preprocess(data: ImageClassificationData, image_processor, cache_limit_gb: f
     processed = DatasetDict()
     for name, split in data.splits.items():
         if total_bytes <= cache_limit_gb * 2**30:
-            features = Features({"pixel_values": Array3D(shape, "float32"), "labels": Value("int64"),
-                                 "index": Value("int64")})
+            features = Features(
+                {"pixel_values": Array3D(shape, "float32"), "labels": Value("int64"), "index": Value("int64")}
+            )
             processed[name] = split.map(
-                lambda batch, indices: {"pixel_values": pixels(batch), "labels": batch[data.label_column],
-                                        "index": indices},
-                batched=True, with_indices=True, remove_columns=split.column_names, features=features,
+                lambda batch, indices: {
+                    "pixel_values": pixels(batch),
+                    "labels": batch[data.label_column],
+                    "index": indices,
+                },
+                batched=True,
+                with_indices=True,
+                remove_columns=split.column_names,
+                features=features,
                 desc=f"preprocessing {name}",
             ).with_format("torch")
         else:
             indexed = split.add_column("index", list(range(len(split))))
             processed[name] = indexed.with_transform(
-                lambda batch: {"pixel_values": torch.from_numpy(pixels(batch)),
-                               "labels": torch.tensor(batch[data.label_column]),
-                               "index": torch.tensor(batch["index"])}
+                lambda batch: {
+                    "pixel_values": torch.from_numpy(pixels(batch)),
+                    "labels": torch.tensor(batch[data.label_column]),
+                    "index": torch.tensor(batch["index"]),
+                }
             )
     return processed
 

@@ -56,8 +56,12 @@ def dataset_pca_retention(token_matrices) -> np.ndarray:
     token_matrices = np.asarray(token_matrices, dtype=np.float64)
     n_images, n_tokens, dim = token_matrices.shape
     if n_images * n_tokens < dim:
-        warnings.warn(f"dataset PCA on {n_images * n_tokens} tokens in {dim} dimensions: the covariance is "
-                      "rank-deficient, retention beyond that rank is not informative.", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"dataset PCA on {n_images * n_tokens} tokens in {dim} dimensions: the covariance is "
+            "rank-deficient, retention beyond that rank is not informative.",
+            UserWarning,
+            stacklevel=2,
+        )
     flat = token_matrices.reshape(-1, dim)  # (T, dim)
     covariance = flat.T @ flat / flat.shape[0]  # (dim, dim)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -87,7 +91,7 @@ def token_spectral_energy(tokens) -> tuple[np.ndarray, np.ndarray]:
     tokens = tokens.reshape(-1, tokens.shape[-1])  # (n_tokens, dim)
     dim = tokens.shape[1]
     spectrum = np.abs(np.fft.rfft(tokens, axis=1)) ** 2  # (n_tokens, D')
-    spectrum[:, 1:(dim + 1) // 2] *= 2  # one-sided: non-DC, non-Nyquist bins stand for two frequencies (Parseval)
+    spectrum[:, 1 : (dim + 1) // 2] *= 2  # one-sided: non-DC, non-Nyquist bins stand for two frequencies (Parseval)
     totals = spectrum.sum(axis=1, keepdims=True)
     keep = totals[:, 0] > 0
     cumulative = np.cumsum(spectrum[keep] / totals[keep], axis=1).mean(axis=0)  # (D',)

@@ -158,7 +158,12 @@ class DistillationTrainer(Trainer):
         pixel_values = inputs["pixel_values"]
         teacher_logits, teacher_blocks = teacher_targets(self.teacher_model, self._teacher_recorder, pixel_values)
         loss, outputs = student_loss(
-            model, self._student_recorder, pixel_values, inputs.get("labels"), teacher_logits, teacher_blocks,
+            model,
+            self._student_recorder,
+            pixel_values,
+            inputs.get("labels"),
+            teacher_logits,
+            teacher_blocks,
             self.args,
         )
         return (loss, outputs) if return_outputs else loss

@@ -107,8 +107,10 @@ class FactorizationReport:
 
     def to_dict(self) -> dict:
         return {
-            "layers": [asdict(layer) | {"params_before": layer.params_before, "params_after": layer.params_after}
-                       for layer in self.layers],
+            "layers": [
+                asdict(layer) | {"params_before": layer.params_before, "params_after": layer.params_after}
+                for layer in self.layers
+            ],
             "total_params_before": self.total_params_before,
             "total_params_after": self.total_params_after,
             "compression": self.compression,
@@ -189,8 +191,9 @@ def plan_factorization(
     for name, linear in selected:
         layer_rank = _resolve_rank(rank, name, linear)
         if layer_rank is not None:
-            plan.append(LayerFactorization(name, linear.in_features, linear.out_features, layer_rank,
-                                           linear.bias is not None))
+            plan.append(
+                LayerFactorization(name, linear.in_features, linear.out_features, layer_rank, linear.bias is not None)
+            )
 
     if isinstance(rank, Mapping):
         unused = [pattern for pattern in rank if not any(name_matches(name, pattern) for name, _ in selected)]
@@ -241,8 +244,12 @@ def factorize_model(
             replacement = FactorizedLinear.from_linear(linear, layer.rank)
         else:
             replacement = FactorizedLinear(
-                layer.in_features, layer.out_features, layer.rank, bias=layer.bias,
-                device=linear.weight.device, dtype=linear.weight.dtype,
+                layer.in_features,
+                layer.out_features,
+                layer.rank,
+                bias=layer.bias,
+                device=linear.weight.device,
+                dtype=linear.weight.dtype,
             )
         model.set_submodule(layer.name, replacement)
     return FactorizationReport(plan, params_before, count_parameters(model))

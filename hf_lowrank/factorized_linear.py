@@ -23,8 +23,7 @@ def check_rank(rank, in_features: int, out_features: int, layer: str = "layer") 
     max_rank = min(in_features, out_features)
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= max_rank:
         raise ValueError(
-            f"rank for {layer} ({in_features} -> {out_features}) must be an integer in [1, {max_rank}], "
-            f"got {rank!r}."
+            f"rank for {layer} ({in_features} -> {out_features}) must be an integer in [1, {max_rank}], got {rank!r}."
         )
     return rank
 

@@ -23,7 +23,13 @@ from .distillation import BlockOutputRecorder, DistillationConfig, prepare_teach
 
 
 __all__ = [
-    "EvalResult", "LockstepTrainer", "RNGStream", "TrainResult", "evaluate_models", "example_noise", "num_update_steps",
+    "EvalResult",
+    "LockstepTrainer",
+    "RNGStream",
+    "TrainResult",
+    "evaluate_models",
+    "example_noise",
+    "num_update_steps",
 ]
 
 
@@ -84,8 +90,9 @@ def _optimizer(model: nn.Module, args: DistillationConfig) -> torch.optim.Optimi
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                             eps=args.adam_epsilon)
+    return torch.optim.AdamW(
+        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
+    )
 
 
 @dataclass
@@ -110,8 +117,13 @@ class LockstepTrainer:
     A model whose gradient becomes NaN or inf is stopped with a message naming the step; the others go on.
     """
 
-    def __init__(self, accelerator: Accelerator, args: DistillationConfig, teacher: nn.Module | None = None,
-                 description: str = "training"):
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        args: DistillationConfig,
+        teacher: nn.Module | None = None,
+        description: str = "training",
+    ):
         self.accelerator = accelerator
         self.args = args
         self.description = description
@@ -123,17 +135,25 @@ class LockstepTrainer:
         if self.teacher is None:
             return run.model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
         teacher_logits, teacher_blocks = targets
-        loss, _ = student_loss(run.model, run.recorder, batch["pixel_values"], batch["labels"], teacher_logits,
-                               teacher_blocks, self.args)
+        loss, _ = student_loss(
+            run.model, run.recorder, batch["pixel_values"], batch["labels"], teacher_logits, teacher_blocks, self.args
+        )
         return loss
 
-    def train(self, models: dict[str, nn.Module], train_dataset: Dataset,
-              on_step: Callable[[int], None] | None = None) -> dict[str, TrainResult]:
+    def train(
+        self, models: dict[str, nn.Module], train_dataset: Dataset, on_step: Callable[[int], None] | None = None
+    ) -> dict[str, TrainResult]:
         args, accelerator = self.args, self.accelerator
         # The data order is a function of args.seed alone (not of the global RNG), the same on every process.
-        loader = DataLoader(train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(args.seed), collate_fn=collate_pixel_values,
-                            drop_last=args.dataloader_drop_last, num_workers=args.dataloader_num_workers)
+        loader = DataLoader(
+            train_dataset,
+            batch_size=args.per_device_train_batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(args.seed),
+            collate_fn=collate_pixel_values,
+            drop_last=args.dataloader_drop_last,
+            num_workers=args.dataloader_num_workers,
+        )
         loader = accelerator.prepare(loader)
         total_steps = num_update_steps(args, len(loader))
         geometric = self.teacher is not None and args.distillation_mode == "geometric"
@@ -142,16 +162,23 @@ class LockstepTrainer:
         for key, model in models.items():
             model.train()
             optimizer = _optimizer(model, args)
-            scheduler = get_scheduler(args.lr_scheduler_type, optimizer,
-                                      num_warmup_steps=args.get_warmup_steps(total_steps),
-                                      num_training_steps=total_steps, scheduler_specific_kwargs=args.lr_scheduler_kwargs)
+            scheduler = get_scheduler(
+                args.lr_scheduler_type,
+                optimizer,
+                num_warmup_steps=args.get_warmup_steps(total_steps),
+                num_training_steps=total_steps,
+                scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+            )
             model, optimizer = accelerator.prepare(model, optimizer)
             recorder = BlockOutputRecorder(model) if geometric else None
             runs.append(_Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder))
 
         active, step, epoch, examples = list(runs), 0, 0, 0
-        progress = tqdm(total=total_steps, desc=f"{self.description} ({len(runs)} models)",
-                        disable=not accelerator.is_local_main_process or args.disable_tqdm)
+        progress = tqdm(
+            total=total_steps,
+            desc=f"{self.description} ({len(runs)} models)",
+            disable=not accelerator.is_local_main_process or args.disable_tqdm,
+        )
         while step < total_steps and active:
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(epoch)
@@ -168,12 +195,16 @@ class LockstepTrainer:
                             accelerator.backward(loss)
                         run.last_loss = loss.item()
                         if accelerator.sync_gradients:
-                            max_norm = args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else math.inf
+                            max_norm = (
+                                args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else math.inf
+                            )
                             grad_norm = accelerator.clip_grad_norm_(run.model.parameters(), max_norm)
                             if not torch.isfinite(torch.as_tensor(grad_norm)):
-                                run.error = (f"{run.key}: the loss or its gradient became non-finite at optimizer "
-                                             f"step {step + 1} (loss {run.last_loss}); this model was stopped, the "
-                                             "others go on.")
+                                run.error = (
+                                    f"{run.key}: the loss or its gradient became non-finite at optimizer "
+                                    f"step {step + 1} (loss {run.last_loss}); this model was stopped, the "
+                                    "others go on."
+                                )
                                 run.optimizer.zero_grad(set_to_none=True)
                                 active.remove(run)
                                 progress.write(run.error)
@@ -203,8 +234,9 @@ class LockstepTrainer:
             if run.recorder is not None:
                 run.recorder.remove()
             run.model.eval()
-            results[run.key] = TrainResult("failed" if run.error else "done", step, run.seconds, run.error, run.history,
-                                           per_process)
+            results[run.key] = TrainResult(
+                "failed" if run.error else "done", step, run.seconds, run.error, run.history, per_process
+            )
         return results
 
     def close(self) -> None:
@@ -215,14 +247,22 @@ class LockstepTrainer:
 def example_noise(indices: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     """Standard normal noise `(batch, *shape)` that depends only on (seed, example index): the same for every model,
     batch size and process layout."""
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
-                        for i in indices])
+    return torch.stack(
+        [torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i))) for i in indices]
+    )
 
 
 @torch.no_grad()
-def evaluate_models(accelerator: Accelerator, models: dict[str, nn.Module], dataset: Dataset,
-                    batch_size: int, metric=None, description: str = "evaluating",
-                    noise_sigmas: tuple[float, ...] = (), noise_seed: int = 0) -> dict[str, EvalResult]:
+def evaluate_models(
+    accelerator: Accelerator,
+    models: dict[str, nn.Module],
+    dataset: Dataset,
+    batch_size: int,
+    metric=None,
+    description: str = "evaluating",
+    noise_sigmas: tuple[float, ...] = (),
+    noise_seed: int = 0,
+) -> dict[str, EvalResult]:
     """Top-1 accuracy, per-example correctness and calibration (ECE, 15 bins) of every model on `dataset`, in one
     pass over the data; with `noise_sigmas`, also the accuracy under additive Gaussian noise of each standard
     deviation on the normalised inputs (seeded per example by `noise_seed`).
@@ -248,8 +288,11 @@ def evaluate_models(accelerator: Accelerator, models: dict[str, nn.Module], data
         references.append(labels.cpu())
         indices.append(index.cpu())
         pixel_values = batch["pixel_values"]
-        noise = example_noise(batch["index"], pixel_values.shape[1:], noise_seed).to(pixel_values) if noise_sigmas \
+        noise = (
+            example_noise(batch["index"], pixel_values.shape[1:], noise_seed).to(pixel_values)
+            if noise_sigmas
             else None
+        )
         for key, model in models.items():
             probabilities = model(pixel_values=pixel_values).logits.softmax(-1)  # (batch, num_labels)
             confidence, predicted = probabilities.max(-1)
@@ -267,7 +310,9 @@ def evaluate_models(accelerator: Accelerator, models: dict[str, nn.Module], data
         accuracy = metric.compute(predictions=predicted.tolist(), references=references.tolist())["accuracy"]
         correct = predicted == references
         ece = expected_calibration_error(torch.cat(confidences[key])[order].numpy(), correct)
-        robust = {sigma: float((torch.cat(noisy[(key, sigma)])[order].numpy() == references).mean())
-                  for sigma in noise_sigmas}
+        robust = {
+            sigma: float((torch.cat(noisy[(key, sigma)])[order].numpy() == references).mean())
+            for sigma in noise_sigmas
+        }
         results[key] = EvalResult(float(accuracy), correct, ece, robust)
     return results

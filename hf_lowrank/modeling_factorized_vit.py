@@ -26,7 +26,7 @@ ENCODER_LAYERS = "layers"  # the ModuleList of ViTLayer blocks inside a ViTModel
 
 
 def factorize_encoder(model: nn.Module, config: FactorizedViTConfig):
-    """Swap every selected encoder `nn.Linear` of `model` (a ViT base model) for an uninitialised `FactorizedLinear`."""
+    """Swap every selected encoder `nn.Linear` of `model` (a ViT base model) for a random `FactorizedLinear`."""
     return factorize_model(
         model,
         config.rank_spec(),
@@ -148,7 +148,9 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
             )
         if not isinstance(rank, int) or isinstance(rank, bool):
             if rank_pattern:
-                raise ValueError("rank_pattern overrides an int rank; with a fraction or mapping rank, pass only rank.")
+                raise ValueError(
+                    "rank_pattern overrides an int rank; with a fraction or mapping rank, pass only rank."
+                )
             plan = plan_factorization(
                 teacher.vit, rank, target_modules=[ENCODER_LAYERS], exclude_modules=exclude_modules or ()
             )

@@ -69,7 +69,9 @@ def collect_representations(model: nn.Module, dataset, max_examples: int = 256, 
             ) from error
         hidden_states = getattr(outputs, "hidden_states", None)
         if not hidden_states:
-            raise RepresentationError(f"{type(model).__name__} returned no hidden_states; every diagnostic needs them.")
+            raise RepresentationError(
+                f"{type(model).__name__} returned no hidden_states; every diagnostic needs them."
+            )
         tokens = [_as_tokens(h) for h in hidden_states]
         layers = [[] for _ in tokens] if layers is None else layers
         for store, layer in zip(layers, tokens):
@@ -84,7 +86,8 @@ def _summarise_tokens(tokens: np.ndarray, with_curve: bool) -> dict:
     retention = dataset_pca_retention(tokens)
     bandwidth, cumulative = token_spectral_energy(tokens)
     summary = {
-        "dim": int(tokens.shape[-1]), "tokens": int(tokens.shape[1]),
+        "dim": int(tokens.shape[-1]),
+        "tokens": int(tokens.shape[1]),
         "svd_rank_p99": {str(e): float(np.percentile(ranks[e], 99)) for e in ENERGIES},
         "svd_rank_median": {str(e): float(np.median(ranks[e])) for e in ENERGIES},
         "shared_dimension": shared_dimension(retention, 0.99, 0.95),
@@ -109,8 +112,12 @@ def diagnose_model(model: nn.Module, dataset, max_examples: int = 256, batch_siz
             layers.append({"depth": depth, "skipped": "no token axis: per-image SVD, PCA and SEP need one"})
         else:
             layers.append({"depth": depth, **_summarise_tokens(tokens, with_curve=depth == len(matrices) - 1)})
-    return {"num_examples": int(len(pooled)), "pooled_entropy_rank": entropy_effective_rank(pooled),
-            "pooled_dim": int(pooled.shape[1]), "layers": layers}
+    return {
+        "num_examples": int(len(pooled)),
+        "pooled_entropy_rank": entropy_effective_rank(pooled),
+        "pooled_dim": int(pooled.shape[1]),
+        "layers": layers,
+    }
 
 
 def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
@@ -132,12 +139,27 @@ def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
     for (name, diag), color in zip(diagnostics.items(), colors):
         layers = [layer for layer in diag["layers"] if "skipped" not in layer]
         depth = [layer["depth"] for layer in layers]
-        ax.plot(depth, [layer["svd_rank_p99"]["0.95"] for layer in layers], "o-", color=color,
-                label=f"{name}: per-image SVD rank")
-        ax.plot(depth, [layer["shared_dimension"] for layer in layers], "s--", color=color,
-                label=f"{name}: shared PCA dimension")
-        ax.plot(depth, [layer["cls_entropy_rank"] for layer in layers], "^:", color=color,
-                label=f"{name}: CLS effective rank")
+        ax.plot(
+            depth,
+            [layer["svd_rank_p99"]["0.95"] for layer in layers],
+            "o-",
+            color=color,
+            label=f"{name}: per-image SVD rank",
+        )
+        ax.plot(
+            depth,
+            [layer["shared_dimension"] for layer in layers],
+            "s--",
+            color=color,
+            label=f"{name}: shared PCA dimension",
+        )
+        ax.plot(
+            depth,
+            [layer["cls_entropy_rank"] for layer in layers],
+            "^:",
+            color=color,
+            label=f"{name}: CLS effective rank",
+        )
     ax.set_xticks(range(max(len(diag["layers"]) for diag in diagnostics.values())))
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("dimensions")
@@ -151,7 +173,9 @@ def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
     for (name, diag), color in zip(diagnostics.items(), colors):
         final = diag["layers"][-1]
         ranks = final["svd_ranks"]["0.95"]
-        ax.hist(ranks, bins=np.arange(0.5, max(ranks) + 1.5), alpha=0.45, color=color, label=f"{name}: per-image SVD (95%)")
+        ax.hist(
+            ranks, bins=np.arange(0.5, max(ranks) + 1.5), alpha=0.45, color=color, label=f"{name}: per-image SVD (95%)"
+        )
         ax.axvline(final["shared_dimension"], color=color, ls="--", label=f"{name}: shared PCA dimension")
     ax.set_xlabel("dimensions (final layer)")
     ax.set_ylabel("images")

@@ -25,13 +25,13 @@ from transformers import (
 
 from . import __version__
 from .accounting import count_parameters
+from .cards import write_cards
 from .data import DIGITS, load_image_classification_data, preprocess
 from .distillation import DistillationConfig
 from .factorized_linear import check_rank
+from .hub import push_sweep
 from .lockstep import LockstepTrainer, evaluate_models
 from .modeling_factorized_vit import FactorizedViTForImageClassification
-from .cards import write_cards
-from .hub import push_sweep
 from .report import write_report
 from .representations import diagnose_model
 from .results import RESULTS_FORMAT, RESULTS_VERSION, atomic_write_json, load_results
@@ -55,21 +55,27 @@ class SweepArguments:
 
     teacher: str | None = field(
         default=None,
-        metadata={"help": "ViTForImageClassification to distil: a local path or a Hub id. Default: a small ViT "
-                          "trained first on the embedded digits data."},
+        metadata={
+            "help": "ViTForImageClassification to distil: a local path or a Hub id. Default: a small ViT "
+            "trained first on the embedded digits data."
+        },
     )
     dataset: str = field(
         default=DIGITS,
-        metadata={"help": "'digits' (embedded, offline), an image-folder path, or a Hub dataset id with an image "
-                          "and a label column."},
+        metadata={
+            "help": "'digits' (embedded, offline), an image-folder path, or a Hub dataset id with an image "
+            "and a label column."
+        },
     )
     image_column: str | None = field(default=None, metadata={"help": "Image column; found automatically if unset."})
     label_column: str | None = field(default=None, metadata={"help": "Label column; found automatically if unset."})
     train_split: str | None = field(default=None, metadata={"help": "Training split (default: 'train')."})
     test_split: str | None = field(
         default=None,
-        metadata={"help": "Held-out split accuracy is measured on (default: 'test' or 'validation'; a source with "
-                          "a train split only is split 80/20, stratified, with --seed)."},
+        metadata={
+            "help": "Held-out split accuracy is measured on (default: 'test' or 'validation'; a source with "
+            "a train split only is split 80/20, stratified, with --seed)."
+        },
     )
     ranks: list[int] | None = field(
         default=None,
@@ -80,9 +86,11 @@ class SweepArguments:
     )
     teacher_finetune: str = field(
         default="auto",
-        metadata={"help": "Teacher stage: auto (fine-tune unless the teacher's labels are the dataset's), full, "
-                          "lora (peft, merged afterwards) or none.",
-                  "choices": list(FINETUNE_MODES)},
+        metadata={
+            "help": "Teacher stage: auto (fine-tune unless the teacher's labels are the dataset's), full, "
+            "lora (peft, merged afterwards) or none.",
+            "choices": list(FINETUNE_MODES),
+        },
     )
     teacher_num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs of the teacher stage."})
     teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the teacher stage."})
@@ -90,13 +98,17 @@ class SweepArguments:
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank when --teacher_finetune lora."})
     seeds: list[int] | None = field(
         default=None,
-        metadata={"help": "Student seeds (default: --seed). Every rank is distilled once per seed, and the report "
-                          "adds intervals across seeds. The teacher and the data split use --seed."},
+        metadata={
+            "help": "Student seeds (default: --seed). Every rank is distilled once per seed, and the report "
+            "adds intervals across seeds. The teacher and the data split use --seed."
+        },
     )
     lockstep_group_size: int = field(
         default=0,
-        metadata={"help": "Students trained together in lock-step (0: all pending ranks at once). Smaller groups "
-                          "lose less work to a crash; larger ones share the teacher's forward pass more."},
+        metadata={
+            "help": "Students trained together in lock-step (0: all pending ranks at once). Smaller groups "
+            "lose less work to a crash; larger ones share the teacher's forward pass more."
+        },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split (debugging)."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test split (debugging)."})
@@ -106,18 +118,24 @@ class SweepArguments:
     )
     noise_sigmas: list[float] = field(
         default_factory=lambda: [0.05, 0.1, 0.2],
-        metadata={"help": "Standard deviations of the Gaussian noise added to the normalised test inputs to measure "
-                          "robustness (seeded per example by --seed; empty: none)."},
+        metadata={
+            "help": "Standard deviations of the Gaussian noise added to the normalised test inputs to measure "
+            "robustness (seeded per example by --seed; empty: none)."
+        },
     )
     diagnostics_examples: int = field(
         default=256,
-        metadata={"help": "Test images the representation diagnostics (per-image SVD, dataset PCA, spectral energy, "
-                          "entropy effective rank) use for the teacher and every student; 0 turns them off."},
+        metadata={
+            "help": "Test images the representation diagnostics (per-image SVD, dataset PCA, spectral energy, "
+            "entropy effective rank) use for the teacher and every student; 0 turns them off."
+        },
     )
     push_ranks: list[str] | None = field(
         default=None,
-        metadata={"help": "With --push_to_hub: the students to push, 'all' (default), 'knee', 'region' or rank "
-                          "numbers. Students go to HUB_MODEL_ID-rank-XXX, the report to HUB_MODEL_ID."},
+        metadata={
+            "help": "With --push_to_hub: the students to push, 'all' (default), 'knee', 'region' or rank "
+            "numbers. Students go to HUB_MODEL_ID-rank-XXX, the report to HUB_MODEL_ID."
+        },
     )
     config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
 
@@ -156,19 +174,28 @@ def default_ranks(width: int) -> list[int]:
 def embedded_teacher(label_names: list[str]) -> tuple[ViTForImageClassification, ViTImageProcessorPil]:
     """The small ViT the embedded default trains on 8x8 digits: 16 patches of 2x2, width 48, 3 blocks."""
     config = ViTConfig(
-        image_size=8, patch_size=2, num_channels=3, hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
-        intermediate_size=96, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        image_size=8,
+        patch_size=2,
+        num_channels=3,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=96,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
     )
-    processor = ViTImageProcessorPil(size={"height": 8, "width": 8}, resample=0, image_mean=[0.5] * 3,
-                                     image_std=[0.5] * 3)
+    processor = ViTImageProcessorPil(
+        size={"height": 8, "width": 8}, resample=0, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
     return ViTForImageClassification(config), processor
 
 
 def _max_rank(model: nn.Module) -> int:
     """Largest rank valid for every encoder linear layer of a ViT: min over layers of min(in, out)."""
-    dims = [min(m.in_features, m.out_features) for name, m in model.vit.layers.named_modules()
-            if isinstance(m, nn.Linear)]
+    dims = [
+        min(m.in_features, m.out_features) for name, m in model.vit.layers.named_modules() if isinstance(m, nn.Linear)
+    ]
     return min(dims)
 
 
@@ -177,16 +204,39 @@ def _fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: A
 
     The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
     changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
-    own = {k: v for k, v in asdict(sweep).items()
-           if k not in ("ranks", "seeds", "overwrite_output_dir", "config", "lockstep_group_size", "push_ranks")}
-    training = {k: getattr(args, k) for k in (
-        "distillation_mode", "temperature", "ce_weight", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2",
-        "adam_epsilon", "max_grad_norm", "num_train_epochs", "max_steps", "warmup_steps", "lr_scheduler_type",
-        "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "dataloader_drop_last",
-    )}
+    own = {
+        k: v
+        for k, v in asdict(sweep).items()
+        if k not in ("ranks", "seeds", "overwrite_output_dir", "config", "lockstep_group_size", "push_ranks")
+    }
+    training = {
+        k: getattr(args, k)
+        for k in (
+            "distillation_mode",
+            "temperature",
+            "ce_weight",
+            "learning_rate",
+            "weight_decay",
+            "adam_beta1",
+            "adam_beta2",
+            "adam_epsilon",
+            "max_grad_norm",
+            "num_train_epochs",
+            "max_steps",
+            "warmup_steps",
+            "lr_scheduler_type",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "seed",
+            "dataloader_drop_last",
+        )
+    }
     training["lr_scheduler_type"] = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
-    environment = {"num_processes": accelerator.num_processes, "device_type": accelerator.device.type,
-                   "torch_num_threads": torch.get_num_threads()}
+    environment = {
+        "num_processes": accelerator.num_processes,
+        "device_type": accelerator.device.type,
+        "torch_num_threads": torch.get_num_threads(),
+    }
     return {"sweep": own, "training": training, "environment": environment}
 
 
@@ -197,15 +247,23 @@ class _Store:
         self.dir = output_dir
         self.path = output_dir / RESULTS_FILE
         self.accelerator = accelerator
-        self.payload = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, "hf_lowrank_version": __version__,
-                        "config": fingerprint, "teacher": None, "dataset": None, "ranks": []}
+        self.payload = {
+            "format": RESULTS_FORMAT,
+            "version": RESULTS_VERSION,
+            "hf_lowrank_version": __version__,
+            "config": fingerprint,
+            "teacher": None,
+            "dataset": None,
+            "ranks": [],
+        }
         if self.path.exists():
             previous = load_results(self.path)
             if previous["config"] == fingerprint:
                 self.payload = previous
             elif not overwrite:
                 changed = sorted(
-                    f"{section}.{key}" for section in fingerprint
+                    f"{section}.{key}"
+                    for section in fingerprint
                     for key in set(fingerprint[section]) | set(previous["config"].get(section, {}))
                     if fingerprint[section].get(key) != previous["config"].get(section, {}).get(key)
                 )
@@ -222,8 +280,11 @@ class _Store:
 
     def finished(self) -> set[tuple[int, int]]:
         """(rank, seed) of every student recorded as failed, or as done with its model directory in place."""
-        return {(record["rank"], record["seed"]) for record in self.payload["ranks"]
-                if record["status"] == "failed" or (self.dir / record["model_dir"]).is_dir()}
+        return {
+            (record["rank"], record["seed"])
+            for record in self.payload["ranks"]
+            if record["status"] == "failed" or (self.dir / record["model_dir"]).is_dir()
+        }
 
     def save_model(self, name: str, model: nn.Module, processor) -> str:
         """Save atomically: written to a temporary directory, then renamed into place."""
@@ -281,9 +342,15 @@ def _load_teacher(sweep: SweepArguments, label_names: list[str]):
             f"label set: {unknown[:10]}{' ...' if len(unknown) > 10 else ''} (teacher has {len(teacher_labels)} "
             f"labels, the dataset {len(label_names)}). Let the teacher be fine-tuned (auto, full or lora)."
         )
-    relabel = {} if same_labels else dict(
-        num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)}, ignore_mismatched_sizes=True,
+    relabel = (
+        {}
+        if same_labels
+        else dict(
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            ignore_mismatched_sizes=True,
+        )
     )
     model = ViTForImageClassification.from_pretrained(sweep.teacher, **relabel)
     return model, AutoImageProcessor.from_pretrained(sweep.teacher), mode
@@ -300,10 +367,18 @@ def _finetune_teacher(model, mode: str, sweep: SweepArguments, args: Distillatio
     if mode == "lora":
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=sweep.lora_rank, lora_alpha=2 * sweep.lora_rank,
-                                                 target_modules=LORA_TARGETS, modules_to_save=["classifier"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=sweep.lora_rank,
+                lora_alpha=2 * sweep.lora_rank,
+                target_modules=LORA_TARGETS,
+                modules_to_save=["classifier"],
+            ),
+        )
     result = LockstepTrainer(accelerator, stage_args, teacher=None, description="teacher").train(
-        {"teacher": model}, train_set)["teacher"]
+        {"teacher": model}, train_set
+    )["teacher"]
     if result.status != "done":
         raise RuntimeError(f"the teacher stage failed: {result.error}")
     model = accelerator.unwrap_model(model)
@@ -321,8 +396,9 @@ def _teacher_stage(store: "_Store", sweep, args, accelerator, data):
     if finished:
         teacher = ViTForImageClassification.from_pretrained(teacher_dir)
         processor = AutoImageProcessor.from_pretrained(teacher_dir)
-        accelerator.print(f"resuming: teacher from {teacher_dir} "
-                          f"(test accuracy {store.payload['teacher']['accuracy']:.4f})")
+        accelerator.print(
+            f"resuming: teacher from {teacher_dir} (test accuracy {store.payload['teacher']['accuracy']:.4f})"
+        )
     else:
         teacher, processor, mode = _load_teacher(sweep, data.label_names)
     with accelerator.main_process_first():
@@ -335,27 +411,45 @@ def _teacher_stage(store: "_Store", sweep, args, accelerator, data):
     examples_per_process = []
     if mode != "none":
         teacher, examples_per_process = _finetune_teacher(teacher, mode, sweep, args, accelerator, processed["train"])
-    evaluation = evaluate_models(accelerator, {"teacher": teacher}, processed["test"],
-                                 args.per_device_eval_batch_size, description="evaluating teacher",
-                                 noise_sigmas=tuple(sweep.noise_sigmas), noise_seed=args.seed)["teacher"]
+    evaluation = evaluate_models(
+        accelerator,
+        {"teacher": teacher},
+        processed["test"],
+        args.per_device_eval_batch_size,
+        description="evaluating teacher",
+        noise_sigmas=tuple(sweep.noise_sigmas),
+        noise_seed=args.seed,
+    )["teacher"]
     store.save_model(TEACHER_DIR, teacher, processor)
     diagnostics = _diagnose(store, TEACHER_DIR, teacher, processed, sweep, accelerator)
     store.payload["teacher"] = {
-        "source": sweep.teacher or "embedded digits ViT", "finetune": mode, "model_dir": TEACHER_DIR,
-        "accuracy": evaluation.accuracy, "parameters": count_parameters(teacher),
-        "train_seconds": time.perf_counter() - start, "examples_per_process": examples_per_process,
-        "correct": evaluation.correct.astype(int).tolist(), **_robustness(evaluation), "diagnostics": diagnostics,
+        "source": sweep.teacher or "embedded digits ViT",
+        "finetune": mode,
+        "model_dir": TEACHER_DIR,
+        "accuracy": evaluation.accuracy,
+        "parameters": count_parameters(teacher),
+        "train_seconds": time.perf_counter() - start,
+        "examples_per_process": examples_per_process,
+        "correct": evaluation.correct.astype(int).tolist(),
+        **_robustness(evaluation),
+        "diagnostics": diagnostics,
     }
-    store.payload["dataset"] = {"name": sweep.dataset, "num_train": len(processed["train"]),
-                                "num_test": len(processed["test"]), "label_names": data.label_names}
+    store.payload["dataset"] = {
+        "name": sweep.dataset,
+        "num_train": len(processed["train"]),
+        "num_test": len(processed["test"]),
+        "label_names": data.label_names,
+    }
     store.write()
     accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(processed['test'])} examples)")
     return teacher, processor, processed
 
 
 def _robustness(evaluation) -> dict:
-    return {"ece": evaluation.ece,
-            "noise_accuracy": {str(sigma): accuracy for sigma, accuracy in evaluation.noise_accuracy.items()}}
+    return {
+        "ece": evaluation.ece,
+        "noise_accuracy": {str(sigma): accuracy for sigma, accuracy in evaluation.noise_accuracy.items()},
+    }
 
 
 def _diagnose(store: "_Store", model_dir: str, model, processed, sweep, accelerator) -> dict | None:
@@ -366,9 +460,13 @@ def _diagnose(store: "_Store", model_dir: str, model, processed, sweep, accelera
     full = diagnose_model(accelerator.unwrap_model(model), processed["test"], sweep.diagnostics_examples)
     atomic_write_json(store.dir / model_dir / "diagnostics.json", full)
     final = full["layers"][-1]
-    return {"pooled_entropy_rank": full["pooled_entropy_rank"], "svd_rank_p99": final["svd_rank_p99"],
-            "shared_dimension": final["shared_dimension"], "bandwidth": final["bandwidth"],
-            "num_examples": full["num_examples"]}
+    return {
+        "pooled_entropy_rank": full["pooled_entropy_rank"],
+        "svd_rank_p99": final["svd_rank_p99"],
+        "shared_dimension": final["shared_dimension"],
+        "bandwidth": final["bandwidth"],
+        "num_examples": full["num_examples"],
+    }
 
 
 def _check_ranks(ranks: list[int] | None, teacher: nn.Module) -> None:
@@ -385,45 +483,67 @@ def student_dir(rank: int, seed: int, primary_seed: int) -> str:
     return f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
 
 
-def _student_group(group: list[int], seed: int, store: "_Store", sweep, args, accelerator, teacher, processor,
-                   processed):
+def _student_group(
+    group: list[int], seed: int, store: "_Store", sweep, args, accelerator, teacher, processor, processed
+):
     """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
     primary_seed = args.seed
     if seed != args.seed:
         args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
         args.seed = seed
     students = {
-        rank: FactorizedViTForImageClassification.from_teacher(teacher, rank=rank, exclude_modules=sweep.exclude_modules)
+        rank: FactorizedViTForImageClassification.from_teacher(
+            teacher, rank=rank, exclude_modules=sweep.exclude_modules
+        )
         for rank in group
     }
     trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}, seed {seed}")
     outcomes = trainer.train({f"rank-{rank:03d}": student for rank, student in students.items()}, processed["train"])
     trainer.close()
     done = {rank: s for rank, s in students.items() if outcomes[f"rank-{rank:03d}"].status == "done"}
-    evaluations = evaluate_models(accelerator, done, processed["test"], args.per_device_eval_batch_size,
-                                  description="evaluating students", noise_sigmas=tuple(sweep.noise_sigmas),
-                                  noise_seed=primary_seed)
+    evaluations = evaluate_models(
+        accelerator,
+        done,
+        processed["test"],
+        args.per_device_eval_batch_size,
+        description="evaluating students",
+        noise_sigmas=tuple(sweep.noise_sigmas),
+        noise_seed=primary_seed,
+    )
     teacher_record = store.payload["teacher"]
     for rank, student in students.items():
         outcome = outcomes[f"rank-{rank:03d}"]
         parameters = count_parameters(accelerator.unwrap_model(student))
         record = {
-            "rank": rank, "status": outcome.status, "error": outcome.error, "seed": args.seed,
-            "parameters": parameters, "compression": teacher_record["parameters"] / parameters,
-            "steps": outcome.steps, "train_seconds": outcome.train_seconds,
-            "examples_per_process": outcome.examples_per_process, "loss_history": outcome.loss_history,
+            "rank": rank,
+            "status": outcome.status,
+            "error": outcome.error,
+            "seed": args.seed,
+            "parameters": parameters,
+            "compression": teacher_record["parameters"] / parameters,
+            "steps": outcome.steps,
+            "train_seconds": outcome.train_seconds,
+            "examples_per_process": outcome.examples_per_process,
+            "loss_history": outcome.loss_history,
             "model_dir": None,
-            "config": {"rank": rank, "exclude_modules": sweep.exclude_modules,
-                       "distillation_mode": args.distillation_mode, "teacher": teacher_record["source"]},
+            "config": {
+                "rank": rank,
+                "exclude_modules": sweep.exclude_modules,
+                "distillation_mode": args.distillation_mode,
+                "teacher": teacher_record["source"],
+            },
         }
         if rank in evaluations:
             evaluation = evaluations[rank]
             model_dir = store.save_model(student_dir(rank, seed, primary_seed), student, processor)
-            record.update(accuracy=evaluation.accuracy,
-                          normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
-                          correct=evaluation.correct.astype(int).tolist(), model_dir=model_dir,
-                          **_robustness(evaluation),
-                          diagnostics=_diagnose(store, model_dir, student, processed, sweep, accelerator))
+            record.update(
+                accuracy=evaluation.accuracy,
+                normalized_accuracy=evaluation.accuracy / teacher_record["accuracy"],
+                correct=evaluation.correct.astype(int).tolist(),
+                model_dir=model_dir,
+                **_robustness(evaluation),
+                diagnostics=_diagnose(store, model_dir, student, processed, sweep, accelerator),
+            )
         store.payload["ranks"] = [r for r in store.payload["ranks"] if (r["rank"], r["seed"]) != (rank, seed)]
         store.payload["ranks"].append(record)
         store.write()
@@ -444,8 +564,14 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
     store.payload.setdefault("command", command)
     with accelerator.main_process_first():
         data = load_image_classification_data(
-            sweep.dataset, sweep.image_column, sweep.label_column, sweep.train_split, sweep.test_split,
-            seed=args.seed, max_train_samples=sweep.max_train_samples, max_test_samples=sweep.max_test_samples,
+            sweep.dataset,
+            sweep.image_column,
+            sweep.label_column,
+            sweep.train_split,
+            sweep.test_split,
+            seed=args.seed,
+            max_train_samples=sweep.max_train_samples,
+            max_test_samples=sweep.max_test_samples,
         )
     teacher, processor, processed = _teacher_stage(store, sweep, args, accelerator, data)
 
@@ -454,23 +580,36 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
     for seed in sweep.seeds or [args.seed]:
         pending = [rank for rank in ranks if (rank, seed) not in finished]
         if len(pending) < len(ranks):
-            accelerator.print(f"resuming: seed {seed}, ranks {sorted(set(ranks) - set(pending))} are finished; "
-                              f"training {pending}")
+            accelerator.print(
+                f"resuming: seed {seed}, ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}"
+            )
         group_size = sweep.lockstep_group_size or len(pending) or 1
         for first in range(0, len(pending), group_size):
-            _student_group(pending[first:first + group_size], seed, store, sweep, args, accelerator, teacher,
-                           processor, processed)
+            _student_group(
+                pending[first : first + group_size],
+                seed,
+                store,
+                sweep,
+                args,
+                accelerator,
+                teacher,
+                processor,
+                processed,
+            )
     _print_summary(accelerator, store)
     if accelerator.is_main_process:
         report = write_report(output_dir)
         write_cards(output_dir, report)
         region, knee = report["region"], report["knee"]
-        accelerator.print(f"effective rank region [{_show(region['r_low'])}, {_show(region['r_high'])}], knee "
-                          f"{_show(knee['linear'])} (log-rank axis: {_show(knee['log_rank'])}); report: "
-                          f"{output_dir / 'report.md'}")
+        accelerator.print(
+            f"effective rank region [{_show(region['r_low'])}, {_show(region['r_high'])}], knee "
+            f"{_show(knee['linear'])} (log-rank axis: {_show(knee['log_rank'])}); report: "
+            f"{output_dir / 'report.md'}"
+        )
         if args.push_to_hub:  # everything local is written first: a failed upload loses nothing
-            repo_ids = push_sweep(output_dir, args.hub_model_id, sweep.push_ranks, token=args.hub_token,
-                                  private=args.hub_private_repo)
+            repo_ids = push_sweep(
+                output_dir, args.hub_model_id, sweep.push_ranks, token=args.hub_token, private=args.hub_private_repo
+            )
             accelerator.print("pushed: " + ", ".join(f"rank {r} -> {repo}" for r, repo in sorted(repo_ids.items())))
     accelerator.wait_for_everyone()
     return store.path
@@ -483,13 +622,17 @@ def _show(value) -> str:
 def _print_summary(accelerator: Accelerator, store: "_Store") -> None:
     teacher = store.payload["teacher"]
     seeds = {record["seed"] for record in store.payload["ranks"]}
-    lines = [f"teacher: {teacher['parameters']:,} parameters, test accuracy {teacher['accuracy']:.4f}",
-             f"{'rank':>5} {'parameters':>11} {'compress':>8} {'accuracy':>8} {'of teacher':>10}"]
+    lines = [
+        f"teacher: {teacher['parameters']:,} parameters, test accuracy {teacher['accuracy']:.4f}",
+        f"{'rank':>5} {'parameters':>11} {'compress':>8} {'accuracy':>8} {'of teacher':>10}",
+    ]
     for record in store.payload["ranks"]:
         if record["status"] == "done":
-            lines.append(f"{record['rank']:>5} {record['parameters']:>11,} {record['compression']:>7.2f}x "
-                         f"{record['accuracy']:>8.4f} {record['normalized_accuracy']:>9.1%}"
-                         + (f"  (seed {record['seed']})" if len(seeds) > 1 else ""))
+            lines.append(
+                f"{record['rank']:>5} {record['parameters']:>11,} {record['compression']:>7.2f}x "
+                f"{record['accuracy']:>8.4f} {record['normalized_accuracy']:>9.1%}"
+                + (f"  (seed {record['seed']})" if len(seeds) > 1 else "")
+            )
         else:
             lines.append(f"{record['rank']:>5} failed: {record['error']}")
     lines.append(f"results: {store.path} (students in {store.dir}/rank-XXX, teacher in {store.dir}/{TEACHER_DIR})")

@@ -31,8 +31,9 @@ def main() -> None:
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    data = load_image_classification_data(args.dataset, args.image_column, args.label_column, seed=args.seed,
-                                          max_test_samples=args.max_examples)
+    data = load_image_classification_data(
+        args.dataset, args.image_column, args.label_column, seed=args.seed, max_test_samples=args.max_examples
+    )
     results = {}
     for model_path in args.models:
         model = AutoModelForImageClassification.from_pretrained(model_path)
@@ -40,9 +41,11 @@ def main() -> None:
         name = Path(model_path).name if Path(model_path).exists() else model_path
         results[name] = diagnose_model(model, test, args.max_examples)
         final = results[name]["layers"][-1]
-        print(f"{name}: pooled effective rank {results[name]['pooled_entropy_rank']:.2f}, final layer: per-image "
-              f"SVD rank p99 {final['svd_rank_p99']['0.95']:.0f} (95%), shared PCA dimension "
-              f"{final['shared_dimension']} of {final['dim']}, b_0.9 {final['bandwidth']['0.9']:.2f}")
+        print(
+            f"{name}: pooled effective rank {results[name]['pooled_entropy_rank']:.2f}, final layer: per-image "
+            f"SVD rank p99 {final['svd_rank_p99']['0.95']:.0f} (95%), shared PCA dimension "
+            f"{final['shared_dimension']} of {final['dim']}, b_0.9 {final['bandwidth']['0.9']:.2f}"
+        )
     atomic_write_json(output_dir / "diagnostics.json", results)
     figures = plot_diagnostics(results, output_dir)
     print(f"wrote {output_dir / 'diagnostics.json'} and {', '.join(figures)}")

@@ -46,8 +46,15 @@ def small_digits_teacher() -> tuple[ViTForImageClassification, ViTImageProcessor
     """A ViT sized for 8x8 digits (16 patches of 2x2, width 64, 4 blocks), random weights."""
     labels = [str(digit) for digit in range(10)]
     config = ViTConfig(
-        image_size=8, patch_size=2, num_channels=3, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-        intermediate_size=128, num_labels=10, id2label=dict(enumerate(labels)),
+        image_size=8,
+        patch_size=2,
+        num_channels=3,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        num_labels=10,
+        id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
     processor = ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
@@ -74,8 +81,10 @@ def main() -> None:
     with torch.no_grad():
         gap = (student(pixel_values).logits - teacher(pixel_values).logits).abs().max().item()
     print(f"\nmax |student - teacher| logit on 4 random inputs, before any distillation: {gap:.4g}")
-    print(f"analytic forward FLOPs per image: teacher {hf_lowrank.vit_forward_flops(teacher):,}, "
-          f"student {hf_lowrank.vit_forward_flops(student):,}")
+    print(
+        f"analytic forward FLOPs per image: teacher {hf_lowrank.vit_forward_flops(teacher):,}, "
+        f"student {hf_lowrank.vit_forward_flops(student):,}"
+    )
 
     student.save_pretrained(args.output_dir)
     processor.save_pretrained(args.output_dir)
@@ -91,8 +100,10 @@ def main() -> None:
         digits = load_digits()
         image = Image.fromarray((digits.images[0] * 255 / 16).astype(np.uint8)).convert("RGB")
         predictions = pipeline("image-classification", model=args.output_dir)(image)
-        print(f"pipeline('image-classification') on a real digit (label {digits.target[0]}), random weights: "
-              f"{[(p['label'], round(p['score'], 3)) for p in predictions[:3]]}")
+        print(
+            f"pipeline('image-classification') on a real digit (label {digits.target[0]}), random weights: "
+            f"{[(p['label'], round(p['score'], 3)) for p in predictions[:3]]}"
+        )
 
 
 if __name__ == "__main__":

@@ -14,17 +14,25 @@ from hf_lowrank.hub import HubPushError, push_sweep
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", help="a sweep's output directory (holding results.json)")
-    parser.add_argument("--hub_model_id", required=True,
-                        help="repository prefix: students go to PREFIX-rank-XXX, the report to PREFIX")
-    parser.add_argument("--push_ranks", nargs="+", default=None,
-                        help="students to push: all (default), knee, region, or rank numbers")
+    parser.add_argument(
+        "--hub_model_id", required=True, help="repository prefix: students go to PREFIX-rank-XXX, the report to PREFIX"
+    )
+    parser.add_argument(
+        "--push_ranks", nargs="+", default=None, help="students to push: all (default), knee, region, or rank numbers"
+    )
     parser.add_argument("--hub_token", default=None, help="a write token (default: HF_TOKEN or the saved login)")
     parser.add_argument("--private", action="store_true", help="create private repositories")
     parser.add_argument("--retries", type=int, default=4, help="retries of a transient failure")
     args = parser.parse_args()
     try:
-        repo_ids = push_sweep(args.output_dir, args.hub_model_id, args.push_ranks, token=args.hub_token,
-                              private=args.private or None, retries=args.retries)
+        repo_ids = push_sweep(
+            args.output_dir,
+            args.hub_model_id,
+            args.push_ranks,
+            token=args.hub_token,
+            private=args.private or None,
+            retries=args.retries,
+        )
     except (HubPushError, ValueError) as error:
         sys.exit(f"push failed: {error}")
     for rank, repo_id in sorted(repo_ids.items()):

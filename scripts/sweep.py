@@ -24,9 +24,17 @@ from hf_lowrank.sweep import SweepArguments, run_sweep
 
 # Defaults sized for the embedded digits run (a few minutes on two CPU cores); every one is a flag.
 EMBEDDED_DEFAULTS = dict(
-    output_dir="outputs/sweep", learning_rate=1e-3, num_train_epochs=20, per_device_train_batch_size=64,
-    per_device_eval_batch_size=256, lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.0,
-    logging_steps=10, report_to="none", seed=0,
+    output_dir="outputs/sweep",
+    learning_rate=1e-3,
+    num_train_epochs=20,
+    per_device_train_batch_size=64,
+    per_device_eval_batch_size=256,
+    lr_scheduler_type="cosine",
+    warmup_steps=0.05,
+    weight_decay=0.0,
+    logging_steps=10,
+    report_to="none",
+    seed=0,
     # Without a GPU, run on the CPU; under `accelerate launch --multi_gpu` that is real DDP over gloo.
     use_cpu=not torch.cuda.is_available(),
 )

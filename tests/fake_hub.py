@@ -103,8 +103,16 @@ class FakeHub:
     def _whoami(self, handler, method, body):
         if not self._authorized(handler):
             return self._send(handler, 401, {"error": "Invalid credentials in Authorization header"})
-        return self._send(handler, 200, {"type": "user", "name": self.user, "orgs": [],
-                                         "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+        return self._send(
+            handler,
+            200,
+            {
+                "type": "user",
+                "name": self.user,
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"role": "write"}},
+            },
+        )
 
     def _create(self, handler, method, body):
         if not self._authorized(handler):
@@ -131,8 +139,11 @@ class FakeHub:
         if not self._authorized(handler):
             return self._send(handler, 401, {"error": "Invalid credentials"})
         files = json.loads(body)["files"]
-        return self._send(handler, 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                   for f in files]})
+        return self._send(
+            handler,
+            200,
+            {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+        )
 
     def _commit(self, handler, method, body, repo, rev):
         if not self._authorized(handler):
@@ -149,24 +160,41 @@ class FakeHub:
             elif item["key"] != "header":
                 return self._send(handler, 400, {"error": f"unsupported commit item {item['key']}"})
         record["sha"] = hashlib.sha1(repr(sorted(record["files"].items())).encode()).hexdigest()
-        return self._send(handler, 200, {"commitUrl": f"{self.url}/{repo}/commit/{record['sha']}",
-                                         "commitOid": record["sha"], "success": True})
+        return self._send(
+            handler,
+            200,
+            {"commitUrl": f"{self.url}/{repo}/commit/{record['sha']}", "commitOid": record["sha"], "success": True},
+        )
 
     def _info(self, handler, method, body, repo, rev=None):
         record = self._repo_or_404(handler, repo, method)
         if record is None:
             return None
-        return self._send(handler, 200, {"id": repo, "modelId": repo, "sha": record["sha"],
-                                         "private": record["private"], "tags": [], "downloads": 0, "likes": 0,
-                                         "siblings": [{"rfilename": name} for name in sorted(record["files"])]})
+        return self._send(
+            handler,
+            200,
+            {
+                "id": repo,
+                "modelId": repo,
+                "sha": record["sha"],
+                "private": record["private"],
+                "tags": [],
+                "downloads": 0,
+                "likes": 0,
+                "siblings": [{"rfilename": name} for name in sorted(record["files"])],
+            },
+        )
 
     def _tree(self, handler, method, body, repo, rev, path=None):
         record = self._repo_or_404(handler, repo, method)
         if record is None:
             return None
         prefix = f"{path.rstrip('/')}/" if path else ""
-        entries = [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
-                   for name, data in sorted(record["files"].items()) if name.startswith(prefix)]
+        entries = [
+            {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+            for name, data in sorted(record["files"].items())
+            if name.startswith(prefix)
+        ]
         return self._send(handler, 200, entries)
 
     def _resolve(self, handler, method, body, repo, rev, path):
@@ -174,8 +202,13 @@ class FakeHub:
         if record is None:
             return None
         if path not in record["files"]:
-            return self._send(handler, 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound",
-                                                                           "X-Repo-Commit": record["sha"]}, method)
+            return self._send(
+                handler,
+                404,
+                {"error": "Entry not found"},
+                {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": record["sha"]},
+                method,
+            )
         data = record["files"][path]
         headers = {"X-Repo-Commit": record["sha"], "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
         return self._send(handler, 200, data, headers, method)

@@ -2,6 +2,7 @@ import torch
 from transformers import ViTForImageClassification
 
 from hf_lowrank import FactorizedViTForImageClassification, vit_forward_flops
+
 from vit_tester import TinyViTTester
 
 

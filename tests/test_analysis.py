@@ -36,8 +36,11 @@ def test_logistic_curve_threshold_crossings_match_closed_form():
 def test_piecewise_linear_knee_is_the_breakpoint():
     ranks = np.arange(1, 102, dtype=float)
     breakpoint_ = 21.0
-    normalised = np.where(ranks <= breakpoint_, 0.9 * (ranks - 1) / (breakpoint_ - 1),
-                          0.9 + 0.1 * (ranks - breakpoint_) / (101 - breakpoint_))
+    normalised = np.where(
+        ranks <= breakpoint_,
+        0.9 * (ranks - 1) / (breakpoint_ - 1),
+        0.9 + 0.1 * (ranks - breakpoint_) / (101 - breakpoint_),
+    )
     assert effective_knee(ranks, normalised * TEACHER, TEACHER) == pytest.approx(breakpoint_, abs=0.05)
 
 

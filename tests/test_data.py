@@ -26,8 +26,9 @@ def test_digits_are_the_real_scikit_learn_digits_split_stratified():
 
 def test_cached_and_on_the_fly_preprocessing_give_the_same_batches():
     data = load_image_classification_data(max_train_samples=40, max_test_samples=30)
-    processor = ViTImageProcessorPil(size={"height": 8, "width": 8}, resample=0, image_mean=[0.5] * 3,
-                                     image_std=[0.5] * 3)
+    processor = ViTImageProcessorPil(
+        size={"height": 8, "width": 8}, resample=0, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
     cached = preprocess(data, processor)
     on_the_fly = preprocess(data, processor, cache_limit_gb=0)
     rows = [7, 3, 29]

@@ -46,7 +46,9 @@ def test_sample_ranks_low_but_shared_dimension_full():
     np.testing.assert_allclose(retention[:, -1], 1.0)
     # Each image's second direction holds 14% of its energy , so
     # keeping 95% of every image needs every direction.
-    minor = np.sum(np.linspace(-1, 1, 9) ** 2) / (np.sum(np.linspace(-1, 1, 9) ** 2) + np.sum(np.linspace(1, 2, 9) ** 2))
+    minor = np.sum(np.linspace(-1, 1, 9) ** 2) / (
+        np.sum(np.linspace(-1, 1, 9) ** 2) + np.sum(np.linspace(1, 2, 9) ** 2)
+    )
     assert minor > 0.05
     assert shared_dimension(retention, image_fraction=0.99, energy=0.95) == dim
     # One shared subspace for everyone: the shared dimension equals the per-image rank.
@@ -79,7 +81,7 @@ def test_single_frequency_and_constant_tokens():
     # Parseval: the one-sided energies sum to ||x||^2 * dim (numpy's unnormalised DFT).
     x = np.random.default_rng(1).normal(size=dim)
     spectrum = np.abs(np.fft.rfft(x)) ** 2
-    spectrum[1:(dim + 1) // 2] *= 2
+    spectrum[1 : (dim + 1) // 2] *= 2
     assert spectrum.sum() == pytest.approx(dim * (x**2).sum())
 
 

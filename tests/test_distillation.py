@@ -5,6 +5,7 @@ from safetensors.torch import load_file
 from hf_lowrank import FactorizedViTForImageClassification
 from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, DistillationTrainer
 from hf_lowrank.losses import distillation_loss
+
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester
 
@@ -13,8 +14,17 @@ tester = TinyViTTester()
 
 
 def _config(tmp_path, **overrides):
-    kwargs = dict(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4, learning_rate=1e-2,
-                  report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, seed=3)
+    kwargs = dict(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=3,
+    )
     kwargs.update(overrides)
     return DistillationConfig(**kwargs)
 
@@ -52,9 +62,12 @@ def test_block_recorder_captures_attention_and_mlp_outputs_of_every_block():
 def test_compute_loss_is_the_pure_loss_of_the_two_models(tmp_path, mode):
     teacher = tester.create_teacher()
     student = FactorizedViTForImageClassification.from_teacher(teacher, rank=2)
-    trainer = DistillationTrainer(model=student, teacher_model=teacher,
-                                  args=_config(tmp_path, distillation_mode=mode, temperature=2.0, ce_weight=0.3),
-                                  train_dataset=pixel_dataset(16, tester.image_size, tester.num_labels))
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=_config(tmp_path, distillation_mode=mode, temperature=2.0, ce_weight=0.3),
+        train_dataset=pixel_dataset(16, tester.image_size, tester.num_labels),
+    )
     batch = {"pixel_values": tester.pixel_values(), "labels": torch.arange(tester.batch_size) % tester.num_labels}
     loss = trainer.compute_loss(student, batch)
 
@@ -72,8 +85,16 @@ def test_compute_loss_is_the_pure_loss_of_the_two_models(tmp_path, mode):
 
     with torch.no_grad():
         teacher_logits = teacher(pixel_values=batch["pixel_values"]).logits
-        expected = distillation_loss(mode, student(pixel_values=batch["pixel_values"]).logits, teacher_logits,
-                                     blocks(student), blocks(teacher), batch["labels"], 0.3, 2.0)
+        expected = distillation_loss(
+            mode,
+            student(pixel_values=batch["pixel_values"]).logits,
+            teacher_logits,
+            blocks(student),
+            blocks(teacher),
+            batch["labels"],
+            0.3,
+            2.0,
+        )
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
     assert trainer.model_accepts_loss_kwargs is False
 
@@ -83,8 +104,12 @@ def test_training_moves_the_student_never_the_teacher_and_saves_only_the_student
     teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     student = FactorizedViTForImageClassification.from_teacher(teacher, rank=2)
     student_before = {k: v.clone() for k, v in student.state_dict().items()}
-    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=_config(tmp_path),
-                                  train_dataset=pixel_dataset(16, tester.image_size, tester.num_labels))
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=_config(tmp_path),
+        train_dataset=pixel_dataset(16, tester.image_size, tester.num_labels),
+    )
     trainer.train()
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     for key, value in teacher.state_dict().items():
@@ -97,5 +122,8 @@ def test_training_moves_the_student_never_the_teacher_and_saves_only_the_student
     with pytest.raises(TypeError, match="DistillationConfig"):
         from transformers import TrainingArguments
 
-        DistillationTrainer(model=student, teacher_model=teacher,
-                            args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True))
+        DistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
+        )

@@ -9,8 +9,14 @@ from hf_lowrank import FactorizedLinear, count_parameters, energy_rank, factoriz
 
 def _tiny_bert():
     torch.manual_seed(0)
-    config = BertConfig(hidden_size=18, num_attention_heads=3, intermediate_size=37, num_hidden_layers=2,
-                        vocab_size=53, max_position_embeddings=16)
+    config = BertConfig(
+        hidden_size=18,
+        num_attention_heads=3,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        vocab_size=53,
+        max_position_embeddings=16,
+    )
     return BertModel(config).eval()
 
 
@@ -155,4 +161,6 @@ def test_factorization_report_of_a_built_student_matches_the_surgery_report():
     rebuilt = factorization_report(model)
     assert rebuilt.layers == surgery.layers
     assert (rebuilt.total_params_before, rebuilt.total_params_after) == (
-        surgery.total_params_before, surgery.total_params_after)
+        surgery.total_params_before,
+        surgery.total_params_after,
+    )

@@ -39,8 +39,12 @@ def test_factors_are_balanced_square_roots_of_singular_values():
     factorized = FactorizedLinear.from_linear(linear, rank=4)
     singular_values = np.linalg.svd(linear.weight.detach().double().numpy(), compute_uv=False)[:4]
     # up = U_r S^(1/2), down = S^(1/2) V_r^T: column norms of up and row norms of down are both sqrt(s).
-    np.testing.assert_allclose(factorized.up.detach().norm(dim=0).double().numpy(), np.sqrt(singular_values), rtol=1e-4)
-    np.testing.assert_allclose(factorized.down.detach().norm(dim=1).double().numpy(), np.sqrt(singular_values), rtol=1e-4)
+    np.testing.assert_allclose(
+        factorized.up.detach().norm(dim=0).double().numpy(), np.sqrt(singular_values), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        factorized.down.detach().norm(dim=1).double().numpy(), np.sqrt(singular_values), rtol=1e-4
+    )
 
 
 def test_bias_dtype_and_device_are_kept():

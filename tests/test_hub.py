@@ -9,10 +9,11 @@ import pytest
 import torch
 import yaml
 
-import sweep as sweep_script  # scripts/sweep.py
-from fake_hub import FakeHub
 from hf_lowrank.hub import HubPushError, push_sweep
 from hf_lowrank.sweep import run_sweep
+
+import sweep as sweep_script  # scripts/sweep.py
+from fake_hub import FakeHub
 from sweep_helpers import REPO, sweep_argv
 
 
@@ -23,8 +24,21 @@ TOKEN = "hf_test_secret_token_123"
 def sweep_dir(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("hub-sweep")
     # A teacher trained long enough to be better than chance, so the curve has a knee.
-    sweep, training = sweep_script.parse(sweep_argv(output_dir, "--ranks", 1, 2, 3, "--max_train_samples", 600,
-                                                    "--teacher_num_train_epochs", 15, "--num_train_epochs", 3))
+    sweep, training = sweep_script.parse(
+        sweep_argv(
+            output_dir,
+            "--ranks",
+            1,
+            2,
+            3,
+            "--max_train_samples",
+            600,
+            "--teacher_num_train_epochs",
+            15,
+            "--num_train_epochs",
+            3,
+        )
+    )
     run_sweep(sweep, training, command="python scripts/sweep.py --ranks 1 2 3")
     return output_dir
 
@@ -38,8 +52,11 @@ def hub(monkeypatch):
 
 
 def _digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_local_cards_carry_metadata_plot_and_loading_instructions(sweep_dir):
@@ -56,15 +73,22 @@ def test_local_cards_carry_metadata_plot_and_loading_instructions(sweep_dir):
 
 def test_push_then_load_back_from_the_hub(sweep_dir, hub, tmp_path, capfd):
     before = _digest(sweep_dir)
-    repo_ids = push_sweep(sweep_dir, "digits-sweep", push_ranks=["2", "knee"], token=TOKEN, endpoint=hub.url,
-                          backoff=0.01)
+    repo_ids = push_sweep(
+        sweep_dir, "digits-sweep", push_ranks=["2", "knee"], token=TOKEN, endpoint=hub.url, backoff=0.01
+    )
     assert _digest(sweep_dir) == before  # nothing local changed
     knee = json.loads((sweep_dir / "report.json").read_text())["knee"]["linear"]
     nearest = min([1, 2, 3], key=lambda r: abs(r - knee))
     assert set(repo_ids) == {2, nearest} and repo_ids[2] == "tester/digits-sweep-rank-002"
     files = hub.repos["tester/digits-sweep-rank-002"]["files"]
-    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md", "knee.png",
-            "modeling_factorized_vit.py"} <= set(files)
+    assert {
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "README.md",
+        "knee.png",
+        "modeling_factorized_vit.py",
+    } <= set(files)
     assert "tester/digits-sweep-rank-002" in files["README.md"].decode()  # the card names its repository
     report_files = set(hub.repos["tester/digits-sweep"]["files"])
     assert {"README.md", "report.md", "report.json", "results.json", "knee.png"} <= report_files
@@ -85,15 +109,26 @@ def test_push_then_load_back_from_the_hub(sweep_dir, hub, tmp_path, capfd):
         from transformers import AutoModelForImageClassification
         model = AutoModelForImageClassification.from_pretrained(
             "tester/digits-sweep-rank-002", trust_remote_code=sys.argv[1] == "remote")
-        torch.save(model(torch.load({str(tmp_path / 'pixels.pt')!r})).logits, sys.argv[2])
+        torch.save(model(torch.load({str(tmp_path / "pixels.pt")!r})).logits, sys.argv[2])
     """)
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf-home"),
-           "HF_HUB_DISABLE_XET": "1"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
     env.pop("HF_TOKEN", None)
     for mode in ("installed", "remote"):
         out = tmp_path / f"{mode}.pt"
-        result = subprocess.run([sys.executable, "-c", script, mode, str(out)], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", script, mode, str(out)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         torch.testing.assert_close(torch.load(out), expected, rtol=0, atol=0)
 
@@ -109,8 +144,7 @@ def test_persistent_failure_stops_with_a_clear_message(sweep_dir, hub):
     before = _digest(sweep_dir)
     hub.fail_next["commit"] = 100
     with pytest.raises(HubPushError) as error:
-        push_sweep(sweep_dir, "tester/down", push_ranks=["1"], token=TOKEN, endpoint=hub.url, retries=2,
-                   backoff=0.01)
+        push_sweep(sweep_dir, "tester/down", push_ranks=["1"], token=TOKEN, endpoint=hub.url, retries=2, backoff=0.01)
     message = str(error.value)
     assert "HTTP 503" in message and "3 attempt(s)" in message and "scripts/push.py" in message
     assert TOKEN not in message and _digest(sweep_dir) == before
@@ -129,11 +163,29 @@ def test_bad_or_missing_token(sweep_dir, hub, monkeypatch, tmp_path):
 
 
 def test_push_script_publishes_a_finished_sweep(sweep_dir, hub, tmp_path):
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN,
-           "HF_HOME": str(tmp_path / "hf-home")}
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "push.py"), str(sweep_dir), "--hub_model_id",
-                             "later", "--push_ranks", "region"], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300)
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "push.py"),
+            str(sweep_dir),
+            "--hub_model_id",
+            "later",
+            "--push_ranks",
+            "region",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tester/later" in hub.repos and TOKEN not in result.stdout + result.stderr
     assert any(repo.startswith("tester/later-rank-") for repo in hub.repos)
@@ -145,9 +197,27 @@ def test_sweep_with_push_to_hub(sweep_dir, hub, tmp_path, monkeypatch):
         run_sweep(sweep, training)
     # Resuming the finished sweep trains nothing and pushes it; the endpoint comes from huggingface_hub's constants.
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", hub.url)
-    argv = sweep_argv(sweep_dir, "--ranks", 1, 2, 3, "--max_train_samples", 600, "--teacher_num_train_epochs", 15,
-                      "--num_train_epochs", 3, "--push_to_hub", "true", "--hub_model_id", "tester/swept",
-                      "--hub_token", TOKEN, "--push_ranks", "3")
+    argv = sweep_argv(
+        sweep_dir,
+        "--ranks",
+        1,
+        2,
+        3,
+        "--max_train_samples",
+        600,
+        "--teacher_num_train_epochs",
+        15,
+        "--num_train_epochs",
+        3,
+        "--push_to_hub",
+        "true",
+        "--hub_model_id",
+        "tester/swept",
+        "--hub_token",
+        TOKEN,
+        "--push_ranks",
+        "3",
+    )
     sweep, training = sweep_script.parse(argv)
     run_sweep(sweep, training)
     assert set(hub.repos) == {"tester/swept-rank-003", "tester/swept"}

@@ -7,6 +7,7 @@ from torch import nn
 from hf_lowrank import FactorizedViTForImageClassification
 from hf_lowrank.distillation import DistillationConfig
 from hf_lowrank.lockstep import LockstepTrainer, RNGStream, evaluate_models
+
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester
 
@@ -15,9 +16,21 @@ tester = TinyViTTester()
 
 
 def _args(tmp_path, **overrides):
-    kwargs = dict(output_dir=str(tmp_path), learning_rate=3e-3, max_steps=6, per_device_train_batch_size=4,
-                  lr_scheduler_type="linear", warmup_steps=2, weight_decay=0.01, max_grad_norm=0.5,
-                  report_to="none", use_cpu=True, seed=11, disable_tqdm=True, logging_steps=1)
+    kwargs = dict(
+        output_dir=str(tmp_path),
+        learning_rate=3e-3,
+        max_steps=6,
+        per_device_train_batch_size=4,
+        lr_scheduler_type="linear",
+        warmup_steps=2,
+        weight_decay=0.01,
+        max_grad_norm=0.5,
+        report_to="none",
+        use_cpu=True,
+        seed=11,
+        disable_tqdm=True,
+        logging_steps=1,
+    )
     kwargs.update(overrides)
     return DistillationConfig(**kwargs)
 
@@ -129,8 +142,12 @@ def test_calibration_and_noise_robustness_match_an_independent_computation(tmp_p
     assert small.noise_accuracy == large.noise_accuracy  # noise is per example, not per batch
 
     rows = data[:]
-    noise = torch.stack([torch.randn(rows["pixel_values"].shape[1:],
-                                     generator=torch.Generator().manual_seed(3 * 1_000_003 + i)) for i in range(23)])
+    noise = torch.stack(
+        [
+            torch.randn(rows["pixel_values"].shape[1:], generator=torch.Generator().manual_seed(3 * 1_000_003 + i))
+            for i in range(23)
+        ]
+    )
     torch.testing.assert_close(example_noise(torch.arange(23), rows["pixel_values"].shape[1:], 3), noise)
     with torch.no_grad():
         probabilities = teacher(pixel_values=rows["pixel_values"]).logits.softmax(-1)

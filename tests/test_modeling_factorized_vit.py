@@ -31,6 +31,7 @@ from hf_lowrank import (
     FactorizedViTModel,
     count_parameters,
 )
+
 from vit_tester import TinyViTTester
 
 
@@ -139,8 +140,14 @@ def test_from_teacher_copies_dense_weights_and_truncates_the_rest():
     teacher = tester.create_teacher()
     student = FactorizedViTForImageClassification.from_teacher(teacher, rank=3)
     teacher_state, student_state = teacher.state_dict(), student.state_dict()
-    for key in ("vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "vit.layernorm.weight",
-                "vit.layers.1.layernorm_after.bias", "classifier.weight", "vit.layers.0.mlp.fc1.bias"):
+    for key in (
+        "vit.embeddings.cls_token",
+        "vit.embeddings.position_embeddings",
+        "vit.layernorm.weight",
+        "vit.layers.1.layernorm_after.bias",
+        "classifier.weight",
+        "vit.layers.0.mlp.fc1.bias",
+    ):
         torch.testing.assert_close(student_state[key], teacher_state[key], rtol=0, atol=0)
     weight = teacher.vit.layers[1].attention.v_proj.weight.detach().double().numpy()
     u, s, vt = np.linalg.svd(weight)
@@ -182,8 +189,9 @@ def test_from_teacher_loads_a_teacher_from_a_path(tmp_path):
 
 
 def test_from_teacher_rejects_non_vit_models():
-    bert = BertForSequenceClassification(BertConfig(hidden_size=18, num_attention_heads=3, intermediate_size=37,
-                                                    num_hidden_layers=1, vocab_size=20))
+    bert = BertForSequenceClassification(
+        BertConfig(hidden_size=18, num_attention_heads=3, intermediate_size=37, num_hidden_layers=1, vocab_size=20)
+    )
     with pytest.raises(TypeError, match="ViTForImageClassification"):
         FactorizedViTForImageClassification.from_teacher(bert, rank=4)
 
@@ -259,8 +267,9 @@ def test_trust_remote_code_load_without_hf_lowrank(tmp_path):
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, rtol=0, atol=0)
     for name in ("modeling_factorized_vit.py", "configuration_factorized_vit.py", "factorized_linear.py"):
@@ -287,8 +296,15 @@ def test_pipeline_returns_labelled_predictions(tmp_path):
 
 def test_vit_b32_geometry_rank_32_is_about_11x_smaller():
     # ViT-B/32 on CIFAR-100 geometry; built on the meta device: nothing is allocated or downloaded.
-    geometry = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                    image_size=224, patch_size=32, num_labels=100)
+    geometry = dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=32,
+        num_labels=100,
+    )
     with torch.device("meta"):
         dense = ViTForImageClassification(ViTConfig(**geometry))
         student = FactorizedViTForImageClassification(FactorizedViTConfig(**geometry, rank=32))

@@ -21,17 +21,44 @@ def make_results(accuracies: dict, teacher_accuracy=0.9, n=400, seeds=(0,), fail
         for rank, accuracy in accuracies.items():
             value = accuracy[seed] if isinstance(accuracy, dict) else accuracy
             correct = _correct(value, n, rng)
-            records.append({"rank": rank, "seed": seed, "status": "done", "error": None, "accuracy": np.mean(correct),
-                            "normalized_accuracy": np.mean(correct) / teacher_accuracy, "parameters": 100 * rank,
-                            "compression": 1000 / rank, "correct": correct, "model_dir": f"rank-{rank:03d}"})
+            records.append(
+                {
+                    "rank": rank,
+                    "seed": seed,
+                    "status": "done",
+                    "error": None,
+                    "accuracy": np.mean(correct),
+                    "normalized_accuracy": np.mean(correct) / teacher_accuracy,
+                    "parameters": 100 * rank,
+                    "compression": 1000 / rank,
+                    "correct": correct,
+                    "model_dir": f"rank-{rank:03d}",
+                }
+            )
     for rank in failed:
-        records.append({"rank": rank, "seed": 0, "status": "failed", "model_dir": None,
-                        "error": f"rank-{rank:03d}: the loss became non-finite at optimizer step 7"})
-    return {"format": RESULTS_FORMAT, "version": RESULTS_VERSION,
-            "config": {"training": {"distillation_mode": "geometric"}},
-            "teacher": {"source": "t", "accuracy": teacher_accuracy, "parameters": 1000, "finetune": "none",
-                        "correct": _correct(teacher_accuracy, n, rng)},
-            "dataset": {"name": "toy", "num_train": 10, "num_test": n}, "ranks": records}
+        records.append(
+            {
+                "rank": rank,
+                "seed": 0,
+                "status": "failed",
+                "model_dir": None,
+                "error": f"rank-{rank:03d}: the loss became non-finite at optimizer step 7",
+            }
+        )
+    return {
+        "format": RESULTS_FORMAT,
+        "version": RESULTS_VERSION,
+        "config": {"training": {"distillation_mode": "geometric"}},
+        "teacher": {
+            "source": "t",
+            "accuracy": teacher_accuracy,
+            "parameters": 1000,
+            "finetune": "none",
+            "correct": _correct(teacher_accuracy, n, rng),
+        },
+        "dataset": {"name": "toy", "num_train": 10, "num_test": n},
+        "ranks": records,
+    }
 
 
 CURVE = {1: 0.45, 2: 0.72, 4: 0.81, 8: 0.855, 16: 0.88, 32: 0.9}

@@ -5,6 +5,7 @@ from transformers import ResNetConfig, ResNetForImageClassification
 
 from hf_lowrank.diagnostics import entropy_effective_rank, sample_svd_ranks
 from hf_lowrank.representations import RepresentationError, collect_representations, diagnose_model, plot_diagnostics
+
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester
 

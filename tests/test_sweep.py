@@ -11,10 +11,11 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForImageClassification, ConvNextConfig, ConvNextForImageClassification
 
-import sweep as sweep_script  # scripts/sweep.py
 from hf_lowrank.data import find_columns, load_image_classification_data, preprocess
 from hf_lowrank.results import ResultsError, load_results
 from hf_lowrank.sweep import SweepError, run_sweep
+
+import sweep as sweep_script  # scripts/sweep.py
 from sweep_helpers import REPO, SWEEP_SCRIPT, sweep_argv
 from vit_tester import TinyViTTester
 
@@ -78,8 +79,13 @@ def test_other_configuration_is_refused_unless_overwritten(finished_sweep):
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     argv = sweep_argv(tmp_path / "killed", "--ranks", 1, 2, "--lockstep_group_size", 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(SWEEP_SCRIPT), *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results_file = tmp_path / "killed" / "results.json"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:  # kill -9 once rank 1 is recorded, rank 2 not yet
@@ -95,7 +101,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     uninterrupted = _run(sweep_argv(tmp_path / "clean", "--ranks", 1, 2, "--lockstep_group_size", 1))
     assert (tmp_path / "killed" / "rank-001" / "model.safetensors").stat().st_mtime_ns == stamp
     assert {k: v for k, v in resumed["teacher"].items() if k != "train_seconds"} == {
-        k: v for k, v in uninterrupted["teacher"].items() if k != "train_seconds"}
+        k: v for k, v in uninterrupted["teacher"].items() if k != "train_seconds"
+    }
     assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in uninterrupted["ranks"]]
     for rank in ("rank-001", "rank-002"):
         a = AutoModelForImageClassification.from_pretrained(tmp_path / "killed" / rank).state_dict()
@@ -122,9 +129,22 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
         "sweep.main()\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WRITE_LOG_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(wrapper),
-               *sweep_argv(tmp_path / "ddp", "--ranks", 2)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(wrapper),
+        *sweep_argv(tmp_path / "ddp", "--ranks", 2),
+    ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = load_results(tmp_path / "ddp" / "results.json")
@@ -162,8 +182,13 @@ def _teacher_dir(tmp_path, labels):
     tester = TinyViTTester()
     from transformers import ViTForImageClassification, ViTImageProcessorPil
 
-    config = tester.get_config(image_size=8, patch_size=2, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                               label2id={name: i for i, name in enumerate(labels)})
+    config = tester.get_config(
+        image_size=8,
+        patch_size=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
     ViTForImageClassification(config).save_pretrained(tmp_path / "teacher-in")
     ViTImageProcessorPil(size={"height": 8, "width": 8}).save_pretrained(tmp_path / "teacher-in")
     return tmp_path / "teacher-in"
@@ -182,8 +207,9 @@ def test_labels_outside_the_teacher_label_set(tmp_path):
 
 
 def test_teacher_that_is_not_a_vit_classifier(tmp_path):
-    config = ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10,
-                            image_size=8)
+    config = ConvNextConfig(
+        num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10, image_size=8
+    )
     ConvNextForImageClassification(config).save_pretrained(tmp_path / "convnext")
     with pytest.raises(SweepError, match="ConvNextForImageClassification"):
         _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "convnext", "--ranks", 2))
@@ -227,8 +253,14 @@ def test_yaml_config_with_command_line_override(tmp_path):
 @pytest.mark.slow
 def test_embedded_default_end_to_end(tmp_path):
     """The README's main job, exactly as a user runs it (no arguments but the output directory)."""
-    result = subprocess.run([sys.executable, str(SWEEP_SCRIPT), "--output_dir", str(tmp_path)], cwd=REPO,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(SWEEP_SCRIPT), "--output_dir", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = load_results(tmp_path / "results.json")
     assert results["teacher"]["accuracy"] >= 0.95  # the issue's bar for the embedded teacher
@@ -250,8 +282,11 @@ def test_several_seeds_train_every_rank_per_seed(finished_sweep):
 
 def test_lora_teacher_stage_merges_into_a_plain_vit(tmp_path):
     teacher = _teacher_dir(tmp_path, ["cat", "dog"])  # other labels: the teacher must be fine-tuned
-    results = _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--teacher_finetune", "lora", "--ranks", 2,
-                              "--lora_rank", 4))
+    results = _run(
+        sweep_argv(
+            tmp_path / "out", "--teacher", teacher, "--teacher_finetune", "lora", "--ranks", 2, "--lora_rank", 4
+        )
+    )
     assert results["teacher"]["finetune"] == "lora"
     merged = AutoModelForImageClassification.from_pretrained(tmp_path / "out" / "teacher")
     assert type(merged).__name__ == "ViTForImageClassification"
@@ -259,8 +294,9 @@ def test_lora_teacher_stage_merges_into_a_plain_vit(tmp_path):
     assert merged.config.id2label[3] == "3" and merged.config.num_labels == 10
     # LoRA moved the encoder: the merged q_proj differs from the saved teacher's.
     original = AutoModelForImageClassification.from_pretrained(teacher, num_labels=10, ignore_mismatched_sizes=True)
-    assert not torch.equal(merged.vit.layers[0].attention.q_proj.weight,
-                           original.vit.layers[0].attention.q_proj.weight)
+    assert not torch.equal(
+        merged.vit.layers[0].attention.q_proj.weight, original.vit.layers[0].attention.q_proj.weight
+    )
 
 
 def test_image_folder_dataset(tmp_path):

@@ -14,6 +14,7 @@ from transformers import (
 from transformers.utils import is_torchvision_available
 
 from .accounting import count_parameters, linear_parameters, vit_forward_flops
+from .configuration_bridged_vit import BridgedViTConfig
 from .configuration_factorized_vit import FactorizedViTConfig
 from .distillation import DistillationConfig, DistillationTrainer
 from .factorize import (
@@ -26,6 +27,7 @@ from .factorize import (
     plan_factorization,
 )
 from .factorized_linear import FactorizedLinear
+from .modeling_bridged_vit import BridgedViTForImageClassification
 from .modeling_factorized_vit import (
     FactorizedViTForImageClassification,
     FactorizedViTModel,
@@ -36,6 +38,8 @@ from .modeling_factorized_vit import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BridgedViTConfig",
+    "BridgedViTForImageClassification",
     "DEFAULT_EXCLUDE_MODULES",
     "DistillationConfig",
     "DistillationTrainer",
@@ -69,6 +73,11 @@ def _register_auto_classes() -> None:
     AutoImageProcessor.register(FactorizedViTConfig, image_processor_classes=processors, exist_ok=True)
     # A saved student records these in config.json's auto_map and ships the code, so it loads with
     # trust_remote_code=True where hf_lowrank is not installed.
+    AutoConfig.register(BridgedViTConfig.model_type, BridgedViTConfig, exist_ok=True)
+    AutoModelForImageClassification.register(BridgedViTConfig, BridgedViTForImageClassification, exist_ok=True)
+    AutoImageProcessor.register(BridgedViTConfig, image_processor_classes=processors, exist_ok=True)
+    BridgedViTConfig.register_for_auto_class()
+    BridgedViTForImageClassification.register_for_auto_class("AutoModelForImageClassification")
     FactorizedViTConfig.register_for_auto_class()
     FactorizedViTModel.register_for_auto_class("AutoModel")
     FactorizedViTForImageClassification.register_for_auto_class("AutoModelForImageClassification")

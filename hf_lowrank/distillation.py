@@ -8,12 +8,13 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.models.vit.modeling_vit import ViTAttention, ViTMLP
 
-from .losses import DISTILLATION_MODES, distillation_loss
+from .losses import DISTILLATION_MODES, bridged_distillation_loss, distillation_loss
 
 
 __all__ = [
     "BlockOutputRecorder",
     "DistillationConfig",
+    "FinalTokenRecorder",
     "DistillationTrainer",
     "prepare_teacher",
     "student_loss",
@@ -97,13 +98,40 @@ def prepare_teacher(teacher: nn.Module, device: torch.device | str) -> nn.Module
     return teacher
 
 
+class FinalTokenRecorder:
+    """A forward hook on a ViT classifier's final layer norm: its normalised final tokens `(batch, tokens, dim)`,
+    the targets of Lift / WideLast feature distillation."""
+
+    def __init__(self, model: nn.Module):
+        self.tokens = None
+        self._handle = model.vit.layernorm.register_forward_hook(self._record)
+
+    def _record(self, module, args, output):
+        self.tokens = output
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def is_bridged(model: nn.Module) -> bool:
+    """A Lift / WideLast student (its outputs carry `bridged_tokens`)."""
+    return getattr(getattr(model, "config", None), "model_type", None) == "bridged_vit"
+
+
 @torch.no_grad()
-def teacher_targets(teacher: nn.Module, recorder: BlockOutputRecorder | None, pixel_values: torch.Tensor):
-    """The teacher's logits `(batch, num_labels)` and block outputs (empty without a recorder), computed once."""
+def teacher_targets(
+    teacher: nn.Module,
+    recorder: BlockOutputRecorder | None,
+    pixel_values: torch.Tensor,
+    final_tokens: FinalTokenRecorder | None = None,
+):
+    """The teacher's logits `(batch, num_labels)`, block outputs (empty without a recorder) and final tokens (None
+    without a `final_tokens` recorder), computed in one forward pass."""
     if recorder is not None:
         recorder.clear()
     logits = teacher(pixel_values=pixel_values).logits
-    return logits, (recorder.pop() if recorder is not None else [])
+    blocks = recorder.pop() if recorder is not None else []
+    return logits, blocks, (final_tokens.tokens if final_tokens is not None else None)
 
 
 def student_loss(
@@ -114,11 +142,25 @@ def student_loss(
     teacher_logits: torch.Tensor,
     teacher_blocks: list[torch.Tensor],
     args: DistillationConfig,
+    teacher_tokens: torch.Tensor | None = None,
 ):
-    """Run `student` on `pixel_values` and return `(loss, outputs)` against the teacher's targets."""
+    """Run `student` on `pixel_values` and return `(loss, outputs)` against the teacher's targets; a Lift /
+    WideLast student is distilled with `bridged_distillation_loss` on its bridged tokens."""
     if recorder is not None:
         recorder.clear()
     outputs = student(pixel_values=pixel_values)
+    if getattr(outputs, "bridged_tokens", None) is not None:
+        loss = bridged_distillation_loss(
+            args.distillation_mode,
+            outputs.logits,
+            teacher_logits,
+            outputs.bridged_tokens,
+            teacher_tokens,
+            labels=labels,
+            ce_weight=args.ce_weight,
+            temperature=args.temperature,
+        )
+        return loss, outputs
     loss = distillation_loss(
         args.distillation_mode,
         outputs.logits,
@@ -150,13 +192,17 @@ class DistillationTrainer(Trainer):
         # loss by the world size under DDP.
         self.model_accepts_loss_kwargs = False
         self.teacher_model = prepare_teacher(teacher_model, self.accelerator.device)
-        geometric = args.distillation_mode == "geometric"
+        bridged = is_bridged(model)
+        geometric = args.distillation_mode == "geometric" and not bridged
         self._teacher_recorder = BlockOutputRecorder(self.teacher_model) if geometric else None
         self._student_recorder = BlockOutputRecorder(self.model) if geometric else None
+        self._final_tokens = FinalTokenRecorder(self.teacher_model) if bridged else None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         pixel_values = inputs["pixel_values"]
-        teacher_logits, teacher_blocks = teacher_targets(self.teacher_model, self._teacher_recorder, pixel_values)
+        teacher_logits, teacher_blocks, teacher_tokens = teacher_targets(
+            self.teacher_model, self._teacher_recorder, pixel_values, self._final_tokens
+        )
         loss, outputs = student_loss(
             model,
             self._student_recorder,
@@ -165,5 +211,6 @@ class DistillationTrainer(Trainer):
             teacher_logits,
             teacher_blocks,
             self.args,
+            teacher_tokens,
         )
         return (loss, outputs) if return_outputs else loss

@@ -19,7 +19,15 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from .data import collate_pixel_values
-from .distillation import BlockOutputRecorder, DistillationConfig, prepare_teacher, student_loss, teacher_targets
+from .distillation import (
+    BlockOutputRecorder,
+    DistillationConfig,
+    FinalTokenRecorder,
+    is_bridged,
+    prepare_teacher,
+    student_loss,
+    teacher_targets,
+)
 
 
 __all__ = [
@@ -130,13 +138,22 @@ class LockstepTrainer:
         self.teacher = prepare_teacher(teacher, accelerator.device) if teacher is not None else None
         geometric = teacher is not None and args.distillation_mode == "geometric"
         self.teacher_recorder = BlockOutputRecorder(self.teacher) if geometric else None
+        # Final tokens, for Lift / WideLast students (a hook that only keeps a reference: free for the others).
+        self.final_tokens = FinalTokenRecorder(self.teacher) if teacher is not None else None
 
     def _loss(self, run: _Run, batch, targets) -> torch.Tensor:
         if self.teacher is None:
             return run.model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
-        teacher_logits, teacher_blocks = targets
+        teacher_logits, teacher_blocks, teacher_tokens = targets
         loss, _ = student_loss(
-            run.model, run.recorder, batch["pixel_values"], batch["labels"], teacher_logits, teacher_blocks, self.args
+            run.model,
+            run.recorder,
+            batch["pixel_values"],
+            batch["labels"],
+            teacher_logits,
+            teacher_blocks,
+            self.args,
+            teacher_tokens,
         )
         return loss
 
@@ -170,7 +187,7 @@ class LockstepTrainer:
                 scheduler_specific_kwargs=args.lr_scheduler_kwargs,
             )
             model, optimizer = accelerator.prepare(model, optimizer)
-            recorder = BlockOutputRecorder(model) if geometric else None
+            recorder = BlockOutputRecorder(model) if geometric and not is_bridged(model) else None
             runs.append(_Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder))
 
         active, step, epoch, examples = list(runs), 0, 0, 0
@@ -186,7 +203,9 @@ class LockstepTrainer:
                 examples += batch["pixel_values"].shape[0]
                 targets = None
                 if self.teacher is not None:
-                    targets = teacher_targets(self.teacher, self.teacher_recorder, batch["pixel_values"])
+                    targets = teacher_targets(
+                        self.teacher, self.teacher_recorder, batch["pixel_values"], self.final_tokens
+                    )
                 with accelerator.accumulate(*[run.model for run in active]):
                     for run in list(active):
                         start = time.perf_counter()
@@ -240,8 +259,9 @@ class LockstepTrainer:
         return results
 
     def close(self) -> None:
-        if self.teacher_recorder is not None:
-            self.teacher_recorder.remove()
+        for recorder in (self.teacher_recorder, self.final_tokens):
+            if recorder is not None:
+                recorder.remove()
 
 
 def example_noise(indices: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:

@@ -10,7 +10,14 @@ import torch
 from torch.nn import functional as F
 
 
-__all__ = ["DISTILLATION_MODES", "distillation_loss", "geometric_loss", "kd_loss", "mse_cosine_loss"]
+__all__ = [
+    "DISTILLATION_MODES",
+    "bridged_distillation_loss",
+    "distillation_loss",
+    "geometric_loss",
+    "kd_loss",
+    "mse_cosine_loss",
+]
 
 DISTILLATION_MODES = ("geometric", "logits", "kd")
 
@@ -78,3 +85,28 @@ def distillation_loss(
             raise ValueError("ce_weight > 0 needs labels.")
         loss = loss + ce_weight * F.cross_entropy(student_logits, labels)
     return loss
+
+
+def bridged_distillation_loss(
+    mode: str,
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_tokens: torch.Tensor,
+    teacher_tokens: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    ce_weight: float = 0.0,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """The loss of a Lift / WideLast student: plain MSE between its final tokens brought to the teacher's width
+    and the teacher's final tokens, both `(batch, tokens, teacher_dim)` (the encoding-mismatch paper's feature
+    distillation), plus the logit term of `mode`. Block outputs of a narrow student cannot be paired with the
+    teacher's, so `"geometric"` uses the logit term of `"logits"` (MSE + cosine)."""
+    if student_tokens.shape != teacher_tokens.shape:
+        raise ValueError(
+            f"bridged tokens {tuple(student_tokens.shape)} do not match the teacher's {tuple(teacher_tokens.shape)}."
+        )
+    logit_mode = "logits" if mode == "geometric" else mode
+    logit_term = distillation_loss(
+        logit_mode, student_logits, teacher_logits, labels=labels, ce_weight=ce_weight, temperature=temperature
+    )
+    return logit_term + F.mse_loss(student_tokens, teacher_tokens)

@@ -69,8 +69,8 @@ class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
         if missing or mismatched:
             raise ValueError(
                 f"checkpoint {pretrained_model_name_or_path!s} does not match its {type(model.config).__name__} "
-                f"(rank={model.config.rank}, rank_pattern={model.config.rank_pattern}, "
-                f"exclude_modules={model.config.exclude_modules}): missing weights {missing[:8]}"
+                f"(rank={model.config.rank}, rank_pattern={getattr(model.config, 'rank_pattern', None)}, "
+                f"exclude_modules={getattr(model.config, 'exclude_modules', None)}): missing weights {missing[:8]}"
                 f"{' ...' if len(missing) > 8 else ''}, shape mismatches {mismatched[:8]}. To build a student "
                 "from a dense ViT checkpoint use FactorizedViTForImageClassification.from_teacher."
             )

@@ -2,8 +2,8 @@
 
 Works on any model whose forward accepts `output_hidden_states=True`: ViT-like hidden states `(batch, tokens, dim)`
 are used as they are; convolutional ones `(batch, channels, height, width)` become `height * width` tokens of
-`channels` dimensions. The pooled representation is the model's `pooler_output` when it has one, else the CLS
-token of its final (normalised) hidden state.
+`channels` dimensions. The pooled representation is the model's `pooler_output` when it has one (the bridged CLS
+token of a Lift / WideLast student), else the CLS token of its final (normalised) hidden state.
 """
 
 import numpy as np
@@ -45,6 +45,8 @@ def _pooled(model: nn.Module, outputs, pixel_values: torch.Tensor) -> torch.Tens
     model's final normalised hidden state."""
     if getattr(outputs, "pooler_output", None) is not None:
         return outputs.pooler_output.flatten(1)
+    if getattr(outputs, "bridged_tokens", None) is not None:  # Lift / WideLast: the CLS token the classifier reads
+        return outputs.bridged_tokens[:, 0]
     base_outputs = getattr(model, "base_model", model)(pixel_values=pixel_values)
     if getattr(base_outputs, "pooler_output", None) is not None:
         return base_outputs.pooler_output.flatten(1)  # e.g. a CNN's global average pool

@@ -31,6 +31,7 @@ from .distillation import DistillationConfig
 from .factorized_linear import check_rank
 from .hub import push_sweep
 from .lockstep import LockstepTrainer, evaluate_models
+from .modeling_bridged_vit import BridgedViTForImageClassification
 from .modeling_factorized_vit import FactorizedViTForImageClassification
 from .report import write_report
 from .representations import diagnose_model
@@ -84,6 +85,15 @@ class SweepArguments:
     exclude_modules: list[str] | None = field(
         default=None, metadata={"help": "Encoder linear layers to keep dense in every student (e.g. o_proj)."}
     )
+    student_bridge: str = field(
+        default="none",
+        metadata={
+            "help": "none: FactorizedViT students; lift or widelast: the encoding-mismatch paper's bridges on the "
+            "factorized students (a projector kept after the last block, or the last block kept dense), distilled "
+            "with MSE on the final tokens plus the logit term.",
+            "choices": ["none", "lift", "widelast"],
+        },
+    )
     teacher_finetune: str = field(
         default="auto",
         metadata={
@@ -120,7 +130,7 @@ class SweepArguments:
         default_factory=lambda: [0.05, 0.1, 0.2],
         metadata={
             "help": "Standard deviations of the Gaussian noise added to the normalised test inputs to measure "
-            "robustness (seeded per example by --seed; empty: none)."
+            "robustness (seeded per example by --seed; 0: none)."
         },
     )
     diagnostics_examples: int = field(
@@ -140,6 +150,10 @@ class SweepArguments:
     config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
 
     def __post_init__(self):
+        if self.student_bridge not in ("none", "lift", "widelast"):
+            raise SweepError(f"student_bridge must be none, lift or widelast, got {self.student_bridge!r}.")
+        if self.student_bridge != "none" and self.exclude_modules:
+            raise SweepError("exclude_modules applies to FactorizedViT students; with a bridge, leave it unset.")
         if self.teacher_finetune not in FINETUNE_MODES:
             raise SweepError(f"teacher_finetune must be one of {FINETUNE_MODES}, got {self.teacher_finetune!r}.")
         if self.ranks is not None:
@@ -417,7 +431,7 @@ def _teacher_stage(store: "_Store", sweep, args, accelerator, data):
         processed["test"],
         args.per_device_eval_batch_size,
         description="evaluating teacher",
-        noise_sigmas=tuple(sweep.noise_sigmas),
+        noise_sigmas=tuple(s for s in sweep.noise_sigmas if s > 0),
         noise_seed=args.seed,
     )["teacher"]
     store.save_model(TEACHER_DIR, teacher, processor)
@@ -478,6 +492,14 @@ def _check_ranks(ranks: list[int] | None, teacher: nn.Module) -> None:
             raise SweepError(f"ranks {ranks}: {error}") from error
 
 
+def _build_student(teacher, rank: int, sweep: SweepArguments) -> nn.Module:
+    if sweep.student_bridge == "none":
+        return FactorizedViTForImageClassification.from_teacher(
+            teacher, rank=rank, exclude_modules=sweep.exclude_modules
+        )
+    return BridgedViTForImageClassification.from_teacher(teacher, bridge=sweep.student_bridge, rank=rank)
+
+
 def student_dir(rank: int, seed: int, primary_seed: int) -> str:
     """`rank-008` for the primary seed, `rank-008-seed-1` for the others."""
     return f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
@@ -491,12 +513,7 @@ def _student_group(
     if seed != args.seed:
         args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
         args.seed = seed
-    students = {
-        rank: FactorizedViTForImageClassification.from_teacher(
-            teacher, rank=rank, exclude_modules=sweep.exclude_modules
-        )
-        for rank in group
-    }
+    students = {rank: _build_student(teacher, rank, sweep) for rank in group}
     trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling ranks {group}, seed {seed}")
     outcomes = trainer.train({f"rank-{rank:03d}": student for rank, student in students.items()}, processed["train"])
     trainer.close()
@@ -507,7 +524,7 @@ def _student_group(
         processed["test"],
         args.per_device_eval_batch_size,
         description="evaluating students",
-        noise_sigmas=tuple(sweep.noise_sigmas),
+        noise_sigmas=tuple(s for s in sweep.noise_sigmas if s > 0),
         noise_seed=primary_seed,
     )
     teacher_record = store.payload["teacher"]
@@ -528,6 +545,7 @@ def _student_group(
             "model_dir": None,
             "config": {
                 "rank": rank,
+                "bridge": sweep.student_bridge,
                 "exclude_modules": sweep.exclude_modules,
                 "distillation_mode": args.distillation_mode,
                 "teacher": teacher_record["source"],

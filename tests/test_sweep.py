@@ -312,3 +312,14 @@ def test_image_folder_dataset(tmp_path):
     data = load_image_classification_data(str(tmp_path / "images"))
     assert data.label_names == ["ants", "bees"] and (data.image_column, data.label_column) == ("image", "label")
     assert len(data.splits["train"]) == 12 and len(data.splits["test"]) == 6
+
+
+def test_sweep_with_widelast_students(tmp_path):
+    results = _run(sweep_argv(tmp_path, "--ranks", 2, "--student_bridge", "widelast", "--noise_sigmas", 0))
+    record = results["ranks"][0]
+    assert record["status"] == "done" and record["config"]["bridge"] == "widelast"
+    student = AutoModelForImageClassification.from_pretrained(tmp_path / "rank-002")
+    assert type(student).__name__ == "BridgedViTForImageClassification" and student.config.rank == 2
+    assert record["noise_accuracy"] == {}
+    with pytest.raises(SweepError, match="exclude_modules"):
+        sweep_script.parse(sweep_argv(tmp_path, "--student_bridge", "lift", "--exclude_modules", "o_proj"))

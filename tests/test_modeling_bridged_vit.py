@@ -1,0 +1,139 @@
+import pytest
+import torch
+from accelerate import Accelerator
+from huggingface_hub.errors import StrictDataclassError
+from torch.nn import functional as F
+from transformers import AutoModelForImageClassification
+
+from hf_lowrank import BridgedViTConfig, BridgedViTForImageClassification, FactorizedLinear
+from hf_lowrank.distillation import DistillationConfig, DistillationTrainer
+from hf_lowrank.lockstep import LockstepTrainer
+from hf_lowrank.losses import bridged_distillation_loss, distillation_loss
+
+from sweep_helpers import pixel_dataset
+from vit_tester import TinyViTTester
+
+
+tester = TinyViTTester()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bridge": "bottleneck"}, "bridge"),
+        ({"hidden_size": 24, "teacher_hidden_size": 18}, "wider than `teacher_hidden_size`"),
+        ({"bridge": "widelast", "num_hidden_layers": 1}, "at least 2 for WideLast"),
+        ({"bridge": "widelast", "teacher_hidden_size": 20, "teacher_num_attention_heads": 3}, "not a multiple"),
+        ({"rank": 0}, "rank"),
+    ],
+)
+def test_config_rejects_pairs_where_the_bridge_cannot_apply(kwargs, message):
+    with pytest.raises(StrictDataclassError, match=message):
+        BridgedViTConfig(**{**tester.config_kwargs(), "teacher_hidden_size": 18, **kwargs})
+
+
+@pytest.mark.parametrize("bridge", ["lift", "widelast"])
+def test_at_the_teacher_width_the_student_starts_as_the_teacher(bridge):
+    teacher = tester.create_teacher()
+    pixel_values = tester.pixel_values()
+    student = BridgedViTForImageClassification.from_teacher(teacher, bridge=bridge)
+    torch.testing.assert_close(student(pixel_values).logits, teacher(pixel_values).logits, rtol=0, atol=1e-6)
+    factorized = BridgedViTForImageClassification.from_teacher(teacher, bridge=bridge, rank=tester.hidden_size)
+    assert isinstance(factorized.layers[0].mlp.fc1, FactorizedLinear)
+    torch.testing.assert_close(factorized(pixel_values).logits, teacher(pixel_values).logits, rtol=1e-4, atol=1e-4)
+    if bridge == "widelast":  # the last block is the teacher's, dense
+        assert len(factorized.layers) == tester.num_hidden_layers - 1
+        assert isinstance(factorized.wide_layer.mlp.fc1, torch.nn.Linear)
+
+
+@pytest.mark.parametrize("bridge", ["lift", "widelast"])
+def test_narrow_student_reaches_the_teacher_width(bridge, tmp_path):
+    teacher = tester.create_teacher()
+    student = BridgedViTForImageClassification.from_teacher(
+        teacher, bridge=bridge, hidden_size=9, num_attention_heads=3
+    )
+    outputs = student(tester.pixel_values(), output_hidden_states=True)
+    assert outputs.bridged_tokens.shape == (tester.batch_size, 10, tester.hidden_size)
+    widths = [h.shape[-1] for h in outputs.hidden_states]
+    assert widths == ([9] * 3 if bridge == "lift" else [9, 9, tester.hidden_size])
+    assert student.classifier.in_features == tester.hidden_size
+    student.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert type(reloaded) is BridgedViTForImageClassification
+    torch.testing.assert_close(reloaded(tester.pixel_values()).logits, student(tester.pixel_values()).logits)
+
+
+def test_bridged_loss_is_feature_mse_plus_the_logit_term():
+    generator = torch.Generator().manual_seed(0)
+    s_logits, t_logits = torch.randn(4, 7, generator=generator), torch.randn(4, 7, generator=generator)
+    s_tokens, t_tokens = torch.randn(4, 10, 18, generator=generator), torch.randn(4, 10, 18, generator=generator)
+    expected = distillation_loss("logits", s_logits, t_logits) + ((s_tokens - t_tokens) ** 2).mean()
+    torch.testing.assert_close(
+        bridged_distillation_loss("geometric", s_logits, t_logits, s_tokens, t_tokens), expected
+    )
+    kd = bridged_distillation_loss("kd", s_logits, t_logits, s_tokens, t_tokens, temperature=2.0)
+    torch.testing.assert_close(
+        kd, distillation_loss("kd", s_logits, t_logits, temperature=2.0) + F.mse_loss(s_tokens, t_tokens)
+    )
+    with pytest.raises(ValueError, match="do not match"):
+        bridged_distillation_loss("logits", s_logits, t_logits, s_tokens[:, :, :9], t_tokens)
+
+
+def test_trainer_distils_the_final_tokens_of_the_teacher(tmp_path):
+    teacher = tester.create_teacher()
+    student = BridgedViTForImageClassification.from_teacher(
+        teacher, bridge="lift", hidden_size=9, num_attention_heads=3
+    )
+    args = DistillationConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        report_to="none",
+        use_cpu=True,
+        per_device_train_batch_size=4,
+        disable_tqdm=True,
+    )
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=pixel_dataset(8, tester.image_size, tester.num_labels),
+    )
+    batch = {"pixel_values": tester.pixel_values(), "labels": torch.zeros(tester.batch_size, dtype=torch.long)}
+    with torch.no_grad():
+        teacher_tokens = teacher.vit(pixel_values=batch["pixel_values"]).last_hidden_state  # normalised
+        outputs = student(batch["pixel_values"])
+        expected = distillation_loss("logits", outputs.logits, teacher(batch["pixel_values"]).logits) + F.mse_loss(
+            outputs.bridged_tokens, teacher_tokens
+        )
+        torch.testing.assert_close(trainer.compute_loss(student, batch), expected)
+
+
+def test_lockstep_training_reduces_the_feature_gap(tmp_path):
+    args = DistillationConfig(
+        output_dir=str(tmp_path),
+        max_steps=30,
+        learning_rate=3e-3,
+        report_to="none",
+        use_cpu=True,
+        per_device_train_batch_size=8,
+        disable_tqdm=True,
+        seed=0,
+    )
+    accelerator = Accelerator(cpu=True)
+    teacher = tester.create_teacher()
+    data = pixel_dataset(32, tester.image_size, tester.num_labels)
+    students = {
+        bridge: BridgedViTForImageClassification.from_teacher(
+            teacher, bridge=bridge, hidden_size=9, num_attention_heads=3
+        )
+        for bridge in ("lift", "widelast")
+    }
+    pixel_values = data[:]["pixel_values"]
+    with torch.no_grad():
+        target = teacher.vit(pixel_values=pixel_values).last_hidden_state
+        before = {k: F.mse_loss(s(pixel_values).bridged_tokens, target).item() for k, s in students.items()}
+    results = LockstepTrainer(accelerator, args, teacher).train(students, data)
+    with torch.no_grad():
+        for key, student in students.items():
+            assert results[key].status == "done"
+            assert F.mse_loss(student(pixel_values).bridged_tokens, target).item() < 0.9 * before[key]

@@ -8,7 +8,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.models.vit.modeling_vit import ViTAttention, ViTMLP
 
-from .losses import DISTILLATION_MODES, bridged_distillation_loss, distillation_loss
+from .losses import DISTILLATION_MODES, bridged_distillation_loss, cosine_embedding_loss, distillation_loss
 
 
 __all__ = [
@@ -114,8 +114,12 @@ class FinalTokenRecorder:
 
 
 def is_bridged(model: nn.Module) -> bool:
-    """A Lift / WideLast student (its outputs carry `bridged_tokens`)."""
-    return getattr(getattr(model, "config", None), "model_type", None) == "bridged_vit"
+    """A student distilled on the teacher's final tokens, not block by block: Lift / WideLast, or a CNN student."""
+    from .cnn_students import CNNEmbeddingStudent
+
+    model = getattr(model, "module", model)  # DDP-wrapped
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return model_type == "bridged_vit" or isinstance(model, CNNEmbeddingStudent)
 
 
 @torch.no_grad()
@@ -149,6 +153,8 @@ def student_loss(
     if recorder is not None:
         recorder.clear()
     outputs = student(pixel_values=pixel_values)
+    if getattr(outputs, "student_embedding", None) is not None:  # a CNN student: cosine on the embedding
+        return cosine_embedding_loss(outputs.student_embedding, teacher_tokens[:, 0]), outputs
     if getattr(outputs, "bridged_tokens", None) is not None:
         loss = bridged_distillation_loss(
             args.distillation_mode,

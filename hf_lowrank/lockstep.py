@@ -186,8 +186,8 @@ class LockstepTrainer:
                 num_training_steps=total_steps,
                 scheduler_specific_kwargs=args.lr_scheduler_kwargs,
             )
-            model, optimizer = accelerator.prepare(model, optimizer)
             recorder = BlockOutputRecorder(model) if geometric and not is_bridged(model) else None
+            model, optimizer = accelerator.prepare(model, optimizer)
             runs.append(_Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder))
 
         active, step, epoch, examples = list(runs), 0, 0, 0

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 __all__ = [
     "DISTILLATION_MODES",
     "bridged_distillation_loss",
+    "cosine_embedding_loss",
     "distillation_loss",
     "geometric_loss",
     "kd_loss",
@@ -110,3 +111,13 @@ def bridged_distillation_loss(
         logit_mode, student_logits, teacher_logits, labels=labels, ce_weight=ce_weight, temperature=temperature
     )
     return logit_term + F.mse_loss(student_tokens, teacher_tokens)
+
+
+def cosine_embedding_loss(student_embedding: torch.Tensor, teacher_embedding: torch.Tensor) -> torch.Tensor:
+    """`mean(1 - cos(s, t))` over the batch, for `(batch, dim)` embeddings: the dimensional-collapse paper's
+    distillation of a teacher's embedding into a student of another family. Scale-invariant; zero when aligned."""
+    if student_embedding.shape != teacher_embedding.shape:
+        raise ValueError(
+            f"embeddings differ in shape: {tuple(student_embedding.shape)} vs {tuple(teacher_embedding.shape)}."
+        )
+    return (1.0 - F.cosine_similarity(student_embedding, teacher_embedding, dim=-1, eps=1e-8)).mean()

@@ -165,6 +165,22 @@ def build_report(
         },
         "per_seed": {str(k): v for k, v in seed_estimates.items()},
         "bootstrap": {"num_samples": num_bootstrap, "seed": seed, "level": 0.95},
+        "cnn_students": [
+            {
+                key: r.get(key)
+                for key in (
+                    "capacity",
+                    "status",
+                    "error",
+                    "parameters",
+                    "accuracy",
+                    "ece",
+                    "noise_accuracy",
+                    "diagnostics",
+                )
+            }
+            for r in results.get("cnn_students", [])
+        ],
         "failed": failed,
         "notes": notes,
         "method": METHOD,
@@ -221,7 +237,7 @@ def render_markdown(report: dict) -> str:
             f"{interval} | {row['normalized_accuracy']:.1%} | {', '.join(map(str, row['seeds']))} |"
         )
     lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
-    lines += _robustness_lines(report) + _representation_lines(report)
+    lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
     if report["per_seed"]:
         lines += [
             "## Across seeds",
@@ -294,6 +310,35 @@ def _representation_lines(report: dict) -> list[str]:
                 f"| {name} | {d['svd_rank_p99']['0.95']:.0f} | {d['shared_dimension']} | "
                 f"{d['bandwidth']['0.9']:.2f} | {d['pooled_entropy_rank']:.2f} |"
             )
+    return lines + [""]
+
+
+def _collapse_lines(report: dict) -> list[str]:
+    students = [s for s in report.get("cnn_students", []) if s["status"] == "done"]
+    if not students:
+        return []
+    teacher = report["teacher"]
+    sigma = "0.1" if "0.1" in (teacher.get("noise_accuracy") or {}) else None
+    lines = [
+        "## Dimensional collapse: CNN students",
+        "",
+        "ResNet students (transformers' ResNet classes) trained by cosine distillation of the teacher's "
+        "embedding; pooled effective rank of their embedding against the teacher's.",
+        "",
+        "| model | trainable parameters | accuracy | "
+        + (f"accuracy at sigma={sigma} | " if sigma else "")
+        + "pooled effective rank |",
+        "| --- | ---: | ---: | " + ("---: | " if sigma else "") + "---: |",
+    ]
+    entries = [("teacher", teacher["parameters"], teacher)] + [
+        (f"CNN {s['capacity']}", s["parameters"], s) for s in students
+    ]
+    for name, parameters, entry in entries:
+        noise = f"{entry['noise_accuracy'][sigma]:.4f} | " if sigma else ""
+        erank = entry["diagnostics"]["pooled_entropy_rank"] if entry.get("diagnostics") else None
+        lines.append(
+            f"| {name} | {parameters:,} | {entry['accuracy']:.4f} | {noise}{'' if erank is None else f'{erank:.2f}'} |"
+        )
     return lines + [""]
 
 

@@ -8,7 +8,7 @@ import copy
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from transformers import (
 from . import __version__
 from .accounting import count_parameters
 from .cards import write_cards
+from .cnn_students import CNN_CAPACITIES, CNNEmbeddingStudent
 from .data import DIGITS, load_image_classification_data, preprocess
 from .distillation import DistillationConfig
 from .factorized_linear import check_rank
@@ -94,6 +95,13 @@ class SweepArguments:
             "choices": ["none", "lift", "widelast"],
         },
     )
+    cnn_students: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Also distil CNN students of these capacities (small, medium, large: transformers ResNets) by "
+            "cosine distillation of the teacher's embedding, to measure dimensional collapse beside the ranks."
+        },
+    )
     teacher_finetune: str = field(
         default="auto",
         metadata={
@@ -154,6 +162,9 @@ class SweepArguments:
             raise SweepError(f"student_bridge must be none, lift or widelast, got {self.student_bridge!r}.")
         if self.student_bridge != "none" and self.exclude_modules:
             raise SweepError("exclude_modules applies to FactorizedViT students; with a bridge, leave it unset.")
+        unknown = [c for c in self.cnn_students or [] if c not in CNN_CAPACITIES]
+        if unknown or len(set(self.cnn_students or [])) != len(self.cnn_students or []):
+            raise SweepError(f"cnn_students must be distinct among {list(CNN_CAPACITIES)}, got {self.cnn_students}.")
         if self.teacher_finetune not in FINETUNE_MODES:
             raise SweepError(f"teacher_finetune must be one of {FINETUNE_MODES}, got {self.teacher_finetune!r}.")
         if self.ranks is not None:
@@ -213,16 +224,25 @@ def _max_rank(model: nn.Module) -> int:
     return min(dims)
 
 
+# Arguments a rerun may change without touching finished results: lists that can grow, and output-only flags.
+GROWABLE_OR_OUTPUT_ONLY = (
+    "ranks",
+    "seeds",
+    "cnn_students",
+    "overwrite_output_dir",
+    "config",
+    "lockstep_group_size",
+    "push_ranks",
+)
+
+
 def _fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Accelerator) -> dict:
-    """Everything that changes a sweep's numbers; a rerun must match it to resume (the rank list may grow).
+    """Everything that changes a sweep's numbers; a rerun must match it to resume (the rank, seed and CNN student
+    lists may grow).
 
     The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
     changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
-    own = {
-        k: v
-        for k, v in asdict(sweep).items()
-        if k not in ("ranks", "seeds", "overwrite_output_dir", "config", "lockstep_group_size", "push_ranks")
-    }
+    own = {k: v for k, v in asdict(sweep).items() if k not in GROWABLE_OR_OUTPUT_ONLY}
     training = {
         k: getattr(args, k)
         for k in (
@@ -254,6 +274,20 @@ def _fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: A
     return {"sweep": own, "training": training, "environment": environment}
 
 
+def _differences(fingerprint: dict, previous: dict) -> list[str]:
+    """`section.key` of every setting that differs from a previous run's. A sweep argument the previous run did not
+    record (one added to hf_lowrank since) counts as its default, so older sweeps still resume."""
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(SweepArguments)}
+    changed = []
+    for section, values in fingerprint.items():
+        before = previous.get(section, {})
+        for key in sorted(set(values) | set(before)):
+            old = before.get(key, defaults.get(key) if section == "sweep" else None)
+            if values.get(key) != old:
+                changed.append(f"{section}.{key}")
+    return changed
+
+
 class _Store:
     """results.json plus the model directories beside it; only the main process writes."""
 
@@ -272,15 +306,11 @@ class _Store:
         }
         if self.path.exists():
             previous = load_results(self.path)
-            if previous["config"] == fingerprint:
+            changed = _differences(fingerprint, previous["config"])
+            if not changed:
                 self.payload = previous
+                self.payload["config"] = fingerprint  # arguments added since, at their defaults, are recorded
             elif not overwrite:
-                changed = sorted(
-                    f"{section}.{key}"
-                    for section in fingerprint
-                    for key in set(fingerprint[section]) | set(previous["config"].get(section, {}))
-                    if fingerprint[section].get(key) != previous["config"].get(section, {}).get(key)
-                )
                 raise SweepError(
                     f"{output_dir} holds a sweep made with another configuration (differs in: {', '.join(changed)}). "
                     "Use another --output_dir, rerun with the same arguments to resume, or pass "
@@ -288,7 +318,7 @@ class _Store:
                 )
             elif accelerator.is_main_process:
                 for child in output_dir.iterdir():
-                    if child.name == RESULTS_FILE or child.name == TEACHER_DIR or child.name.startswith("rank-"):
+                    if child.name in (RESULTS_FILE, TEACHER_DIR) or child.name.startswith(("rank-", "cnn-")):
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
         accelerator.wait_for_everyone()
 
@@ -614,6 +644,7 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
                 processor,
                 processed,
             )
+    _cnn_stage(store, sweep, args, accelerator, teacher, processed)
     _print_summary(accelerator, store)
     if accelerator.is_main_process:
         report = write_report(output_dir)
@@ -635,6 +666,51 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
 
 def _show(value) -> str:
     return "not reached" if value is None else f"{value:.1f}"
+
+
+def _cnn_stage(store: "_Store", sweep, args, accelerator, teacher, processed) -> None:
+    """Distil the CNN students not yet recorded, in lock-step; evaluate, diagnose, save and record each."""
+    done = {r["capacity"] for r in store.payload.get("cnn_students", []) if (store.dir / r["model_dir"]).is_dir()}
+    pending = [c for c in sweep.cnn_students or [] if c not in done]
+    if not pending:
+        return
+    sample = processed["train"][: args.per_device_train_batch_size]["pixel_values"].to(accelerator.device)
+    students = {c: CNNEmbeddingStudent.from_teacher(teacher, c, sample) for c in pending}
+    trainer = LockstepTrainer(accelerator, args, teacher=teacher, description=f"distilling CNN students {pending}")
+    outcomes = trainer.train({f"cnn-{c}": s for c, s in students.items()}, processed["train"])
+    trainer.close()
+    evaluations = evaluate_models(
+        accelerator,
+        students,
+        processed["test"],
+        args.per_device_eval_batch_size,
+        description="evaluating CNN students",
+        noise_sigmas=tuple(s for s in sweep.noise_sigmas if s > 0),
+        noise_seed=args.seed,
+    )
+    for capacity, student in students.items():
+        outcome, evaluation, model_dir = outcomes[f"cnn-{capacity}"], evaluations[capacity], f"cnn-{capacity}"
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(student).save(store.dir / model_dir)
+        accelerator.wait_for_everyone()
+        parameters = count_parameters(accelerator.unwrap_model(student), trainable_only=True)
+        record = {
+            "capacity": capacity,
+            "status": outcome.status,
+            "error": outcome.error,
+            "seed": args.seed,
+            "parameters": parameters,
+            "accuracy": evaluation.accuracy,
+            "model_dir": model_dir,
+            "normalized_accuracy": evaluation.accuracy / store.payload["teacher"]["accuracy"],
+            "train_seconds": outcome.train_seconds,
+            **_robustness(evaluation),
+            "diagnostics": _diagnose(store, model_dir, student, processed, sweep, accelerator),
+        }
+        store.payload["cnn_students"] = [
+            r for r in store.payload.get("cnn_students", []) if r["capacity"] != capacity
+        ] + [record]
+        store.write()
 
 
 def _print_summary(accelerator: Accelerator, store: "_Store") -> None:

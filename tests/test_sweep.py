@@ -323,3 +323,37 @@ def test_sweep_with_widelast_students(tmp_path):
     assert record["noise_accuracy"] == {}
     with pytest.raises(SweepError, match="exclude_modules"):
         sweep_script.parse(sweep_argv(tmp_path, "--student_bridge", "lift", "--exclude_modules", "o_proj"))
+
+
+def test_cnn_students_measure_collapse_beside_the_ranks(finished_sweep):
+    from hf_lowrank.cnn_students import CNNEmbeddingStudent
+
+    output_dir, _ = finished_sweep
+    results = _run(sweep_argv(output_dir, "--ranks", 1, 3, "--cnn_students", "small", "medium"))
+    records = {r["capacity"]: r for r in results["cnn_students"]}
+    assert set(records) == {"small", "medium"} and records["small"]["parameters"] < records["medium"]["parameters"]
+    assert all(r["status"] == "done" and r["diagnostics"]["pooled_entropy_rank"] > 0 for r in records.values())
+    # The saved student (safetensors + JSON) reproduces its recorded accuracy.
+    data = load_image_classification_data(max_train_samples=160, max_test_samples=90, seed=0)
+    from transformers import AutoImageProcessor
+
+    test = preprocess(data, AutoImageProcessor.from_pretrained(output_dir / "teacher"))["test"][:]
+    student = CNNEmbeddingStudent.load(output_dir / "cnn-small")
+    with torch.no_grad():
+        accuracy = (student(test["pixel_values"]).logits.argmax(-1) == test["labels"]).float().mean().item()
+    assert accuracy == pytest.approx(records["small"]["accuracy"])
+    assert "## Dimensional collapse" in (output_dir / "report.md").read_text()
+    with pytest.raises(SweepError, match="cnn_students"):
+        sweep_script.parse(sweep_argv(output_dir, "--cnn_students", "huge"))
+
+
+def test_a_sweep_recorded_before_an_argument_existed_still_resumes(finished_sweep):
+    from hf_lowrank.sweep import _differences
+
+    output_dir, _ = finished_sweep
+    results = load_results(output_dir / "results.json")
+    config = results["config"]
+    older = {**config, "sweep": {k: v for k, v in config["sweep"].items() if k != "student_bridge"}}
+    assert _differences(config, older) == []  # missing = its default ("none")
+    changed = {**config, "sweep": {**config["sweep"], "student_bridge": "lift"}}
+    assert _differences(config, changed) == ["sweep.student_bridge"]

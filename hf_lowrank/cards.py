@@ -16,6 +16,12 @@ from .results import load_results
 
 __all__ = ["TAGS", "select_students", "student_card", "sweep_card", "write_cards"]
 
+BRIDGE_NOTES = {
+    "lift": "Lift variant: a linear projector after the last block (initialised to the identity) is kept at "
+    "inference, and the student was distilled with MSE on its final tokens plus the logit term.",
+    "widelast": "WideLast variant: the last block is not factorized (it stays at the teacher's full capacity), and "
+    "the student was distilled with MSE on its final tokens plus the logit term.",
+}
 TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
 
 
@@ -129,6 +135,7 @@ def student_card(results: dict, report: dict, record: dict, repo_id: str | None 
         num_processes=environment.get("num_processes", 1),
         num_seeds=len({r["seed"] for r in results["ranks"]}),
         above_break_even=record["compression"] <= 1,
+        bridge_note=BRIDGE_NOTES.get((record.get("config") or {}).get("bridge", "none")),
     )
 
 

@@ -24,17 +24,9 @@ from hf_lowrank import (
     count_parameters,
     vit_forward_flops,
 )
+from hf_lowrank.accounting import VIT_B32_CIFAR100
 
 
-VIT_B32 = dict(
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-    image_size=224,
-    patch_size=32,
-    num_labels=100,
-)
 GEMM_OPS = ("aten::addmm", "aten::mm")  # the linear layers' matrix products (attention runs inside sdpa)
 
 
@@ -76,9 +68,11 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    models = {"dense": ViTForImageClassification(ViTConfig(**VIT_B32)).eval()}
+    models = {"dense": ViTForImageClassification(ViTConfig(**VIT_B32_CIFAR100)).eval()}
     for rank in args.ranks:
-        models[f"rank {rank}"] = FactorizedViTForImageClassification(FactorizedViTConfig(**VIT_B32, rank=rank)).eval()
+        models[f"rank {rank}"] = FactorizedViTForImageClassification(
+            FactorizedViTConfig(**VIT_B32_CIFAR100, rank=rank)
+        ).eval()
     inputs = torch.randn(args.batch, 3, 224, 224)
 
     for model in models.values():  # warm-up

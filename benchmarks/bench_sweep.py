@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from transformers import ViTConfig, ViTForImageClassification
 
 from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank.accounting import VIT_B32_CIFAR100
 from hf_lowrank.data import collate_pixel_values
 from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, teacher_targets
 from hf_lowrank.lockstep import LockstepTrainer
@@ -132,15 +133,7 @@ def main() -> None:
         accelerator,
     )
 
-    geometry = dict(
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        image_size=224,
-        patch_size=32,
-        num_labels=100,
-    )
+    geometry = VIT_B32_CIFAR100
     vit_b32 = ViTForImageClassification(ViTConfig(**geometry)).eval()
     measure(
         "ViT-B/32 geometry (random weights, 224x224 inputs)",

@@ -10,7 +10,18 @@ from torch import nn
 from .factorized_linear import FactorizedLinear
 
 
-__all__ = ["count_parameters", "linear_parameters", "vit_forward_flops"]
+__all__ = ["VIT_B32_CIFAR100", "count_parameters", "linear_parameters", "vit_forward_flops"]
+
+# The paper's geometry: ViT-B/32 (224x224 inputs, 12 blocks of width 768, MLP 3072) with a 100-class head.
+VIT_B32_CIFAR100 = dict(
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    image_size=224,
+    patch_size=32,
+    num_labels=100,
+)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

@@ -31,6 +31,7 @@ from hf_lowrank import (
     FactorizedViTModel,
     count_parameters,
 )
+from hf_lowrank.accounting import VIT_B32_CIFAR100
 
 from vit_tester import TinyViTTester
 
@@ -296,15 +297,7 @@ def test_pipeline_returns_labelled_predictions(tmp_path):
 
 def test_vit_b32_geometry_rank_32_is_about_11x_smaller():
     # ViT-B/32 on CIFAR-100 geometry; built on the meta device: nothing is allocated or downloaded.
-    geometry = dict(
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        image_size=224,
-        patch_size=32,
-        num_labels=100,
-    )
+    geometry = VIT_B32_CIFAR100  # 768 wide, 12 blocks, MLP 3072, 224x224 inputs, patches of 32, 100 labels
     with torch.device("meta"):
         dense = ViTForImageClassification(ViTConfig(**geometry))
         student = FactorizedViTForImageClassification(FactorizedViTConfig(**geometry, rank=32))

@@ -95,6 +95,17 @@ class SweepArguments:
             "choices": ["none", "lift", "widelast"],
         },
     )
+    student_hidden_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --student_bridge: narrow students of this width (randomly initialised, blocks factorized "
+            "at each rank, at most this width), as the encoding-mismatch paper's narrow students. Default: the "
+            "teacher's width, starting from the teacher's weights."
+        },
+    )
+    student_num_attention_heads: int | None = field(
+        default=None, metadata={"help": "Attention heads of the narrow students (must divide --student_hidden_size)."}
+    )
     cnn_students: list[str] | None = field(
         default=None,
         metadata={
@@ -160,6 +171,17 @@ class SweepArguments:
     def __post_init__(self):
         if self.student_bridge not in ("none", "lift", "widelast"):
             raise SweepError(f"student_bridge must be none, lift or widelast, got {self.student_bridge!r}.")
+        if self.student_hidden_size is not None and self.student_bridge == "none":
+            raise SweepError(
+                "student_hidden_size needs --student_bridge lift or widelast to reach the teacher's width."
+            )
+        if self.student_hidden_size is not None and (
+            self.student_num_attention_heads is None or self.student_hidden_size % self.student_num_attention_heads
+        ):
+            raise SweepError(
+                f"student_num_attention_heads ({self.student_num_attention_heads}) must be given and divide "
+                f"student_hidden_size ({self.student_hidden_size})."
+            )
         if self.student_bridge != "none" and self.exclude_modules:
             raise SweepError("exclude_modules applies to FactorizedViT students; with a bridge, leave it unset.")
         unknown = [c for c in self.cnn_students or [] if c not in CNN_CAPACITIES]
@@ -214,6 +236,11 @@ def embedded_teacher(label_names: list[str]) -> tuple[ViTForImageClassification,
         size={"height": 8, "width": 8}, resample=0, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )
     return ViTForImageClassification(config), processor
+
+
+def _student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
+    """Largest rank valid for the students: the teacher's, or a narrow student's width."""
+    return min(_max_rank(teacher), sweep.student_hidden_size or _max_rank(teacher))
 
 
 def _max_rank(model: nn.Module) -> int:
@@ -447,7 +474,7 @@ def _teacher_stage(store: "_Store", sweep, args, accelerator, data):
         teacher, processor, mode = _load_teacher(sweep, data.label_names)
     with accelerator.main_process_first():
         processed = preprocess(data, processor)
-    _check_ranks(sweep.ranks, teacher)
+    _check_ranks(sweep.ranks, teacher, sweep)
     if finished:
         return teacher, processor, processed
 
@@ -513,11 +540,11 @@ def _diagnose(store: "_Store", model_dir: str, model, processed, sweep, accelera
     }
 
 
-def _check_ranks(ranks: list[int] | None, teacher: nn.Module) -> None:
-    max_rank = _max_rank(teacher)
+def _check_ranks(ranks: list[int] | None, teacher: nn.Module, sweep: SweepArguments) -> None:
+    max_rank = _student_max_rank(teacher, sweep)
     for rank in ranks or []:
         try:
-            check_rank(rank, max_rank, max_rank, layer="every encoder linear layer of the teacher")
+            check_rank(rank, max_rank, max_rank, layer="every factorized linear layer of the students")
         except ValueError as error:
             raise SweepError(f"ranks {ranks}: {error}") from error
 
@@ -527,7 +554,13 @@ def _build_student(teacher, rank: int, sweep: SweepArguments) -> nn.Module:
         return FactorizedViTForImageClassification.from_teacher(
             teacher, rank=rank, exclude_modules=sweep.exclude_modules
         )
-    return BridgedViTForImageClassification.from_teacher(teacher, bridge=sweep.student_bridge, rank=rank)
+    return BridgedViTForImageClassification.from_teacher(
+        teacher,
+        bridge=sweep.student_bridge,
+        rank=rank,
+        hidden_size=sweep.student_hidden_size,
+        num_attention_heads=sweep.student_num_attention_heads,
+    )
 
 
 def student_dir(rank: int, seed: int, primary_seed: int) -> str:
@@ -576,6 +609,7 @@ def _student_group(
             "config": {
                 "rank": rank,
                 "bridge": sweep.student_bridge,
+                "hidden_size": sweep.student_hidden_size,
                 "exclude_modules": sweep.exclude_modules,
                 "distillation_mode": args.distillation_mode,
                 "teacher": teacher_record["source"],
@@ -623,7 +657,7 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
         )
     teacher, processor, processed = _teacher_stage(store, sweep, args, accelerator, data)
 
-    ranks = sweep.ranks or default_ranks(_max_rank(teacher))
+    ranks = sweep.ranks or default_ranks(_student_max_rank(teacher, sweep))
     finished = store.finished()
     for seed in sweep.seeds or [args.seed]:
         pending = [rank for rank in ranks if (rank, seed) not in finished]

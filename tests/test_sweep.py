@@ -357,3 +357,27 @@ def test_a_sweep_recorded_before_an_argument_existed_still_resumes(finished_swee
     assert _differences(config, older) == []  # missing = its default ("none")
     changed = {**config, "sweep": {**config["sweep"], "student_bridge": "lift"}}
     assert _differences(config, changed) == ["sweep.student_bridge"]
+
+
+def test_sweep_with_narrow_lift_students(tmp_path):
+    argv = sweep_argv(
+        tmp_path,
+        "--ranks",
+        3,
+        "--student_bridge",
+        "lift",
+        "--student_hidden_size",
+        24,
+        "--student_num_attention_heads",
+        4,
+        "--diagnostics_examples",
+        0,
+    )
+    results = _run(argv)
+    student = AutoModelForImageClassification.from_pretrained(tmp_path / "rank-003")
+    assert student.config.hidden_size == 24 and student.config.teacher_hidden_size == 48
+    assert student.layers[0].mlp.fc1.rank == 3 and results["ranks"][0]["config"]["hidden_size"] == 24
+    with pytest.raises(SweepError, match=r"\[1, 24\], got 32"):
+        _run(sweep_argv(tmp_path / "other", "--ranks", 32, *argv[argv.index("--student_bridge") :]))
+    with pytest.raises(SweepError, match="divide"):
+        sweep_script.parse(sweep_argv(tmp_path, "--student_bridge", "lift", "--student_hidden_size", 24))

@@ -10,6 +10,7 @@ from hf_lowrank.distillation import DistillationConfig, DistillationTrainer
 from hf_lowrank.lockstep import LockstepTrainer
 from hf_lowrank.losses import bridged_distillation_loss, distillation_loss
 
+from remote_code import remote_code_logits
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester
 
@@ -57,10 +58,13 @@ def test_narrow_student_reaches_the_teacher_width(bridge, tmp_path):
     widths = [h.shape[-1] for h in outputs.hidden_states]
     assert widths == ([9] * 3 if bridge == "lift" else [9, 9, tester.hidden_size])
     assert student.classifier.in_features == tester.hidden_size
-    student.save_pretrained(tmp_path)
-    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    student.save_pretrained(tmp_path / "student")
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "student")
     assert type(reloaded) is BridgedViTForImageClassification
     torch.testing.assert_close(reloaded(tester.pixel_values()).logits, student(tester.pixel_values()).logits)
+    if bridge == "widelast":  # and without hf_lowrank, from the code saved beside the weights
+        logits = remote_code_logits(tmp_path / "student", tester.pixel_values(), tmp_path)
+        torch.testing.assert_close(logits, student(tester.pixel_values()).logits, rtol=0, atol=0)
 
 
 def test_bridged_loss_is_feature_mse_plus_the_logit_term():

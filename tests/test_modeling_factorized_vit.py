@@ -1,8 +1,4 @@
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -33,6 +29,7 @@ from hf_lowrank import (
 )
 from hf_lowrank.accounting import VIT_B32_CIFAR100
 
+from remote_code import remote_code_logits
 from vit_tester import TinyViTTester
 
 
@@ -253,26 +250,8 @@ def test_trust_remote_code_load_without_hf_lowrank(tmp_path):
     student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
     model_dir = _save_student(student, tmp_path / "student")
     pixel_values = tester.pixel_values()
-    torch.save(pixel_values, tmp_path / "pixels.pt")
-    expected = student(pixel_values).logits
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["hf_lowrank"] = None  # any `import hf_lowrank` now raises ImportError
-        import torch
-        from transformers import AutoModelForImageClassification
-        model = AutoModelForImageClassification.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
-        assert "hf_lowrank" not in type(model).__module__, type(model).__module__
-        logits = model(torch.load({str(tmp_path / "pixels.pt")!r})).logits
-        torch.save(logits, {str(tmp_path / "logits.pt")!r})
-        """
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, rtol=0, atol=0)
+    logits = remote_code_logits(model_dir, pixel_values, tmp_path)
+    torch.testing.assert_close(logits, student(pixel_values).logits, rtol=0, atol=0)
     for name in ("modeling_factorized_vit.py", "configuration_factorized_vit.py", "factorized_linear.py"):
         assert (model_dir / name).exists()
 

@@ -7,7 +7,6 @@ as it would alone with the same seed: a student's result does not depend on whic
 import contextlib
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,9 +156,7 @@ class LockstepTrainer:
         )
         return loss
 
-    def train(
-        self, models: dict[str, nn.Module], train_dataset: Dataset, on_step: Callable[[int], None] | None = None
-    ) -> dict[str, TrainResult]:
+    def train(self, models: dict[str, nn.Module], train_dataset: Dataset) -> dict[str, TrainResult]:
         args, accelerator = self.args, self.accelerator
         # The data order is a function of args.seed alone (not of the global RNG), the same on every process.
         loader = DataLoader(
@@ -240,8 +237,6 @@ class LockstepTrainer:
                         run.history.append((step, run.last_loss))
                 progress.update(1)
                 progress.set_postfix({run.key: f"{run.last_loss:.3g}" for run in active[:6]})
-                if on_step is not None:
-                    on_step(step)
                 if step >= total_steps or not active:
                     break
             epoch += 1

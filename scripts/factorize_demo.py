@@ -1,6 +1,6 @@
 """Factorize a ViT image classifier into a low-rank student, save it, and load it back through the Auto classes.
 
-With no arguments it runs offline on a small ViT sized for scikit-learn's 8x8 digits (random weights: this shows
+With no arguments it runs offline on the sweep's small ViT for scikit-learn's 8x8 digits (random weights: this shows
 the mechanics, not accuracy; the rank sweep trains real students). With `--teacher` it factorizes any
 ViTForImageClassification checkpoint (a local path or a Hub id).
 
@@ -16,7 +16,6 @@ from PIL import Image
 from transformers import (
     AutoModelForImageClassification,
     HfArgumentParser,
-    ViTConfig,
     ViTForImageClassification,
     ViTImageProcessorPil,
     pipeline,
@@ -25,6 +24,7 @@ from transformers import (
 
 import hf_lowrank
 from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank.sweep import embedded_teacher
 
 
 @dataclass
@@ -42,30 +42,12 @@ class DemoArguments:
     seed: int = field(default=0, metadata={"help": "Seed for the random demo teacher."})
 
 
-def small_digits_teacher() -> tuple[ViTForImageClassification, ViTImageProcessorPil]:
-    """A ViT sized for 8x8 digits (16 patches of 2x2, width 64, 4 blocks), random weights."""
-    labels = [str(digit) for digit in range(10)]
-    config = ViTConfig(
-        image_size=8,
-        patch_size=2,
-        num_channels=3,
-        hidden_size=64,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=128,
-        num_labels=10,
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-    )
-    processor = ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    return ViTForImageClassification(config).eval(), processor
-
-
 def main() -> None:
     (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses()
     set_seed(args.seed)
     if args.teacher is None:
-        teacher, processor = small_digits_teacher()
+        teacher, processor = embedded_teacher([str(digit) for digit in range(10)])
+        teacher.eval()
     else:
         teacher = ViTForImageClassification.from_pretrained(args.teacher).eval()
         processor = ViTImageProcessorPil.from_pretrained(args.teacher)

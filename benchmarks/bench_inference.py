@@ -24,7 +24,7 @@ from hf_lowrank import (
     count_parameters,
     vit_forward_flops,
 )
-from hf_lowrank.accounting import VIT_B32_CIFAR100
+from hf_lowrank.models import VIT_B32_CIFAR100
 
 
 GEMM_OPS = ("aten::addmm", "aten::mm")  # the linear layers' matrix products (attention runs inside sdpa)

@@ -21,10 +21,9 @@ from torch.utils.data import DataLoader
 from transformers import ViTConfig, ViTForImageClassification
 
 from hf_lowrank import FactorizedViTForImageClassification
-from hf_lowrank.accounting import VIT_B32_CIFAR100
 from hf_lowrank.data import collate_pixel_values
-from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, teacher_targets
-from hf_lowrank.lockstep import LockstepTrainer
+from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, LockstepTrainer, teacher_targets
+from hf_lowrank.models import VIT_B32_CIFAR100
 from hf_lowrank.sweep import embedded_teacher
 
 

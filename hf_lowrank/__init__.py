@@ -1,41 +1,36 @@
 """hf_lowrank: how much of a vision transformer's capacity a task really uses.
 
-Importing the package registers `FactorizedViTConfig` and its models with the transformers Auto classes (AutoConfig,
-AutoModel, AutoModelForImageClassification, AutoImageProcessor), and marks them for `trust_remote_code` saving.
+Importing the package registers `FactorizedViTConfig`, `BridgedViTConfig` and their models with the transformers
+Auto classes (AutoConfig, AutoModel, AutoModelForImageClassification, AutoImageProcessor), and marks them for
+`trust_remote_code` saving. The layers of the package are described in ARCHITECTURE.md.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForImageClassification,
-    ViTImageProcessorPil,
-)
-from transformers.utils import is_torchvision_available
+__version__ = "0.1.0"
 
-from .accounting import count_parameters, linear_parameters, vit_forward_flops
-from .configuration_bridged_vit import BridgedViTConfig
-from .configuration_factorized_vit import FactorizedViTConfig
-from .distillation import DistillationConfig, DistillationTrainer
-from .factorize import (
+from .distillation import DistillationConfig, DistillationTrainer  # noqa: E402
+from .models import (  # noqa: E402
     DEFAULT_EXCLUDE_MODULES,
+    BridgedViTConfig,
+    BridgedViTForImageClassification,
     FactorizationReport,
-    LayerFactorization,
-    energy_rank,
-    factorization_report,
-    factorize_model,
-    plan_factorization,
-)
-from .factorized_linear import FactorizedLinear
-from .modeling_bridged_vit import BridgedViTForImageClassification
-from .modeling_factorized_vit import (
+    FactorizedLinear,
+    FactorizedViTConfig,
     FactorizedViTForImageClassification,
     FactorizedViTModel,
     FactorizedViTPreTrainedModel,
+    LayerFactorization,
+    copy_teacher_weights,
+    count_parameters,
+    energy_rank,
+    factorization_report,
+    factorize_model,
+    linear_parameters,
+    plan_factorization,
+    register_auto_classes,
+    vit_forward_flops,
 )
+from .results import SweepResults  # noqa: E402
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BridgedViTConfig",
@@ -50,6 +45,8 @@ __all__ = [
     "FactorizedViTModel",
     "FactorizedViTPreTrainedModel",
     "LayerFactorization",
+    "SweepResults",
+    "copy_teacher_weights",
     "count_parameters",
     "energy_rank",
     "factorization_report",
@@ -59,28 +56,4 @@ __all__ = [
     "vit_forward_flops",
 ]
 
-
-def _register_auto_classes() -> None:
-    AutoConfig.register(FactorizedViTConfig.model_type, FactorizedViTConfig, exist_ok=True)
-    AutoModel.register(FactorizedViTConfig, FactorizedViTModel, exist_ok=True)
-    AutoModelForImageClassification.register(FactorizedViTConfig, FactorizedViTForImageClassification, exist_ok=True)
-    # ViT's processors: the PIL one works without torchvision.
-    processors = {"pil": ViTImageProcessorPil}
-    if is_torchvision_available():
-        from transformers import ViTImageProcessor
-
-        processors["torchvision"] = ViTImageProcessor
-    AutoImageProcessor.register(FactorizedViTConfig, image_processor_classes=processors, exist_ok=True)
-    # A saved student records these in config.json's auto_map and ships the code, so it loads with
-    # trust_remote_code=True where hf_lowrank is not installed.
-    AutoConfig.register(BridgedViTConfig.model_type, BridgedViTConfig, exist_ok=True)
-    AutoModelForImageClassification.register(BridgedViTConfig, BridgedViTForImageClassification, exist_ok=True)
-    AutoImageProcessor.register(BridgedViTConfig, image_processor_classes=processors, exist_ok=True)
-    BridgedViTConfig.register_for_auto_class()
-    BridgedViTForImageClassification.register_for_auto_class("AutoModelForImageClassification")
-    FactorizedViTConfig.register_for_auto_class()
-    FactorizedViTModel.register_for_auto_class("AutoModel")
-    FactorizedViTForImageClassification.register_for_auto_class("AutoModelForImageClassification")
-
-
-_register_auto_classes()
+register_auto_classes()

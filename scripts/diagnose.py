@@ -14,7 +14,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 import hf_lowrank  # noqa: F401  (registers FactorizedViT with the Auto classes)
 from hf_lowrank.data import DIGITS, load_image_classification_data, preprocess
-from hf_lowrank.representations import diagnose_model, plot_diagnostics
+from hf_lowrank.diagnostics import diagnose_model, plot_diagnostics
 from hf_lowrank.results import atomic_write_json
 
 

@@ -5,7 +5,8 @@ python scripts/report.py outputs/sweep [--low 0.85 --high 0.95 --num_bootstrap 1
 
 import argparse
 
-from hf_lowrank.report import write_report
+from hf_lowrank.report import build_report, summary_line, write_report
+from hf_lowrank.results import SweepResults
 
 
 def main() -> None:
@@ -16,19 +17,11 @@ def main() -> None:
     parser.add_argument("--num_bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     args = parser.parse_args()
-    report = write_report(
-        args.output_dir, low=args.low, high=args.high, num_bootstrap=args.num_bootstrap, seed=args.seed
-    )
-    region, knee = report["region"], report["knee"]
-
-    def show(value):
-        return "not reached" if value is None else f"{value:.1f}"
-
-    print(
-        f"effective rank region [{show(region['r_low'])}, {show(region['r_high'])}], knee {show(knee['linear'])} "
-        f"(log-rank axis: {show(knee['log_rank'])})"
-    )
-    print(f"wrote {args.output_dir}/report.md, report.json, knee.png, params_vs_accuracy.png")
+    results = SweepResults.load(args.output_dir)
+    report = build_report(results, low=args.low, high=args.high, num_bootstrap=args.num_bootstrap, seed=args.seed)
+    written = write_report(report, args.output_dir)
+    print(summary_line(report))
+    print(f"wrote {', '.join(f'{args.output_dir}/{name}' for name in written)}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,7 @@ import torch
 from safetensors.torch import load_file
 
 from hf_lowrank import FactorizedViTForImageClassification
-from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, DistillationTrainer
-from hf_lowrank.losses import distillation_loss
+from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, DistillationTrainer, distillation_loss
 
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester

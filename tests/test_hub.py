@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -195,10 +196,13 @@ def test_sweep_with_push_to_hub(sweep_dir, hub, tmp_path, monkeypatch):
     with pytest.raises(Exception, match="needs --hub_model_id"):
         sweep, training = sweep_script.parse(sweep_argv(tmp_path / "s", "--ranks", 1, "--push_to_hub", "true"))
         run_sweep(sweep, training)
-    # Resuming the finished sweep trains nothing and pushes it; the endpoint comes from huggingface_hub's constants.
+    # Resuming (a copy of) the finished sweep trains nothing and pushes it; the endpoint comes from huggingface_hub's
+    # constants.
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", hub.url)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(sweep_dir, resumed)
     argv = sweep_argv(
-        sweep_dir,
+        resumed,
         "--ranks",
         1,
         2,
@@ -221,3 +225,7 @@ def test_sweep_with_push_to_hub(sweep_dir, hub, tmp_path, monkeypatch):
     sweep, training = sweep_script.parse(argv)
     run_sweep(sweep, training)
     assert set(hub.repos) == {"tester/swept-rank-003", "tester/swept"}
+    # The cards are rendered once: the local ones name their repositories and are what was pushed.
+    local = (resumed / "rank-003" / "README.md").read_bytes()
+    assert b"tester/swept-rank-003" in local and hub.repos["tester/swept-rank-003"]["files"]["README.md"] == local
+    assert hub.repos["tester/swept"]["files"]["README.md"] == (resumed / "README.md").read_bytes()

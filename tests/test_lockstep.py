@@ -5,8 +5,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from hf_lowrank import FactorizedViTForImageClassification
-from hf_lowrank.distillation import DistillationConfig
-from hf_lowrank.lockstep import LockstepTrainer, RNGStream, evaluate_models
+from hf_lowrank.distillation import DistillationConfig, LockstepTrainer, RNGStream, evaluate_models
 
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester
@@ -130,7 +129,7 @@ def test_evaluate_models_accuracy_and_order(tmp_path):
 
 def test_calibration_and_noise_robustness_match_an_independent_computation(tmp_path):
     from hf_lowrank.diagnostics import expected_calibration_error
-    from hf_lowrank.lockstep import example_noise
+    from hf_lowrank.distillation import example_noise
 
     _args(tmp_path)
     accelerator = Accelerator(cpu=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from hf_lowrank.losses import distillation_loss, geometric_loss, kd_loss, mse_cosine_loss
+from hf_lowrank.distillation import distillation_loss, geometric_loss, kd_loss, mse_cosine_loss
 
 
 def _pair(shape=(3, 5, 7), seed=0):

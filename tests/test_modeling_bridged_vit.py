@@ -6,9 +6,13 @@ from torch.nn import functional as F
 from transformers import AutoModelForImageClassification
 
 from hf_lowrank import BridgedViTConfig, BridgedViTForImageClassification, FactorizedLinear
-from hf_lowrank.distillation import DistillationConfig, DistillationTrainer
-from hf_lowrank.lockstep import LockstepTrainer
-from hf_lowrank.losses import bridged_distillation_loss, distillation_loss
+from hf_lowrank.distillation import (
+    DistillationConfig,
+    DistillationTrainer,
+    LockstepTrainer,
+    bridged_distillation_loss,
+    distillation_loss,
+)
 
 from remote_code import remote_code_logits
 from sweep_helpers import pixel_dataset

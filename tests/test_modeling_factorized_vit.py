@@ -27,7 +27,7 @@ from hf_lowrank import (
     FactorizedViTModel,
     count_parameters,
 )
-from hf_lowrank.accounting import VIT_B32_CIFAR100
+from hf_lowrank.models import VIT_B32_CIFAR100
 
 from remote_code import remote_code_logits
 from vit_tester import TinyViTTester
@@ -221,20 +221,46 @@ def test_save_load_round_trip_through_auto_classes(tmp_path):
     assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessorPil)
 
 
-def test_checkpoint_that_does_not_match_its_config_is_an_error(tmp_path):
+def test_weights_a_checkpoint_lacks_are_initialised_and_reported(tmp_path):
     student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
     _save_student(student, tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["vit.layers.1.mlp.fc2.up"]  # one factor lost: initialised, listed, not an error
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    model, info = AutoModelForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == {"vit.layers.1.mlp.fc2.up"} or info["missing_keys"] == ["vit.layers.1.mlp.fc2.up"]
+    torch.testing.assert_close(model.vit.layers[0].mlp.fc2.up, student.vit.layers[0].mlp.fc2.up)
+
+    # Another rank: shapes differ; with ignore_mismatched_sizes they are initialised and reported.
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "rank": 5}))
     with pytest.raises((ValueError, RuntimeError), match="(?i)mismatch|size"):
         FactorizedViTForImageClassification.from_pretrained(tmp_path)
+    model, info = FactorizedViTForImageClassification.from_pretrained(
+        tmp_path, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert model.vit.layers[0].mlp.fc1.rank == 5 and len(info["mismatched_keys"]) > 0
 
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    tensors = load_file(tmp_path / "model.safetensors")
-    del tensors["vit.layers.1.mlp.fc2.up"]
-    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(ValueError, match=r"vit\.layers\.1\.mlp\.fc2\.up"):
-        AutoModelForImageClassification.from_pretrained(tmp_path)
+
+def test_classifier_head_is_initialised_from_a_backbone_checkpoint_and_num_labels_can_change(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    student.vit.save_pretrained(tmp_path / "backbone")  # a base-model checkpoint: no classifier
+    model, info = FactorizedViTForImageClassification.from_pretrained(tmp_path / "backbone", output_loading_info=True)
+    assert {"classifier.weight", "classifier.bias"} <= set(info["missing_keys"])
+    torch.testing.assert_close(model.vit.layers[1].attention.q_proj.down, student.vit.layers[1].attention.q_proj.down)
+    _save_student(student, tmp_path / "head")
+    relabelled = FactorizedViTForImageClassification.from_pretrained(
+        tmp_path / "head", num_labels=3, ignore_mismatched_sizes=True
+    )
+    assert relabelled.classifier.out_features == 3
+    torch.testing.assert_close(relabelled.vit.layers[0].mlp.fc1.up, student.vit.layers[0].mlp.fc1.up)
+
+
+def test_mask_token_missing_from_the_checkpoint_is_initialised(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    student.vit.save_pretrained(tmp_path)
+    model, info = FactorizedViTModel.from_pretrained(tmp_path, use_mask_token=True, output_loading_info=True)
+    assert "embeddings.mask_token" in set(info["missing_keys"]) and torch.all(model.embeddings.mask_token == 0)
 
 
 def test_dense_vit_checkpoint_is_not_silently_loaded_as_a_student(tmp_path):
@@ -242,8 +268,9 @@ def test_dense_vit_checkpoint_is_not_silently_loaded_as_a_student(tmp_path):
     teacher.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "factorized_vit", "rank": 4}))
-    with pytest.raises(ValueError, match="from_teacher"):
+    with pytest.raises(ValueError, match="from_teacher") as error:
         FactorizedViTForImageClassification.from_pretrained(tmp_path)
+    assert "layers.0.attention.q_proj" in str(error.value) and "12 layer(s)" in str(error.value)
 
 
 def test_trust_remote_code_load_without_hf_lowrank(tmp_path):

@@ -3,8 +3,14 @@ import pytest
 import torch
 from transformers import ResNetConfig, ResNetForImageClassification
 
-from hf_lowrank.diagnostics import entropy_effective_rank, sample_svd_ranks
-from hf_lowrank.representations import RepresentationError, collect_representations, diagnose_model, plot_diagnostics
+from hf_lowrank.diagnostics import (
+    RepresentationError,
+    collect_representations,
+    diagnose_model,
+    entropy_effective_rank,
+    plot_diagnostics,
+    sample_svd_ranks,
+)
 
 from sweep_helpers import pixel_dataset
 from vit_tester import TinyViTTester

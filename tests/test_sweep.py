@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from datasets import Dataset
 from transformers import AutoModelForImageClassification, ConvNextConfig, ConvNextForImageClassification
 
 from hf_lowrank.data import find_columns, load_image_classification_data, preprocess
-from hf_lowrank.results import ResultsError, load_results
+from hf_lowrank.results import ResultsError, SweepResults, read_results_payload
 from hf_lowrank.sweep import SweepError, run_sweep
 
 import sweep as sweep_script  # scripts/sweep.py
@@ -21,8 +22,20 @@ from vit_tester import TinyViTTester
 
 
 def _run(argv):
+    """Run a sweep; its results as results.json holds them, checked equal to the in-memory results it returned."""
     sweep, training = sweep_script.parse(argv)
-    return load_results(run_sweep(sweep, training))
+    results = run_sweep(sweep, training)
+    payload = read_results_payload(os.path.join(training.output_dir, "results.json"))
+    assert payload == json.loads(json.dumps(results.to_dict()))
+    return payload
+
+
+def _grow(finished_sweep, tmp_path):
+    """A private copy of the shared sweep, for a test that adds to it (the shared one stays as it was made)."""
+    output_dir, results = finished_sweep
+    copy = tmp_path / "sweep"
+    shutil.copytree(output_dir, copy)
+    return copy, results
 
 
 def _strip(record):
@@ -61,7 +74,7 @@ def test_sweep_writes_teacher_students_and_results(finished_sweep):
 
 
 def test_rerun_keeps_finished_ranks_and_trains_only_new_ones(finished_sweep, tmp_path):
-    output_dir, results = finished_sweep
+    output_dir, results = _grow(finished_sweep, tmp_path)
     stamp = (output_dir / "rank-001" / "model.safetensors").stat().st_mtime_ns
     again = _run(sweep_argv(output_dir, "--ranks", 1, 3, 2))
     assert (output_dir / "rank-001" / "model.safetensors").stat().st_mtime_ns == stamp
@@ -115,7 +128,7 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
     wrapper.write_text(
         "import os, sys\n"
         f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
-        "import hf_lowrank.sweep as sweep_module\n"
+        "import hf_lowrank.results.schema as schema, hf_lowrank.sweep.measurements as measurements\n"
         "from transformers import PreTrainedModel\n"
         "log = os.path.join(os.environ['WRITE_LOG_DIR'], 'writes-' + os.environ.get('RANK', '0'))\n"
         "def logged(function):\n"
@@ -123,7 +136,8 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
         "        open(log, 'a').write(function.__name__ + '\\n')\n"
         "        return function(*args, **kwargs)\n"
         "    return wrapper\n"
-        "sweep_module.atomic_write_json = logged(sweep_module.atomic_write_json)\n"
+        "schema.atomic_write_json = logged(schema.atomic_write_json)\n"
+        "measurements.atomic_write_json = logged(measurements.atomic_write_json)\n"
         "PreTrainedModel.save_pretrained = logged(PreTrainedModel.save_pretrained)\n"
         "import sweep\n"
         "sweep.main()\n"
@@ -147,7 +161,7 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
     ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    results = load_results(tmp_path / "ddp" / "results.json")
+    results = read_results_payload(tmp_path / "ddp" / "results.json")
     assert results["config"]["environment"]["num_processes"] == 2
     # Both processes trained on half of the 160 examples a epoch each (accelerate evens out the last batch by
     # repeating a few examples): 2 epochs of students, 4 of teacher.
@@ -242,13 +256,13 @@ def test_unwritable_output_dir(tmp_path):
 
 def test_results_file_errors(tmp_path):
     with pytest.raises(ResultsError, match="no results file"):
-        load_results(tmp_path / "results.json")
+        read_results_payload(tmp_path / "results.json")
     (tmp_path / "results.json").write_text('{"format": "hf_lowrank.sweep", "version": 1, "ran')
     with pytest.raises(ResultsError, match="truncated"):
-        load_results(tmp_path / "results.json")
+        read_results_payload(tmp_path / "results.json")
     (tmp_path / "results.json").write_text('{"format": "hf_lowrank.sweep", "version": 99}')
     with pytest.raises(ResultsError, match="version 99"):
-        load_results(tmp_path / "results.json")
+        read_results_payload(tmp_path / "results.json")
 
 
 def test_yaml_config_with_command_line_override(tmp_path):
@@ -271,15 +285,15 @@ def test_embedded_default_end_to_end(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    results = load_results(tmp_path / "results.json")
+    results = read_results_payload(tmp_path / "results.json")
     assert results["teacher"]["accuracy"] >= 0.95  # the issue's bar for the embedded teacher
     assert [r["rank"] for r in results["ranks"]] == [1, 2, 4, 8, 16, 32, 48]
     assert all(r["status"] == "done" and (tmp_path / r["model_dir"]).is_dir() for r in results["ranks"])
     assert str(tmp_path / "results.json") in result.stdout
 
 
-def test_several_seeds_train_every_rank_per_seed(finished_sweep):
-    output_dir, _ = finished_sweep
+def test_several_seeds_train_every_rank_per_seed(finished_sweep, tmp_path):
+    output_dir, _ = _grow(finished_sweep, tmp_path)
     results = _run(sweep_argv(output_dir, "--ranks", 1, 3, 2, "--seeds", 0, 5))
     assert sorted((r["seed"], r["rank"]) for r in results["ranks"]) == [(0, 1), (0, 2), (0, 3), (5, 1), (5, 2), (5, 3)]
     assert (output_dir / "rank-003-seed-5" / "model.safetensors").is_file()
@@ -334,10 +348,10 @@ def test_sweep_with_widelast_students(tmp_path):
         sweep_script.parse(sweep_argv(tmp_path, "--student_bridge", "lift", "--exclude_modules", "o_proj"))
 
 
-def test_cnn_students_measure_collapse_beside_the_ranks(finished_sweep):
-    from hf_lowrank.cnn_students import CNNEmbeddingStudent
+def test_cnn_students_measure_collapse_beside_the_ranks(finished_sweep, tmp_path):
+    from hf_lowrank.models import CNNEmbeddingStudent
 
-    output_dir, _ = finished_sweep
+    output_dir, _ = _grow(finished_sweep, tmp_path)
     results = _run(sweep_argv(output_dir, "--ranks", 1, 3, "--cnn_students", "small", "medium"))
     records = {r["capacity"]: r for r in results["cnn_students"]}
     assert set(records) == {"small", "medium"} and records["small"]["parameters"] < records["medium"]["parameters"]
@@ -357,15 +371,14 @@ def test_cnn_students_measure_collapse_beside_the_ranks(finished_sweep):
 
 
 def test_a_sweep_recorded_before_an_argument_existed_still_resumes(finished_sweep):
-    from hf_lowrank.sweep import _differences
+    from hf_lowrank.sweep import differences
 
     output_dir, _ = finished_sweep
-    results = load_results(output_dir / "results.json")
-    config = results["config"]
+    config = SweepResults.load(output_dir).config
     older = {**config, "sweep": {k: v for k, v in config["sweep"].items() if k != "student_bridge"}}
-    assert _differences(config, older) == []  # missing = its default ("none")
+    assert differences(config, older) == []  # missing = its default ("none")
     changed = {**config, "sweep": {**config["sweep"], "student_bridge": "lift"}}
-    assert _differences(config, changed) == ["sweep.student_bridge"]
+    assert differences(config, changed) == ["sweep.student_bridge"]
 
 
 def test_sweep_with_narrow_lift_students(tmp_path):

@@ -1,0 +1,122 @@
+"""Collect a model's representations on a dataset and summarise them with `hf_lowrank.diagnostics`.
+
+Works on any model whose forward accepts `output_hidden_states=True`: ViT-like hidden states `(batch, tokens, dim)`
+are used as they are; convolutional ones `(batch, channels, height, width)` become `height * width` tokens of
+`channels` dimensions. The pooled representation is the model's `pooler_output` when it has one (the bridged CLS
+token of a Lift / WideLast student), else the CLS token of its final (normalised) hidden state.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..data import collate_pixel_values
+from .spectra import (
+    dataset_pca_retention,
+    entropy_effective_rank,
+    sample_svd_ranks,
+    shared_dimension,
+    spectral_bandwidth,
+    token_spectral_energy,
+)
+
+
+__all__ = ["RepresentationError", "collect_representations", "diagnose_model"]
+
+ENERGIES = (0.95, 0.99)
+ALPHAS = (0.5, 0.7, 0.9)
+
+
+class RepresentationError(ValueError):
+    """A model whose outputs do not carry what a diagnostic needs."""
+
+
+def _as_tokens(hidden: torch.Tensor) -> torch.Tensor | None:
+    if hidden.ndim == 3:
+        return hidden  # (batch, tokens, dim)
+    if hidden.ndim == 4:
+        return hidden.flatten(2).transpose(1, 2)  # (batch, channels, h, w) -> (batch, h*w, channels)
+    return None
+
+
+def _pooled(model: nn.Module, outputs, pixel_values: torch.Tensor) -> torch.Tensor:
+    """`(batch, dim)`: the pooler output (of the model, else of its base model), else the CLS token of the base
+    model's final normalised hidden state."""
+    if getattr(outputs, "pooler_output", None) is not None:
+        return outputs.pooler_output.flatten(1)
+    if getattr(outputs, "bridged_tokens", None) is not None:  # Lift / WideLast: the CLS token the classifier reads
+        return outputs.bridged_tokens[:, 0]
+    base_outputs = getattr(model, "base_model", model)(pixel_values=pixel_values)
+    if getattr(base_outputs, "pooler_output", None) is not None:
+        return base_outputs.pooler_output.flatten(1)  # e.g. a CNN's global average pool
+    return base_outputs.last_hidden_state[:, 0]
+
+
+@torch.no_grad()
+def collect_representations(model: nn.Module, dataset, max_examples: int = 256, batch_size: int = 64):
+    """Token matrices per layer, `[(n, tokens, dim)]` (None for a layer without a token axis), and pooled features
+    `(n, dim)`, on the first `max_examples` rows of `dataset` (rows with `pixel_values`)."""
+    model.eval()
+    rows = dataset.select(range(min(max_examples, len(dataset))))
+    layers, pooled = None, []
+    for batch in DataLoader(rows, batch_size=batch_size, collate_fn=collate_pixel_values):
+        try:
+            outputs = model(pixel_values=batch["pixel_values"], output_hidden_states=True)
+        except TypeError as error:
+            raise RepresentationError(
+                f"{type(model).__name__} does not take output_hidden_states: every diagnostic needs the hidden "
+                "states (per-image SVD, dataset PCA and spectral energy need token matrices, the entropy effective "
+                "rank needs pooled features)."
+            ) from error
+        hidden_states = getattr(outputs, "hidden_states", None)
+        if not hidden_states:
+            raise RepresentationError(
+                f"{type(model).__name__} returned no hidden_states; every diagnostic needs them."
+            )
+        tokens = [_as_tokens(h) for h in hidden_states]
+        layers = [[] for _ in tokens] if layers is None else layers
+        for store, layer in zip(layers, tokens):
+            store.append(None if layer is None else layer.float().cpu().numpy())
+        pooled.append(_pooled(model, outputs, batch["pixel_values"]).float().cpu().numpy())
+    matrices = [None if any(part is None for part in layer) else np.concatenate(layer) for layer in layers]
+    return matrices, np.concatenate(pooled)
+
+
+def _summarise_tokens(tokens: np.ndarray, with_curve: bool) -> dict:
+    ranks = sample_svd_ranks(tokens, ENERGIES)
+    retention = dataset_pca_retention(tokens)
+    bandwidth, cumulative = token_spectral_energy(tokens)
+    summary = {
+        "dim": int(tokens.shape[-1]),
+        "tokens": int(tokens.shape[1]),
+        "svd_rank_p99": {str(e): float(np.percentile(ranks[e], 99)) for e in ENERGIES},
+        "svd_rank_median": {str(e): float(np.median(ranks[e])) for e in ENERGIES},
+        "shared_dimension": shared_dimension(retention, 0.99, 0.95),
+        "bandwidth": {str(a): spectral_bandwidth(bandwidth, cumulative, a) for a in ALPHAS},
+        "cls_entropy_rank": entropy_effective_rank(tokens[:, 0]),
+    }
+    if with_curve:
+        summary["svd_ranks"] = {str(e): ranks[e].tolist() for e in ENERGIES}
+        summary["pca_retention_at_svd_rank"] = retention.mean(axis=0).tolist()
+        summary["sep_curve"] = {"bandwidth": bandwidth.tolist(), "cumulative": cumulative.tolist()}
+    return summary
+
+
+def diagnose_model(model: nn.Module, dataset, max_examples: int = 256, batch_size: int = 64) -> dict:
+    """Every diagnostic, per layer (hidden state 0 = embeddings) and for the pooled representation.
+
+    The final layer also keeps its full distributions (per-image ranks, SEP curve) for plotting."""
+    matrices, pooled = collect_representations(model, dataset, max_examples, batch_size)
+    layers = []
+    for depth, tokens in enumerate(matrices):
+        if tokens is None:
+            layers.append({"depth": depth, "skipped": "no token axis: per-image SVD, PCA and SEP need one"})
+        else:
+            layers.append({"depth": depth, **_summarise_tokens(tokens, with_curve=depth == len(matrices) - 1)})
+    return {
+        "num_examples": int(len(pooled)),
+        "pooled_entropy_rank": entropy_effective_rank(pooled),
+        "pooled_dim": int(pooled.shape[1]),
+        "layers": layers,
+    }

@@ -1,0 +1,58 @@
+"""Distillation of low-rank students from a frozen teacher.
+
+- `losses`: the pure loss functions (geometric, logits, kd, bridged, cosine embedding).
+- `config`: `DistillationConfig`, `TrainingArguments` plus the method's own fields.
+- `targets`: teacher preparation, block-output hooks, a batch's teacher targets and one student's loss.
+- `trainer`: `DistillationTrainer` (a transformers `Trainer`) for one student.
+- `lockstep`: `LockstepTrainer`, several students on the same batches with one teacher pass per batch.
+- `evaluation`: accuracy, calibration and noise robustness of several models in one pass.
+"""
+
+from .config import DistillationConfig
+from .evaluation import EvalResult, evaluate_models, example_noise
+from .lockstep import LockstepTrainer, RNGStream, TrainResult, build_optimizer, num_update_steps
+from .losses import (
+    DISTILLATION_MODES,
+    bridged_distillation_loss,
+    cosine_embedding_loss,
+    distillation_loss,
+    geometric_loss,
+    kd_loss,
+    mse_cosine_loss,
+)
+from .targets import (
+    BlockOutputRecorder,
+    FinalTokenRecorder,
+    is_bridged,
+    prepare_teacher,
+    student_loss,
+    teacher_targets,
+)
+from .trainer import DistillationTrainer
+
+
+__all__ = [
+    "BlockOutputRecorder",
+    "DISTILLATION_MODES",
+    "DistillationConfig",
+    "DistillationTrainer",
+    "EvalResult",
+    "FinalTokenRecorder",
+    "LockstepTrainer",
+    "RNGStream",
+    "TrainResult",
+    "bridged_distillation_loss",
+    "build_optimizer",
+    "cosine_embedding_loss",
+    "distillation_loss",
+    "evaluate_models",
+    "example_noise",
+    "geometric_loss",
+    "is_bridged",
+    "kd_loss",
+    "mse_cosine_loss",
+    "num_update_steps",
+    "prepare_teacher",
+    "student_loss",
+    "teacher_targets",
+]

@@ -1,0 +1,42 @@
+"""`DistillationConfig`: `TrainingArguments` plus the distillation method's own fields."""
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .losses import DISTILLATION_MODES
+
+
+__all__ = ["DistillationConfig"]
+
+
+@dataclass
+class DistillationConfig(TrainingArguments):
+    """`TrainingArguments` plus the distillation method's own fields. Every other field keeps its meaning."""
+
+    distillation_mode: str = field(
+        default="geometric",
+        metadata={
+            "help": "geometric: MSE + (1 - cosine) on every block's attention and MLP output and on the logits "
+            "(the paper's method); logits: MSE + (1 - cosine) on the logits only; kd: KL divergence on "
+            "temperature-softened logits, times T^2.",
+            "choices": list(DISTILLATION_MODES),
+        },
+    )
+    temperature: float = field(default=1.0, metadata={"help": "Softmax temperature T of the kd mode (> 0)."})
+    ce_weight: float = field(
+        default=0.0, metadata={"help": "Weight of an added cross-entropy on the labels (>= 0; 0 turns it off)."}
+    )
+    # Inputs are pixel_values plus bookkeeping columns (labels, index) that the loss reads; keep them.
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Trainer's column pruning; off, since the loss reads `labels`."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.distillation_mode not in DISTILLATION_MODES:
+            raise ValueError(f"distillation_mode must be one of {DISTILLATION_MODES}, got {self.distillation_mode!r}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
+        if not self.ce_weight >= 0:
+            raise ValueError(f"ce_weight must be >= 0, got {self.ce_weight!r}.")

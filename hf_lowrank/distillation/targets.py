@@ -1,0 +1,145 @@
+"""What distillation reads from the models: the teacher prepared once, block outputs captured by hooks, the teacher's
+targets of a batch, and one student's loss against them. Shared by `DistillationTrainer` and `LockstepTrainer`."""
+
+import torch
+from torch import nn
+from transformers.models.vit.modeling_vit import ViTAttention, ViTMLP
+
+from ..models import CNNEmbeddingStudent
+from .config import DistillationConfig
+from .losses import bridged_distillation_loss, cosine_embedding_loss, distillation_loss
+
+
+__all__ = [
+    "BLOCK_OUTPUT_TYPES",
+    "BlockOutputRecorder",
+    "FinalTokenRecorder",
+    "is_bridged",
+    "prepare_teacher",
+    "student_loss",
+    "teacher_targets",
+]
+
+# The two outputs of every ViT block the geometric loss aligns: attention output (before the residual) and MLP output.
+BLOCK_OUTPUT_TYPES = (ViTAttention, ViTMLP)
+
+
+class BlockOutputRecorder:
+    """Forward hooks that record the attention output and MLP output of every ViT block of `model`, in order.
+
+    `pop()` returns the outputs of the last forward pass (`2 * num_blocks` tensors of shape `(batch, tokens,
+    hidden)`) and clears them; `clear()` before a forward pass drops anything recorded by a recompute
+    (gradient checkpointing) in between.
+    """
+
+    def __init__(self, model: nn.Module):
+        modules = [m for m in model.modules() if isinstance(m, BLOCK_OUTPUT_TYPES)]
+        if not modules:
+            raise ValueError(
+                f"{type(model).__name__} has no ViT blocks (ViTAttention / ViTMLP modules) whose outputs geometric "
+                "distillation could align; use distillation_mode='logits' or 'kd'."
+            )
+        self.num_outputs = len(modules)
+        self._outputs: list[torch.Tensor] = []
+        self._handles = [m.register_forward_hook(self._record) for m in modules]
+
+    def _record(self, module, args, output):
+        self._outputs.append(output[0] if isinstance(output, tuple) else output)
+
+    def clear(self) -> None:
+        self._outputs = []
+
+    def pop(self) -> list[torch.Tensor]:
+        outputs, self._outputs = self._outputs, []
+        return outputs
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def prepare_teacher(teacher: nn.Module, device: torch.device | str) -> nn.Module:
+    """The teacher as every distillation path uses it: on `device`, in eval mode, with gradients off."""
+    teacher = teacher.to(device).eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+class FinalTokenRecorder:
+    """A forward hook on a ViT classifier's final layer norm: its normalised final tokens `(batch, tokens, dim)`,
+    the targets of Lift / WideLast feature distillation."""
+
+    def __init__(self, model: nn.Module):
+        self.tokens = None
+        self._handle = model.vit.layernorm.register_forward_hook(self._record)
+
+    def _record(self, module, args, output):
+        self.tokens = output
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def is_bridged(model: nn.Module) -> bool:
+    """A student distilled on the teacher's final tokens, not block by block: Lift / WideLast, or a CNN student."""
+    model = getattr(model, "module", model)  # DDP-wrapped
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return model_type == "bridged_vit" or isinstance(model, CNNEmbeddingStudent)
+
+
+@torch.no_grad()
+def teacher_targets(
+    teacher: nn.Module,
+    recorder: BlockOutputRecorder | None,
+    pixel_values: torch.Tensor,
+    final_tokens: FinalTokenRecorder | None = None,
+):
+    """The teacher's logits `(batch, num_labels)`, block outputs (empty without a recorder) and final tokens (None
+    without a `final_tokens` recorder), computed in one forward pass."""
+    if recorder is not None:
+        recorder.clear()
+    logits = teacher(pixel_values=pixel_values).logits
+    blocks = recorder.pop() if recorder is not None else []
+    return logits, blocks, (final_tokens.tokens if final_tokens is not None else None)
+
+
+def student_loss(
+    student: nn.Module,
+    recorder: BlockOutputRecorder | None,
+    pixel_values: torch.Tensor,
+    labels: torch.Tensor | None,
+    teacher_logits: torch.Tensor,
+    teacher_blocks: list[torch.Tensor],
+    args: DistillationConfig,
+    teacher_tokens: torch.Tensor | None = None,
+):
+    """Run `student` on `pixel_values` and return `(loss, outputs)` against the teacher's targets; a Lift /
+    WideLast student is distilled with `bridged_distillation_loss` on its bridged tokens."""
+    if recorder is not None:
+        recorder.clear()
+    outputs = student(pixel_values=pixel_values)
+    if getattr(outputs, "student_embedding", None) is not None:  # a CNN student: cosine on the embedding
+        return cosine_embedding_loss(outputs.student_embedding, teacher_tokens[:, 0]), outputs
+    if getattr(outputs, "bridged_tokens", None) is not None:
+        loss = bridged_distillation_loss(
+            args.distillation_mode,
+            outputs.logits,
+            teacher_logits,
+            outputs.bridged_tokens,
+            teacher_tokens,
+            labels=labels,
+            ce_weight=args.ce_weight,
+            temperature=args.temperature,
+        )
+        return loss, outputs
+    loss = distillation_loss(
+        args.distillation_mode,
+        outputs.logits,
+        teacher_logits,
+        student_blocks=recorder.pop() if recorder is not None else (),
+        teacher_blocks=teacher_blocks,
+        labels=labels,
+        ce_weight=args.ce_weight,
+        temperature=args.temperature,
+    )
+    return loss, outputs

@@ -1,0 +1,224 @@
+"""Model cards of a sweep's students and of the sweep itself, rendered once from the in-memory results and report
+with huggingface_hub's `ModelCard.from_template` (Jinja templates in `model_cards/`)."""
+
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..report import Report, fmt_interval, knee_text, region_text, render_markdown
+from ..results import StudentResult, SweepResults
+
+
+__all__ = ["TAGS", "SweepCards", "render_cards", "select_students", "student_card", "sweep_card", "write_cards"]
+
+BRIDGE_NOTES = {
+    "lift": "Lift variant: a linear projector after the last block (initialised to the identity) is kept at "
+    "inference, and the student was distilled with MSE on its final tokens plus the logit term.",
+    "widelast": "WideLast variant: the last block is not factorized (it stays at the teacher's full capacity), and "
+    "the student was distilled with MSE on its final tokens plus the logit term.",
+}
+TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
+
+
+def _template(name: str) -> str:
+    return str(resources.files("hf_lowrank.model_cards") / name)
+
+
+def _hub_id(source: str | None) -> str | None:
+    """`source` if it names a Hub repository (not a local path or the embedded teacher)."""
+    if not source or os.path.exists(source) or source.startswith("embedded") or source.count("/") != 1:
+        return None
+    return source
+
+
+def _nearest_knee_rank(report: Report, ranks: list[int]) -> int | None:
+    knee = report.knee["linear"] if report.estimated else None
+    return None if knee is None or not ranks else min(ranks, key=lambda rank: abs(rank - knee))
+
+
+def _in_region(report: Report, rank: int, ranks: list[int]) -> bool:
+    low, high = report.region["r_low"], report.region["r_high"]
+    return report.estimated and low is not None and low <= rank <= (high if high is not None else max(ranks))
+
+
+def select_students(results: SweepResults, report: Report, which: list[str] | None) -> list[StudentResult]:
+    """Finished primary-seed students chosen by `which`: None or ["all"], "knee" (the measured rank nearest the
+    headline knee), "region" (the measured ranks inside the effective rank region), or rank numbers."""
+    primary = results.done_students(results.primary_seed)
+    if not which or which == ["all"]:
+        return primary
+    ranks, chosen = [r.rank for r in primary], set()
+    for item in which:
+        if item == "knee":
+            nearest = _nearest_knee_rank(report, ranks)
+            if nearest is None:
+                raise ValueError("push_ranks 'knee': the report has no knee (fewer than 3 ranks, or no knee).")
+            chosen.add(nearest)
+        elif item == "region":
+            inside = [rank for rank in ranks if _in_region(report, rank, ranks)]
+            if not inside:
+                raise ValueError("push_ranks 'region': no measured rank lies in the effective rank region.")
+            chosen.update(inside)
+        elif str(item).isdigit() and int(item) in ranks:
+            chosen.add(int(item))
+        else:
+            raise ValueError(f"push_ranks entry {item!r} is not 'all', 'knee', 'region' or a finished rank ({ranks}).")
+    return [r for r in primary if r.rank in chosen]
+
+
+def _role(rank: int, report: Report, ranks: list[int]) -> str | None:
+    roles = []
+    if rank == _nearest_knee_rank(report, ranks):
+        roles.append("the measured rank nearest the knee")
+    if _in_region(report, rank, ranks):
+        roles.append("inside the effective rank region")
+    return " and ".join(roles) or None
+
+
+def _card_data(results: SweepResults, name: str, accuracy: float | None, is_model: bool = True) -> ModelCardData:
+    dataset = results.dataset.name
+    eval_results = None
+    if accuracy is not None:
+        eval_results = [
+            EvalResult(
+                task_type="image-classification",
+                dataset_type=dataset,
+                dataset_name=dataset,
+                dataset_split="test",
+                metric_type="accuracy",
+                metric_value=round(accuracy, 4),
+            )
+        ]
+    return ModelCardData(
+        library_name="transformers" if is_model else None,
+        pipeline_tag="image-classification" if is_model else None,
+        license="apache-2.0",
+        base_model=_hub_id(results.teacher.source),
+        datasets=[dataset] if _hub_id(dataset) else None,
+        tags=list(TAGS),
+        model_name=name,
+        eval_results=eval_results,
+    )
+
+
+def _robustness(record: StudentResult, results: SweepResults) -> dict:
+    """Card fields for calibration and noise robustness, when the sweep measured them."""
+    teacher = results.teacher
+    noise = [
+        (sigma, f"{value:.4f}", f"{teacher.noise_accuracy[sigma]:.4f}")
+        for sigma, value in record.noise_accuracy.items()
+        if value is not None and teacher.noise_accuracy.get(sigma) is not None
+    ]
+    measured = record.ece is not None and record.ece == record.ece  # NaN: not measured
+    return {
+        "ece": f"{record.ece:.4f}" if measured else None,
+        "teacher_ece": f"{teacher.ece:.4f}" if teacher.ece is not None else "",
+        "noise": noise,
+    }
+
+
+def student_card(
+    results: SweepResults, report: Report, record: StudentResult, repo_id: str | None = None
+) -> ModelCard:
+    teacher, dataset = results.teacher, results.dataset
+    row = next(r for r in report.rows if r["rank"] == record.rank)
+    name = repo_id.split("/")[-1] if repo_id else record.model_dir
+    return ModelCard.from_template(
+        _card_data(results, name, record.accuracy),
+        template_path=_template("student.md"),
+        model_name=name,
+        repo_id=repo_id or f"path/to/{record.model_dir}",
+        rank=record.rank,
+        teacher_name=teacher.source,
+        distillation_mode=results.distillation_mode,
+        parameters=f"{record.parameters:,}",
+        teacher_parameters=f"{teacher.parameters:,}",
+        compression=f"{record.compression:.2f}x",
+        dataset_name=dataset.name,
+        num_test=dataset.num_test,
+        accuracy=f"{record.accuracy:.4f}",
+        accuracy_interval=fmt_interval(row["accuracy_interval"], 4),
+        teacher_accuracy=f"{teacher.accuracy:.4f}",
+        normalized_accuracy=f"{record.normalized_accuracy:.1%}",
+        sweep_ranks=", ".join(map(str, report.ranks)),
+        low=f"{report.thresholds['low']:.0%}",
+        high=f"{report.thresholds['high']:.0%}",
+        region=region_text(report),
+        knee=knee_text(report),
+        knee_log=knee_text(report, "log_rank"),
+        role=_role(record.rank, report, report.ranks),
+        command=results.command or "(not recorded)",
+        seed=record.seed,
+        steps=record.steps,
+        num_processes=results.config.get("environment", {}).get("num_processes", 1),
+        num_seeds=len(results.seeds),
+        above_break_even=record.compression <= 1,
+        bridge_note=BRIDGE_NOTES.get(record.config.bridge),
+        **_robustness(record, results),
+    )
+
+
+def sweep_card(
+    results: SweepResults, report: Report, repo_ids: dict[int, str] | None = None, repo_id: str | None = None
+) -> ModelCard:
+    repo_ids = repo_ids or {}
+    students = [
+        {
+            "rank": row["rank"],
+            "repo_id": repo_ids.get(row["rank"]),
+            "model_dir": row["model_dir"],
+            "accuracy": f"{row['accuracy']:.4f}",
+        }
+        for row in report.rows
+    ]
+    body = render_markdown(report).split("\n", 1)[1]  # the report without its title
+    return ModelCard.from_template(
+        _card_data(results, repo_id.split("/")[-1] if repo_id else "effective-rank-report", None, is_model=False),
+        template_path=_template("sweep.md"),
+        teacher_name=results.teacher.source,
+        dataset_name=results.dataset.name,
+        report=body,
+        students=students,
+        command=results.command or "(not recorded)",
+    )
+
+
+@dataclass
+class SweepCards:
+    """The cards of a sweep: one per finished student (model_dir -> card), and the sweep's."""
+
+    students: dict[str, ModelCard]
+    sweep: ModelCard
+
+
+def render_cards(
+    results: SweepResults,
+    report: Report,
+    repo_ids: dict[int, str] | None = None,
+    sweep_repo_id: str | None = None,
+) -> SweepCards:
+    """Every card of the sweep, naming the Hub repositories in `repo_ids` (rank -> id of the primary seed's
+    student) where given."""
+    repo_ids = repo_ids or {}
+    students = {
+        record.model_dir: student_card(
+            results, report, record, repo_ids.get(record.rank) if record.seed == results.primary_seed else None
+        )
+        for record in results.done_students()
+    }
+    return SweepCards(students, sweep_card(results, report, repo_ids, sweep_repo_id))
+
+
+def write_cards(cards: SweepCards, output_dir: str | os.PathLike) -> None:
+    """README.md (card) and knee.png in every student directory; the sweep's card as output_dir/README.md."""
+    output_dir = Path(output_dir)
+    for model_dir, card in cards.students.items():
+        folder = output_dir / model_dir
+        if folder.is_dir():
+            card.save(folder / "README.md")
+            shutil.copyfile(output_dir / "knee.png", folder / "knee.png")
+    cards.sweep.save(output_dir / "README.md")

@@ -1,0 +1,64 @@
+"""The students as transformers models, and the module surgery that builds them.
+
+This folder is the `trust_remote_code` unit: the modeling files import only torch, transformers and flat siblings
+(`from .factorize import ...`), so `save_pretrained` can copy them next to a checkpoint. Nothing here imports the
+rest of hf_lowrank.
+"""
+
+from .accounting import VIT_B32_CIFAR100, count_parameters, linear_parameters, vit_forward_flops
+from .cnn_student import CNN_CAPACITIES, CNNEmbeddingStudent, CNNStudentOutput
+from .configuration_bridged_vit import BRIDGES, BridgedViTConfig
+from .configuration_factorized_vit import FactorizedViTConfig
+from .factorize import (
+    DEFAULT_EXCLUDE_MODULES,
+    FactorizationReport,
+    LayerFactorization,
+    energy_rank,
+    factorization_report,
+    factorize_model,
+    name_matches,
+    plan_factorization,
+)
+from .factorized_linear import FactorizedLinear, check_rank
+from .modeling_bridged_vit import BridgedViTForImageClassification, BridgedViTOutput, BridgedViTPreTrainedModel
+from .modeling_factorized_vit import (
+    FactorizedViTForImageClassification,
+    FactorizedViTModel,
+    FactorizedViTPreTrainedModel,
+    dense_layers_in_place_of_factors,
+)
+from .registration import register_auto_classes
+from .teacher_weights import copy_teacher_weights
+
+
+__all__ = [
+    "BRIDGES",
+    "BridgedViTConfig",
+    "BridgedViTForImageClassification",
+    "BridgedViTOutput",
+    "BridgedViTPreTrainedModel",
+    "CNNEmbeddingStudent",
+    "CNNStudentOutput",
+    "CNN_CAPACITIES",
+    "DEFAULT_EXCLUDE_MODULES",
+    "FactorizationReport",
+    "FactorizedLinear",
+    "FactorizedViTConfig",
+    "FactorizedViTForImageClassification",
+    "FactorizedViTModel",
+    "FactorizedViTPreTrainedModel",
+    "LayerFactorization",
+    "VIT_B32_CIFAR100",
+    "check_rank",
+    "copy_teacher_weights",
+    "count_parameters",
+    "dense_layers_in_place_of_factors",
+    "energy_rank",
+    "factorization_report",
+    "factorize_model",
+    "linear_parameters",
+    "name_matches",
+    "plan_factorization",
+    "register_auto_classes",
+    "vit_forward_flops",
+]

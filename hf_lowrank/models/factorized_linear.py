@@ -1,0 +1,145 @@
+"""`FactorizedLinear`: a dense linear map replaced by two maps through an r-dimensional bottleneck.
+
+This module only imports torch: the modeling files reach it through a flat relative import, so `save_pretrained`
+can copy it next to a checkpoint for `trust_remote_code=True` loading.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+__all__ = ["FactorizedLinear", "check_rank"]
+
+
+def check_rank(rank, in_features: int, out_features: int, layer: str = "layer") -> int:
+    """Return `rank` if it is a valid bottleneck width for an `in_features -> out_features` map, else raise.
+
+    Valid ranks are the integers in `[1, min(in_features, out_features)]`. The error names `layer`, the value and
+    that range.
+    """
+    max_rank = min(in_features, out_features)
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= max_rank:
+        raise ValueError(
+            f"rank for {layer} ({in_features} -> {out_features}) must be an integer in [1, {max_rank}], got {rank!r}."
+        )
+    return rank
+
+
+class FactorizedLinear(nn.Module):
+    """`y = up @ (down @ x) + bias`: a linear map of rank at most `rank`.
+
+    Parameters:
+        down: `(rank, in_features)`, the first map (V_r in the SVD initialisation).
+        up: `(out_features, rank)`, the second map (U_r).
+        bias: `(out_features,)` or `None`, kept from the dense layer.
+
+    A dense `nn.Linear` has `in * out` weights; this layer has `rank * (in + out)`, fewer only when
+    `rank < in * out / (in + out)`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.rank = check_rank(rank, in_features, out_features)
+        factory = {"device": device, "dtype": dtype}
+        self.down = nn.Parameter(torch.empty(rank, in_features, **factory))
+        self.up = nn.Parameter(torch.empty(out_features, rank, **factory))
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform init with the same output scale as `nn.Linear`'s default (Kaiming-uniform, a=sqrt(5))."""
+        nn.init.uniform_(self.down, -1.0 / math.sqrt(self.in_features), 1.0 / math.sqrt(self.in_features))
+        nn.init.uniform_(self.up, -1.0 / math.sqrt(self.rank), 1.0 / math.sqrt(self.rank))
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -1.0 / math.sqrt(self.in_features), 1.0 / math.sqrt(self.in_features))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # (..., in_features) -> (..., rank) -> (..., out_features)
+        return F.linear(F.linear(hidden_states, self.down), self.up, self.bias)
+
+    @classmethod
+    @torch.no_grad()
+    def from_linear(cls, linear: nn.Linear, rank: int) -> "FactorizedLinear":
+        """The best rank-`rank` approximation of `linear` (Eckart–Young), from its truncated SVD (see
+        `init_from_linear_`); dtype and device are those of `linear`."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"FactorizedLinear.from_linear expects an nn.Linear, got {type(linear).__name__}.")
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            rank,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
+        return layer.init_from_linear_(linear)
+
+    @torch.no_grad()
+    def init_from_linear_(self, linear: nn.Linear) -> "FactorizedLinear":
+        """Set this layer, in place, to the truncated SVD of `linear` at this layer's rank, and copy its bias.
+
+        With `W = U S V^T`: `up = U[:, :r] S_r^(1/2)` and `down = S_r^(1/2) V^T[:r]`, so `up @ down` is the
+        truncated SVD of `W`. The SVD runs in float64 whatever the layer's dtype, then is cast to this layer's dtype.
+        """
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"init_from_linear_ expects an nn.Linear, got {type(linear).__name__}.")
+        weight = linear.weight  # (out_features, in_features)
+        if weight.is_meta:
+            raise ValueError("FactorizedLinear.from_linear needs real weights; the layer is on the meta device.")
+        if (linear.in_features, linear.out_features) != (self.in_features, self.out_features):
+            raise ValueError(
+                f"cannot initialise a {self.in_features} -> {self.out_features} FactorizedLinear from a "
+                f"{linear.in_features} -> {linear.out_features} nn.Linear."
+            )
+        if (linear.bias is None) != (self.bias is None):
+            raise ValueError(
+                f"bias mismatch: the nn.Linear has bias={linear.bias is not None}, this layer "
+                f"bias={self.bias is not None}."
+            )
+        check_rank(self.rank, linear.in_features, linear.out_features)
+        u, s, vh = torch.linalg.svd(weight.detach().to(torch.float64), full_matrices=False)  # (out, k), (k,), (k, in)
+        root = s[: self.rank].sqrt()  # (rank,)
+        self.up.copy_(u[:, : self.rank] * root)  # (out_features, rank)
+        self.down.copy_(root[:, None] * vh[: self.rank])  # (rank, in_features)
+        if linear.bias is not None:
+            self.bias.copy_(linear.bias)
+        return self
+
+    @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        """The dense `(out_features, in_features)` weight `up @ down`."""
+        return self.up @ self.down
+
+    @torch.no_grad()
+    def to_linear(self) -> nn.Linear:
+        """A dense `nn.Linear` computing the same map (same dtype and device)."""
+        linear = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=self.down.device,
+            dtype=self.down.dtype,
+        )
+        linear.weight.copy_(self.merged_weight())
+        if self.bias is not None:
+            linear.bias.copy_(self.bias)
+        return linear
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "
+            f"bias={self.bias is not None}"
+        )

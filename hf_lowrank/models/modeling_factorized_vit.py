@@ -1,0 +1,201 @@
+"""PyTorch FactorizedViT: a ViT whose encoder linear layers are low-rank factorizations.
+
+The blocks are transformers' own `ViTLayer`s with their `nn.Linear`s swapped for `FactorizedLinear` by
+`factorize_model` (one place for module surgery), so forward passes, attention backends, hidden-state capture and
+gradient checkpointing are exactly ViT's. Relative imports stay flat (`from .module import name`): `save_pretrained`
+copies this file and the ones it imports next to the weights for `trust_remote_code=True` loading.
+"""
+
+import os
+import re
+
+import torch
+from torch import nn
+from transformers import ViTForImageClassification
+from transformers import initialization as init
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTModel, ViTPooler, ViTPreTrainedModel
+
+from .configuration_factorized_vit import FactorizedViTConfig
+from .factorize import factorize_model, plan_factorization
+from .factorized_linear import FactorizedLinear
+from .teacher_weights import copy_teacher_weights
+
+
+__all__ = ["FactorizedViTForImageClassification", "FactorizedViTModel", "FactorizedViTPreTrainedModel"]
+
+ENCODER_LAYERS = "layers"  # the ModuleList of ViTLayer blocks inside a ViTModel / FactorizedViTModel
+
+
+def factorize_encoder(model: nn.Module, config: FactorizedViTConfig):
+    """Swap every selected encoder `nn.Linear` of `model` (a ViT base model) for a random `FactorizedLinear`."""
+    return factorize_model(
+        model,
+        config.rank_spec(),
+        target_modules=[ENCODER_LAYERS],
+        exclude_modules=config.exclude_modules or (),
+        init="random",
+    )
+
+
+class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
+    config: FactorizedViTConfig
+    config_class = FactorizedViTConfig
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """ViT's init; a random `FactorizedLinear` gets `up @ down` entries of std `initializer_range`."""
+        if isinstance(module, FactorizedLinear):
+            std = (self.config.initializer_range / module.rank**0.5) ** 0.5
+            init.normal_(module.down, mean=0.0, std=std)
+            init.normal_(module.up, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with transformers' conventions (weights the checkpoint lacks are
+        initialised and listed in `output_loading_info`) and one protection: a dense checkpoint where factors are
+        expected (a factorized layer with both factors missing and a dense `weight` present) is an error."""
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        dense = dense_layers_in_place_of_factors(model, loading_info)
+        if dense:
+            raise ValueError(
+                f"checkpoint {pretrained_model_name_or_path!s} holds dense weights where {type(model).__name__} "
+                f"expects low-rank factors, for {len(dense)} layer(s): {dense[:6]}{' ...' if len(dense) > 6 else ''}. "
+                "It is a dense model, not a factorized student: build a student from it with "
+                f"{type(model).__name__}.from_teacher(...)."
+            )
+        return (model, loading_info) if output_loading_info else model
+
+
+def _strip_prefix(key: str, prefix: str) -> str:
+    return key[len(prefix) + 1 :] if key.startswith(f"{prefix}.") else key
+
+
+def _current_vit_name(key: str) -> str:
+    """A ViT checkpoint key in transformers' current layout (``encoder.layer.0.attention.attention.query`` ->
+    ``layers.0.attention.q_proj``), by transformers' own ViT conversion table: ViT checkpoints keep the old one."""
+    for renaming in get_checkpoint_conversion_mapping("ViTModel") or []:
+        for source, target in zip(renaming.source_patterns, renaming.target_patterns):
+            key = re.sub(source, target, key)
+    return key
+
+
+def dense_layers_in_place_of_factors(model: nn.Module, loading_info: dict) -> list[str]:
+    """Factorized layers of `model` whose `down` and `up` the checkpoint lacked while it had their dense `weight`
+    (names without the base-model prefix), from `from_pretrained`'s loading info."""
+    prefix = getattr(model, "base_model_prefix", "")
+    missing = {_strip_prefix(key, prefix) for key in loading_info.get("missing_keys") or []}
+    unexpected = {_current_vit_name(_strip_prefix(key, prefix)) for key in loading_info.get("unexpected_keys") or []}
+    layers = []
+    for name, module in model.named_modules():
+        if isinstance(module, FactorizedLinear):
+            name = _strip_prefix(name, prefix)
+            if {f"{name}.down", f"{name}.up"} <= missing and f"{name}.weight" in unexpected:
+                layers.append(name)
+    return layers
+
+
+class FactorizedViTModel(FactorizedViTPreTrainedModel):
+    """`ViTModel` with factorized encoder linears (same inputs, outputs and forward)."""
+
+    def __init__(self, config: FactorizedViTConfig, add_pooling_layer: bool = True, use_mask_token: bool = False):
+        super().__init__(config)
+        self.config = config
+        self.embeddings = ViTEmbeddings(config, use_mask_token=use_mask_token)
+        self.layers = nn.ModuleList([ViTLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler = ViTPooler(config) if add_pooling_layer else None
+        factorize_encoder(self, config)
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.patch_embeddings
+
+    forward = ViTModel.forward
+
+
+class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
+    """`ViTForImageClassification` with factorized encoder linears: a linear head on the final CLS token."""
+
+    def __init__(self, config: FactorizedViTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.vit = FactorizedViTModel(config, add_pooling_layer=False)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    forward = ViTForImageClassification.forward
+
+    @classmethod
+    @torch.no_grad()
+    def from_teacher(
+        cls,
+        teacher: ViTForImageClassification | str | os.PathLike,
+        rank: int | float | dict[str, int | float] = 32,
+        rank_pattern: dict[str, int] | None = None,
+        exclude_modules: list[str] | None = None,
+        **from_pretrained_kwargs,
+    ) -> "FactorizedViTForImageClassification":
+        """A student of `teacher`: every dense weight copied, every factorized layer SVD-initialised.
+
+        Args:
+            teacher: a `ViTForImageClassification`, or a local path / Hub id to load one from (with
+                `from_pretrained_kwargs`).
+            rank: an int (every factorized layer), a float in (0, 1] (per layer, the smallest rank keeping that
+                fraction of the teacher weight's spectral energy), or a pattern -> rank mapping (layers matching no
+                pattern stay dense). Fractions and mappings are resolved against the teacher's weights and stored
+                per layer in `config.rank_pattern`.
+            rank_pattern: per-layer overrides of an int `rank` (pattern -> int).
+            exclude_modules: patterns of encoder linears to keep dense (e.g. ``["o_proj"]``).
+
+        Returns:
+            The student, on the teacher's device and in its dtype, in eval mode as `from_pretrained` returns.
+        """
+        if isinstance(teacher, (str, os.PathLike)):
+            teacher = ViTForImageClassification.from_pretrained(teacher, **from_pretrained_kwargs)
+        if not isinstance(teacher, ViTForImageClassification):
+            raise TypeError(
+                "from_teacher supports ViTForImageClassification teachers (model_type 'vit'), got "
+                f"{type(teacher).__name__}."
+            )
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            if rank_pattern:
+                raise ValueError(
+                    "rank_pattern overrides an int rank; with a fraction or mapping rank, pass only rank."
+                )
+            plan = plan_factorization(
+                teacher.vit, rank, target_modules=[ENCODER_LAYERS], exclude_modules=exclude_modules or ()
+            )
+            rank_pattern = {layer.name: layer.rank for layer in plan}
+            planned = set(rank_pattern)
+            dense_layers = [
+                name
+                for name, module in teacher.vit.named_modules()
+                if isinstance(module, nn.Linear) and name.startswith(f"{ENCODER_LAYERS}.") and name not in planned
+            ]
+            exclude_modules = list(exclude_modules or []) + [f"{name}" for name in dense_layers]
+            rank = max(rank_pattern.values())
+
+        config_dict = teacher.config.to_dict()
+        for key in ("model_type", "architectures", "transformers_version", "auto_map"):
+            config_dict.pop(key, None)
+        config = FactorizedViTConfig(
+            **config_dict, rank=rank, rank_pattern=rank_pattern or None, exclude_modules=exclude_modules or None
+        )
+        weight = next(teacher.parameters())
+        student = cls(config).to(device=weight.device, dtype=weight.dtype)
+        uncovered = copy_teacher_weights(student, teacher)
+        if uncovered:
+            raise ValueError(f"the teacher has no weights for student parameters {uncovered[:8]}.")
+        student.eval()
+        return student

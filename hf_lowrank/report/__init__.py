@@ -1,0 +1,32 @@
+"""The effective-rank report of a sweep.
+
+- `build`: `build_report(results) -> Report`, one curve fit, bootstrap intervals, the tables.
+- `formatting`: the number formats the report, the cards and the console share.
+- `markdown`, `plots`: report.md and the figures; `write`: all of them into a sweep directory.
+"""
+
+from .build import HEADLINE_KNEE, METHOD, Report, build_report
+from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text, summary_line
+from .markdown import render_markdown
+from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
+from .write import REPORT_FILES, write_report
+
+
+__all__ = [
+    "HEADLINE_KNEE",
+    "METHOD",
+    "NOT_ESTIMATED",
+    "REPORT_FILES",
+    "Report",
+    "build_report",
+    "fmt_interval",
+    "fmt_rank",
+    "knee_text",
+    "plot_knee",
+    "plot_params_vs_accuracy",
+    "plot_representations",
+    "region_text",
+    "render_markdown",
+    "summary_line",
+    "write_report",
+]

@@ -1,0 +1,201 @@
+"""The effective-rank report of a sweep, built in memory from its `SweepResults`: one curve fit for the region and
+knees, bootstrap intervals, and the tables the markdown, the plots and the cards show."""
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..analysis import CurveSummary, bootstrap_intervals, summarize_curve
+from ..analysis.summary import MIN_RANKS
+from ..results import ResultsError, StudentResult, SweepResults
+
+
+__all__ = ["HEADLINE_KNEE", "METHOD", "Report", "build_report"]
+
+HEADLINE_KNEE = "linear"  # the paper's definition; the log-rank knee is reported beside it
+METHOD = (
+    "Normalised accuracy n(r) = a(r) / a_T of each student against the teacher's test accuracy. Monotonicity is "
+    "enforced on the measured points by isotonic regression (pool adjacent violators: the closest non-decreasing "
+    "sequence in least squares), then fitted with a monotone PCHIP interpolant (scipy.interpolate."
+    "PchipInterpolator); the raw points are kept in the table. r_x is the smallest rank at which the curve reaches "
+    "x (none if it never does within the measured ranks). The knee is the rank maximising the perpendicular "
+    "distance from the curve to the secant through its endpoints, on axes normalised to [0, 1]; a curve that never "
+    "rises above that secant (flat, linear or convex) has no knee. The headline uses the linear rank axis (the "
+    "paper's definition), the log-rank knee is given beside it because ranks are usually spaced geometrically. "
+    "Intervals are 95% percentile bootstraps over test examples, resampling the per-example correctness of the "
+    "teacher and every student jointly; with several seeds, the per-seed values are given too."
+)
+TEACHER_FIELDS = ("source", "accuracy", "parameters", "finetune", "ece", "noise_accuracy", "diagnostics")
+CNN_FIELDS = ("capacity", "status", "error", "parameters", "accuracy", "ece", "noise_accuracy", "diagnostics")
+
+
+@dataclass
+class Report:
+    """What report.json holds; `summary` (the fitted curve and its estimates) is kept in memory for the plots."""
+
+    teacher: dict
+    dataset: dict | None
+    distillation_mode: str
+    thresholds: dict
+    rows: list[dict]
+    region: dict
+    knee: dict
+    teacher_accuracy_interval: list | None = None
+    per_seed: dict = field(default_factory=dict)
+    bootstrap: dict = field(default_factory=dict)
+    cnn_students: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    method: str = METHOD
+    summary: CurveSummary | None = None
+
+    @property
+    def ranks(self) -> list[int]:
+        return [row["rank"] for row in self.rows]
+
+    @property
+    def estimated(self) -> bool:
+        """Whether region and knee were estimated (at least `MIN_RANKS` finished ranks)."""
+        return self.region.get("estimated", len(self.rows) >= MIN_RANKS)
+
+    def to_dict(self) -> dict:
+        payload = asdict(self)
+        payload.pop("summary")
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "Report":
+        return cls(**{key: value for key, value in payload.items() if key in cls.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Report":
+        """Read a report.json (for scripts that start from a sweep directory)."""
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, TypeError) as error:
+            raise ResultsError(f"cannot read the report {path}: {error}.") from error
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _row(rank: int, records: list[StudentResult], accuracy: float, teacher_accuracy: float, interval) -> dict:
+    first = records[0]
+    return {
+        "rank": rank,
+        "parameters": first.parameters,
+        "compression": first.compression,
+        "accuracy": accuracy,
+        "normalized_accuracy": accuracy / teacher_accuracy,
+        "accuracy_interval": list(interval) if interval is not None else None,
+        "seeds": [r.seed for r in records],
+        "model_dir": first.model_dir,
+        "ece": _mean([r.ece for r in records]),
+        "noise_accuracy": {
+            sigma: _mean([r.noise_accuracy.get(sigma) for r in records]) for sigma in first.noise_accuracy
+        },
+        "diagnostics": first.diagnostics,
+    }
+
+
+def _notes(ranks, accuracies, teacher_accuracy, summary: CurveSummary) -> list[str]:
+    notes = []
+    if not summary.estimated:
+        notes.append(
+            f"Only {len(ranks)} rank(s) finished: the effective rank region and the knee need at least {MIN_RANKS} "
+            "and are not estimated."
+        )
+    above = [rank for rank, a in zip(ranks, accuracies) if a > teacher_accuracy]
+    if above:
+        notes.append(
+            f"Students at ranks {above} score above the teacher (normalised accuracy > 1); kept as measured, the "
+            "curve saturates at their level."
+        )
+    if summary.curve is not None and not summary.curve.was_monotone:
+        notes.append(
+            "The measured accuracies are not monotone in rank; isotonic regression pooled the violating points "
+            "before the PCHIP fit (raw points are in the table)."
+        )
+    if summary.estimated and summary.knee is None:
+        notes.append(f"No knee: {summary.knee_why}.")
+    return notes
+
+
+def _per_seed(done: list[StudentResult], teacher_accuracy: float, low: float, high: float) -> dict:
+    by_seed = defaultdict(list)
+    for record in done:
+        by_seed[record.seed].append(record)
+    if len(by_seed) < 2:
+        return {}
+    estimates = {}
+    for seed, rows in sorted(by_seed.items()):
+        rows.sort(key=lambda r: r.rank)
+        summary = summarize_curve([r.rank for r in rows], [r.accuracy for r in rows], teacher_accuracy, low, high)
+        estimates[str(seed)] = summary.to_dict()
+    return estimates
+
+
+def _interval_of(intervals, key):
+    return list(intervals[key]) if intervals else None
+
+
+def build_report(
+    results: SweepResults, low: float = 0.85, high: float = 0.95, num_bootstrap: int = 1000, seed: int = 0
+) -> Report:
+    """The report of `results`. With several seeds, a rank's accuracy is the mean over seeds and an example counts
+    as the fraction of seeds that got it right; region and knee are also computed per seed."""
+    teacher = results.teacher
+    if teacher is None:
+        raise ValueError("the results hold no teacher yet: the sweep has not finished its teacher stage.")
+    done = results.done_students()
+    by_rank = defaultdict(list)
+    for record in done:
+        by_rank[record.rank].append(record)
+    ranks = sorted(by_rank)
+    accuracies = [float(np.mean([r.accuracy for r in by_rank[rank]])) for rank in ranks]
+    summary = summarize_curve(ranks, accuracies, teacher.accuracy, low, high)
+    intervals = None
+    if len(ranks) >= 2 and num_bootstrap > 0:
+        correct = np.stack([np.mean([r.correct for r in by_rank[rank]], axis=0) for rank in ranks])
+        intervals = bootstrap_intervals(ranks, correct, np.asarray(teacher.correct), num_bootstrap, seed, low, high)
+    estimated_intervals = intervals if summary.estimated else None
+    return Report(
+        teacher={key: getattr(teacher, key) for key in TEACHER_FIELDS},
+        dataset=asdict(results.dataset) if results.dataset else None,
+        distillation_mode=results.distillation_mode,
+        thresholds={"low": low, "high": high},
+        rows=[
+            _row(rank, by_rank[rank], acc, teacher.accuracy, intervals["accuracy"][i] if intervals else None)
+            for i, (rank, acc) in enumerate(zip(ranks, accuracies))
+        ],
+        region={
+            "estimated": summary.estimated,
+            "r_low": summary.r_low,
+            "r_high": summary.r_high,
+            "r_low_interval": _interval_of(estimated_intervals, "r_low"),
+            "r_high_interval": _interval_of(estimated_intervals, "r_high"),
+        },
+        knee={
+            "headline": HEADLINE_KNEE,
+            "linear": summary.knee,
+            "log_rank": summary.knee_log,
+            "linear_why": summary.knee_why,
+            "log_rank_why": summary.knee_log_why,
+            "linear_interval": _interval_of(estimated_intervals, "knee"),
+            "log_rank_interval": _interval_of(estimated_intervals, "knee_log"),
+        },
+        teacher_accuracy_interval=_interval_of(intervals, "teacher_accuracy"),
+        per_seed=_per_seed(done, teacher.accuracy, low, high),
+        bootstrap={"num_samples": num_bootstrap, "seed": seed, "level": 0.95},
+        cnn_students=[{key: getattr(r, key) for key in CNN_FIELDS} for r in results.cnn_students],
+        failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"],
+        notes=_notes(ranks, accuracies, teacher.accuracy, summary),
+        summary=summary,
+    )

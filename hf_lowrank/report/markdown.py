@@ -1,0 +1,171 @@
+"""report.md of a sweep: markdown rendered from its `Report`."""
+
+from .build import Report
+from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text
+
+
+__all__ = ["render_markdown"]
+
+
+def _estimate_lines(report: Report) -> list[str]:
+    """The headline bullets: region and knees with their intervals, or one line saying they were not estimated."""
+    if not report.estimated:
+        return [f"- Region and knee: {NOT_ESTIMATED}."]
+    low, high = report.thresholds["low"], report.thresholds["high"]
+    region, knee = report.region, report.knee
+    lines = [
+        f"- Region [r_{low:.0%}, r_{high:.0%}] of the teacher's accuracy: **{region_text(report)}**; 95% intervals "
+        f"r_low {fmt_interval(region['r_low_interval'])}, r_high {fmt_interval(region['r_high_interval'])}.",
+    ]
+    for axis, label, interval in (
+        ("linear", "Knee (headline, linear rank axis)", "linear_interval"),
+        ("log_rank", "Knee on the log-rank axis", "log_rank_interval"),
+    ):
+        if knee[axis] is None:
+            lines.append(f"- {label}: **none**: {knee.get(f'{axis}_why') or 'no knee'}.")
+        else:
+            lines.append(f"- {label}: **{knee_text(report, axis)}** {fmt_interval(knee[interval])}.")
+    return lines
+
+
+def _per_seed_lines(report: Report) -> list[str]:
+    if not report.per_seed:
+        return []
+    lines = [
+        "## Across seeds",
+        "",
+        "| seed | r_low | r_high | knee | knee (log-rank) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for seed, values in report.per_seed.items():
+        if not values.get("estimated", True):
+            lines.append(f"| {seed} | {NOT_ESTIMATED} | | | |")
+            continue
+        lines.append(
+            f"| {seed} | {fmt_rank(values['r_low'])} | {fmt_rank(values['r_high'])} | "
+            f"{fmt_rank(values['knee'], missing='none')} | {fmt_rank(values['knee_log'], missing='none')} |"
+        )
+    return lines + [""]
+
+
+def render_markdown(report: Report) -> str:
+    """report.md: the headline estimates, the student table, robustness, representations and notes."""
+    teacher = report.teacher
+    dataset = report.dataset or {}
+    lines = [
+        "# Effective-rank report",
+        "",
+        f"Teacher: {teacher['source']} ({teacher['parameters']:,} parameters, teacher stage: {teacher['finetune']}), "
+        f"test accuracy **{teacher['accuracy']:.4f}** {fmt_interval(report.teacher_accuracy_interval, 4)}.",
+        f"Dataset: {dataset.get('name')} ({dataset.get('num_train')} training / {dataset.get('num_test')} test "
+        f"examples). Distillation: {report.distillation_mode}.",
+        "",
+        "## Effective rank region and knee",
+        "",
+        *_estimate_lines(report),
+        "",
+        "![knee plot](knee.png)",
+        "",
+        "## Students",
+        "",
+        "| rank | parameters | compression | accuracy | 95% interval | of teacher | seeds |",
+        "| ---: | ---: | ---: | ---: | :---: | ---: | :---: |",
+    ]
+    for row in report.rows:
+        interval = fmt_interval(row["accuracy_interval"], 4)
+        lines.append(
+            f"| {row['rank']} | {row['parameters']:,} | {row['compression']:.2f}x | {row['accuracy']:.4f} | "
+            f"{interval} | {row['normalized_accuracy']:.1%} | {', '.join(map(str, row['seeds']))} |"
+        )
+    lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
+    lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
+    lines += _per_seed_lines(report)
+    if report.failed:
+        lines += (
+            ["## Failed students", ""]
+            + [f"- rank {f['rank']}, seed {f['seed']}: {f['error']}" for f in report.failed]
+            + [""]
+        )
+    if report.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in report.notes] + [""]
+    lines += ["## How these numbers were computed", "", report.method, ""]
+    return "\n".join(lines)
+
+
+def _robustness_lines(report: Report) -> list[str]:
+    teacher = report.teacher
+    sigmas = list((teacher.get("noise_accuracy") or {}).keys())
+    if teacher.get("ece") is None:
+        return []
+    lines = [
+        "## Calibration and robustness",
+        "",
+        "Expected calibration error (15 bins) and accuracy under additive Gaussian noise of standard deviation "
+        "sigma on the normalised inputs (the same seeded noise for every model).",
+        "",
+        "| model | accuracy | ECE | " + " | ".join(f"sigma={s}" for s in sigmas) + " |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in sigmas) + " |",
+    ]
+    entries = [("teacher", teacher["accuracy"], teacher["ece"], teacher.get("noise_accuracy") or {})]
+    entries += [(f"rank {row['rank']}", row["accuracy"], row["ece"], row["noise_accuracy"]) for row in report.rows]
+    for name, accuracy, ece, noise in entries:
+        ece_text = "" if ece is None else f"{ece:.4f}"
+        noise_text = " | ".join("" if noise.get(s) is None else f"{noise[s]:.4f}" for s in sigmas)
+        lines.append(f"| {name} | {accuracy:.4f} | {ece_text} | {noise_text} |")
+    return lines + [""]
+
+
+def _representation_lines(report: Report) -> list[str]:
+    teacher = report.teacher.get("diagnostics")
+    if not teacher:
+        return []
+    lines = [
+        "## Representations",
+        "",
+        "Final-layer tokens of each model on the test images: per-image SVD rank holding 95% of an image's "
+        "energy (99th percentile over images), the shared PCA dimension at which 99% of images keep 95% of their "
+        "energy, the spectral bandwidth b_0.9 of single tokens (fraction of the channel spectrum holding 90% of "
+        "their energy), and the centred entropy effective rank of the pooled representation.",
+        "",
+        "![representations against rank](representations.png)",
+        "",
+        "| model | per-image SVD rank (p99) | shared PCA dimension | b_0.9 | pooled effective rank |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    entries = [("teacher", teacher)] + [(f"rank {row['rank']}", row["diagnostics"]) for row in report.rows]
+    for name, d in entries:
+        if d:
+            lines.append(
+                f"| {name} | {d['svd_rank_p99']['0.95']:.0f} | {d['shared_dimension']} | "
+                f"{d['bandwidth']['0.9']:.2f} | {d['pooled_entropy_rank']:.2f} |"
+            )
+    return lines + [""]
+
+
+def _collapse_lines(report: Report) -> list[str]:
+    students = [s for s in report.cnn_students if s["status"] == "done"]
+    if not students:
+        return []
+    teacher = report.teacher
+    sigma = "0.1" if "0.1" in (teacher.get("noise_accuracy") or {}) else None
+    lines = [
+        "## Dimensional collapse: CNN students",
+        "",
+        "ResNet students (transformers' ResNet classes) trained by cosine distillation of the teacher's "
+        "embedding; pooled effective rank of their embedding against the teacher's.",
+        "",
+        "| model | trainable parameters | accuracy | "
+        + (f"accuracy at sigma={sigma} | " if sigma else "")
+        + "pooled effective rank |",
+        "| --- | ---: | ---: | " + ("---: | " if sigma else "") + "---: |",
+    ]
+    entries = [("teacher", teacher["parameters"], teacher)] + [
+        (f"CNN {s['capacity']}", s["parameters"], s) for s in students
+    ]
+    for name, parameters, entry in entries:
+        noise = f"{entry['noise_accuracy'][sigma]:.4f} | " if sigma else ""
+        erank = entry["diagnostics"]["pooled_entropy_rank"] if entry.get("diagnostics") else None
+        lines.append(
+            f"| {name} | {parameters:,} | {entry['accuracy']:.4f} | {noise}{'' if erank is None else f'{erank:.2f}'} |"
+        )
+    return lines + [""]

@@ -1,0 +1,138 @@
+"""Figures of the report: the knee plot, parameters against accuracy, representations against rank."""
+
+import os
+
+import numpy as np
+
+from ..plotting import pyplot
+from .build import Report
+from .formatting import region_text
+
+
+__all__ = ["plot_knee", "plot_params_vs_accuracy", "plot_representations"]
+
+
+def plot_representations(report: Report, path: str | os.PathLike) -> None:
+    """Pooled effective rank, shared PCA dimension and per-image SVD rank of every student against its rank, with
+    the teacher's values as horizontal lines."""
+    plt = pyplot()
+    rows = [row for row in report.rows if row.get("diagnostics")]
+    teacher = report.teacher["diagnostics"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    ranks = [row["rank"] for row in rows]
+    series = [
+        ("pooled effective rank", lambda d: d["pooled_entropy_rank"], "tab:blue"),
+        ("shared PCA dimension", lambda d: d["shared_dimension"], "tab:orange"),
+        ("per-image SVD rank (p99, 95%)", lambda d: d["svd_rank_p99"]["0.95"], "tab:green"),
+    ]
+    for label, value, color in series:
+        ax.plot(ranks, [value(row["diagnostics"]) for row in rows], "o-", color=color, label=label)
+        ax.axhline(value(teacher), color=color, ls="--", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks)
+    ax.set_xticklabels([str(r) for r in ranks])
+    ax.set_xlabel("factorization rank (dashed: teacher)")
+    ax.set_ylabel("dimensions")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_knee(report: Report, path: str | os.PathLike) -> None:
+    """Normalised accuracy against rank (log axis): points with interval bars, the PCHIP curve, the threshold band,
+    the region, the knee and the secant."""
+    plt = pyplot()
+    rows = report.rows
+    teacher_accuracy = report.teacher["accuracy"]
+    ranks = np.array([r["rank"] for r in rows], dtype=float)
+    normalised = np.array([r["normalized_accuracy"] for r in rows])
+    low, high = report.thresholds["low"], report.thresholds["high"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    ax.axhspan(low, high, color="tab:green", alpha=0.12, label=f"{low:.0%}-{high:.0%} of teacher")
+    ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+    if rows and rows[0]["accuracy_interval"]:
+        lo = np.array([r["accuracy_interval"][0] for r in rows]) / teacher_accuracy
+        hi = np.array([r["accuracy_interval"][1] for r in rows]) / teacher_accuracy
+        ax.errorbar(
+            ranks,
+            normalised,
+            yerr=[normalised - lo, hi - normalised],
+            fmt="o",
+            color="tab:blue",
+            capsize=3,
+            label="students (95% interval)",
+            zorder=3,
+        )
+    else:
+        ax.plot(ranks, normalised, "o", color="tab:blue", label="students", zorder=3)
+    curve = report.summary.curve if report.summary is not None else None
+    if curve is not None:
+        grid = np.exp(np.linspace(np.log(ranks[0]), np.log(ranks[-1]), 400))
+        ax.plot(grid, curve(grid), color="tab:blue", lw=1.5, label="monotone PCHIP fit")
+        y0, y1 = float(curve(ranks[0])), float(curve(ranks[-1]))
+        ax.plot(
+            grid,
+            y0 + (y1 - y0) * (grid - ranks[0]) / (ranks[-1] - ranks[0]),
+            color="tab:gray",
+            lw=1,
+            ls="--",
+            label="secant (linear-rank knee)",
+        )
+        region, knee = report.region, report.knee
+        if report.estimated and region["r_low"] is not None:
+            right = region["r_high"] if region["r_high"] is not None else ranks[-1]
+            ax.axvspan(
+                region["r_low"],
+                right,
+                color="tab:orange",
+                alpha=0.15,
+                label=f"region {region_text(report)}",
+            )
+        if knee["linear"] is not None:
+            ax.axvline(knee["linear"], color="tab:red", lw=1.2, label=f"knee {knee['linear']:.1f}")
+            ax.plot([knee["linear"]], [float(curve(knee["linear"]))], "D", color="tab:red", zorder=4)
+        if knee["log_rank"] is not None:
+            ax.axvline(
+                knee["log_rank"], color="tab:purple", lw=1, ls="-.", label=f"log-rank knee {knee['log_rank']:.1f}"
+            )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks)
+    ax.set_xticklabels([f"{int(r)}" for r in ranks])
+    ax.set_xlabel("rank r (every encoder linear layer)")
+    ax.set_ylabel("student accuracy / teacher accuracy")
+    ax.set_title(f"Effective rank: {(report.dataset or {}).get('name', '')}, teacher {teacher_accuracy:.3f}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_params_vs_accuracy(report: Report, path: str | os.PathLike) -> None:
+    """Test accuracy against parameter count (log axis) for every student, with the teacher."""
+    plt = pyplot()
+    rows = report.rows
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    params = [r["parameters"] for r in rows]
+    accuracy = [r["accuracy"] for r in rows]
+    ax.plot(params, accuracy, "o-", color="tab:blue", label="students")
+    for row in rows:
+        ax.annotate(
+            f"r={row['rank']}",
+            (row["parameters"], row["accuracy"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=8,
+        )
+    teacher = report.teacher
+    ax.plot([teacher["parameters"]], [teacher["accuracy"]], "*", ms=14, color="tab:red", label="teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,32 @@
+"""Writing a report into a sweep directory: report.json, report.md and the figures."""
+
+import os
+from pathlib import Path
+
+from ..results import atomic_write_json
+from .build import Report
+from .markdown import render_markdown
+from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
+
+
+__all__ = ["REPORT_FILES", "write_report"]
+
+REPORT_FILES = ("report.md", "report.json", "knee.png", "params_vs_accuracy.png", "representations.png")
+
+
+def write_report(report: Report, output_dir: str | os.PathLike) -> list[str]:
+    """Write `report` into `output_dir` (removing a representations.png an earlier report left when this one has
+    none); returns the names written."""
+    output_dir = Path(output_dir)
+    atomic_write_json(output_dir / "report.json", report.to_dict())
+    plot_knee(report, output_dir / "knee.png")
+    plot_params_vs_accuracy(report, output_dir / "params_vs_accuracy.png")
+    written = ["report.json", "knee.png", "params_vs_accuracy.png"]
+    representations = output_dir / "representations.png"
+    if report.teacher.get("diagnostics") and any(row.get("diagnostics") for row in report.rows):
+        plot_representations(report, representations)
+        written.append(representations.name)
+    else:
+        representations.unlink(missing_ok=True)
+    (output_dir / "report.md").write_text(render_markdown(report))
+    return written + ["report.md"]

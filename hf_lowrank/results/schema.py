@@ -1,0 +1,172 @@
+"""A sweep's results as typed objects: produced by the sweep's stages, handed in memory to the report, the cards
+and the Hub push, and saved as results.json (`SweepResults.save` / `SweepResults.load`, format version
+`RESULTS_VERSION`)."""
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .io import RESULTS_FORMAT, RESULTS_VERSION, ResultsError, atomic_write_json, read_results_payload
+
+
+__all__ = ["CNNStudentResult", "DatasetInfo", "StudentConfig", "StudentResult", "SweepResults", "TeacherResult"]
+
+
+def _build(cls, payload: dict | None):
+    """`cls` from a JSON mapping: the fields `cls` knows (a file from an older hf_lowrank may lack new ones)."""
+    if payload is None:
+        return None
+    known = {f.name for f in fields(cls)}
+    return cls(**{key: value for key, value in payload.items() if key in known})
+
+
+@dataclass
+class TeacherResult:
+    """The teacher stage: where the teacher came from, how it was fine-tuned, and its test measurements."""
+
+    source: str
+    finetune: str  # "full", "lora" or "none"
+    model_dir: str
+    accuracy: float
+    parameters: int
+    train_seconds: float = 0.0
+    examples_per_process: list[int] = field(default_factory=list)
+    correct: list[int] = field(default_factory=list)  # (num_test,) 0/1 per test example, in dataset order
+    ece: float | None = None
+    noise_accuracy: dict[str, float] = field(default_factory=dict)  # str(sigma) -> accuracy
+    diagnostics: dict | None = None  # summary of representation diagnostics (final layer, pooled)
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    num_train: int
+    num_test: int
+    label_names: list[str]
+
+
+@dataclass
+class StudentConfig:
+    """How a rank student was built."""
+
+    rank: int
+    bridge: str = "none"  # "none", "lift" or "widelast"
+    hidden_size: int | None = None  # a narrow bridged student's width
+    exclude_modules: list[str] | None = None
+    distillation_mode: str = "geometric"
+    teacher: str | None = None
+
+
+@dataclass
+class StudentResult:
+    """One low-rank student (one rank and seed): training outcome and, when done, its test measurements."""
+
+    rank: int
+    status: str  # "done" or "failed"
+    seed: int
+    parameters: int
+    compression: float  # teacher parameters / student parameters
+    config: StudentConfig
+    error: str | None = None
+    steps: int = 0
+    train_seconds: float = 0.0
+    examples_per_process: list[int] = field(default_factory=list)
+    loss_history: list[tuple[int, float]] = field(default_factory=list)
+    model_dir: str | None = None
+    accuracy: float | None = None
+    normalized_accuracy: float | None = None
+    correct: list[int] | None = None
+    ece: float | None = None
+    noise_accuracy: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict | None = None
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "StudentResult":
+        config = _build(StudentConfig, payload.get("config") or {"rank": payload["rank"]})
+        return _build(cls, {**payload, "config": config})
+
+
+@dataclass
+class CNNStudentResult:
+    """One CNN student of the dimensional-collapse comparison."""
+
+    capacity: str
+    status: str
+    seed: int
+    parameters: int  # trainable parameters
+    model_dir: str
+    error: str | None = None
+    accuracy: float | None = None
+    normalized_accuracy: float | None = None
+    train_seconds: float = 0.0
+    ece: float | None = None
+    noise_accuracy: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict | None = None
+
+
+@dataclass
+class SweepResults:
+    """Everything a sweep measured. `config` is the sweep's fingerprint (what a resume must match)."""
+
+    config: dict
+    hf_lowrank_version: str
+    command: str | None = None
+    teacher: TeacherResult | None = None
+    dataset: DatasetInfo | None = None
+    ranks: list[StudentResult] = field(default_factory=list)
+    cnn_students: list[CNNStudentResult] = field(default_factory=list)
+
+    @property
+    def primary_seed(self) -> int:
+        return self.config["training"]["seed"]
+
+    @property
+    def distillation_mode(self) -> str:
+        return self.config["training"]["distillation_mode"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({record.seed for record in self.ranks})
+
+    def done_students(self, seed: int | None = None) -> list[StudentResult]:
+        """Finished students (of `seed` only, when given), by seed then rank."""
+        return [r for r in self.ranks if r.status == "done" and (seed is None or r.seed == seed)]
+
+    def record_student(self, record: StudentResult) -> None:
+        """Add `record`, replacing an earlier one of the same rank and seed."""
+        self.ranks = [r for r in self.ranks if (r.rank, r.seed) != (record.rank, record.seed)] + [record]
+        self.ranks.sort(key=lambda r: (r.seed, r.rank))
+
+    def record_cnn_student(self, record: CNNStudentResult) -> None:
+        self.cnn_students = [r for r in self.cnn_students if r.capacity != record.capacity] + [record]
+
+    def to_dict(self) -> dict:
+        return {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "SweepResults":
+        return cls(
+            config=payload["config"],
+            hf_lowrank_version=payload.get("hf_lowrank_version", "unknown"),
+            command=payload.get("command"),
+            teacher=_build(TeacherResult, payload.get("teacher")),
+            dataset=_build(DatasetInfo, payload.get("dataset")),
+            ranks=[StudentResult.from_dict(r) for r in payload.get("ranks", [])],
+            cnn_students=[_build(CNNStudentResult, r) for r in payload.get("cnn_students", [])],
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write results.json atomically."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SweepResults":
+        """Read a results.json (a file, or a sweep directory holding one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "results.json"
+        payload = read_results_payload(path)
+        try:
+            return cls.from_dict(payload)
+        except (KeyError, TypeError) as error:
+            raise ResultsError(f"{path} does not have the layout of results version {RESULTS_VERSION}: {error}.")

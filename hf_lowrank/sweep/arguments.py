@@ -1,0 +1,173 @@
+"""`SweepArguments`: what to sweep (the training hyperparameters are `DistillationConfig`'s), checked up front."""
+
+from dataclasses import dataclass, field
+
+from ..data import DIGITS
+from ..models import CNN_CAPACITIES
+
+
+__all__ = ["FINETUNE_MODES", "SweepArguments", "SweepError"]
+
+FINETUNE_MODES = ("auto", "full", "lora", "none")
+
+
+class SweepError(ValueError):
+    """Bad sweep input, found before training wherever it can be checked up front."""
+
+
+@dataclass
+class SweepArguments:
+    """What to sweep. Training hyperparameters are the `DistillationConfig` / `TrainingArguments` flags."""
+
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "ViTForImageClassification to distil: a local path or a Hub id. Default: a small ViT "
+            "trained first on the embedded digits data."
+        },
+    )
+    dataset: str = field(
+        default=DIGITS,
+        metadata={
+            "help": "'digits' (embedded, offline), an image-folder path, or a Hub dataset id with an image "
+            "and a label column."
+        },
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image column; found automatically if unset."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column; found automatically if unset."})
+    train_split: str | None = field(default=None, metadata={"help": "Training split (default: 'train')."})
+    test_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Held-out split accuracy is measured on (default: 'test' or 'validation'; a source with "
+            "a train split only is split 80/20, stratified, with --seed)."
+        },
+    )
+    ranks: list[int] | None = field(
+        default=None,
+        metadata={"help": "Ranks to sweep (default: powers of two up to the model width, and the width)."},
+    )
+    exclude_modules: list[str] | None = field(
+        default=None, metadata={"help": "Encoder linear layers to keep dense in every student (e.g. o_proj)."}
+    )
+    student_bridge: str = field(
+        default="none",
+        metadata={
+            "help": "none: FactorizedViT students; lift or widelast: the encoding-mismatch paper's bridges on the "
+            "factorized students (a projector kept after the last block, or the last block kept dense), distilled "
+            "with MSE on the final tokens plus the logit term.",
+            "choices": ["none", "lift", "widelast"],
+        },
+    )
+    student_hidden_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --student_bridge: narrow students of this width (randomly initialised, blocks factorized "
+            "at each rank, at most this width), as the encoding-mismatch paper's narrow students. Default: the "
+            "teacher's width, starting from the teacher's weights."
+        },
+    )
+    student_num_attention_heads: int | None = field(
+        default=None, metadata={"help": "Attention heads of the narrow students (must divide --student_hidden_size)."}
+    )
+    cnn_students: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Also distil CNN students of these capacities (small, medium, large: transformers ResNets) by "
+            "cosine distillation of the teacher's embedding, to measure dimensional collapse beside the ranks."
+        },
+    )
+    teacher_finetune: str = field(
+        default="auto",
+        metadata={
+            "help": "Teacher stage: auto (fine-tune unless the teacher's labels are the dataset's), full, "
+            "lora (peft, merged afterwards) or none.",
+            "choices": list(FINETUNE_MODES),
+        },
+    )
+    teacher_num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs of the teacher stage."})
+    teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the teacher stage."})
+    teacher_weight_decay: float = field(default=0.05, metadata={"help": "Weight decay of the teacher stage."})
+    lora_rank: int = field(default=16, metadata={"help": "LoRA rank when --teacher_finetune lora."})
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "Student seeds (default: --seed). Every rank is distilled once per seed, and the report "
+            "adds intervals across seeds. The teacher and the data split use --seed."
+        },
+    )
+    lockstep_group_size: int = field(
+        default=0,
+        metadata={
+            "help": "Students trained together in lock-step (0: all pending ranks at once). Smaller groups "
+            "lose less work to a crash; larger ones share the teacher's forward pass more."
+        },
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split (debugging)."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test split (debugging)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start afresh in an output directory holding a sweep made with another configuration."},
+    )
+    noise_sigmas: list[float] = field(
+        default_factory=lambda: [0.05, 0.1, 0.2],
+        metadata={
+            "help": "Standard deviations of the Gaussian noise added to the normalised test inputs to measure "
+            "robustness (seeded per example by --seed; 0: none)."
+        },
+    )
+    diagnostics_examples: int = field(
+        default=256,
+        metadata={
+            "help": "Test images the representation diagnostics (per-image SVD, dataset PCA, spectral energy, "
+            "entropy effective rank) use for the teacher and every student; 0 turns them off."
+        },
+    )
+    push_ranks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "With --push_to_hub: the students to push, 'all' (default), 'knee', 'region' or rank "
+            "numbers. Students go to HUB_MODEL_ID-rank-XXX, the report to HUB_MODEL_ID."
+        },
+    )
+    config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
+
+    def __post_init__(self):
+        if self.student_bridge not in ("none", "lift", "widelast"):
+            raise SweepError(f"student_bridge must be none, lift or widelast, got {self.student_bridge!r}.")
+        if self.student_hidden_size is not None and self.student_bridge == "none":
+            raise SweepError(
+                "student_hidden_size needs --student_bridge lift or widelast to reach the teacher's width."
+            )
+        if self.student_hidden_size is not None and (
+            self.student_num_attention_heads is None or self.student_hidden_size % self.student_num_attention_heads
+        ):
+            raise SweepError(
+                f"student_num_attention_heads ({self.student_num_attention_heads}) must be given and divide "
+                f"student_hidden_size ({self.student_hidden_size})."
+            )
+        if self.student_bridge != "none" and self.exclude_modules:
+            raise SweepError("exclude_modules applies to FactorizedViT students; with a bridge, leave it unset.")
+        unknown = [c for c in self.cnn_students or [] if c not in CNN_CAPACITIES]
+        if unknown or len(set(self.cnn_students or [])) != len(self.cnn_students or []):
+            raise SweepError(f"cnn_students must be distinct among {list(CNN_CAPACITIES)}, got {self.cnn_students}.")
+        if self.teacher_finetune not in FINETUNE_MODES:
+            raise SweepError(f"teacher_finetune must be one of {FINETUNE_MODES}, got {self.teacher_finetune!r}.")
+        if self.ranks is not None:
+            if not self.ranks:
+                raise SweepError("ranks is empty: give at least one rank, e.g. --ranks 8 16 32.")
+            duplicated = sorted({r for r in self.ranks if self.ranks.count(r) > 1})
+            if duplicated:
+                raise SweepError(f"ranks lists {duplicated} more than once: {self.ranks}.")
+            bad = [r for r in self.ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
+            if bad:
+                raise SweepError(f"ranks must be positive integers, got {bad}.")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise SweepError(f"seeds must be a non-empty list without repeats, got {self.seeds}.")
+        if self.teacher is None and self.dataset != DIGITS:
+            raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
+        bad_push = [p for p in self.push_ranks or [] if p not in ("all", "knee", "region") and not str(p).isdigit()]
+        if bad_push:
+            raise SweepError(f"push_ranks entries must be all, knee, region or rank numbers, got {bad_push}.")
+        if self.lockstep_group_size < 0:
+            raise SweepError(f"lockstep_group_size must be >= 0, got {self.lockstep_group_size}.")

@@ -1,0 +1,127 @@
+"""`run_sweep`: the whole job, stage by stage (teacher, rank students in lock-step groups, CNN students), then the
+report, the cards and the Hub, handed the results in memory.
+
+It is resumable: every finished stage is recorded atomically in results.json; rerunning the same command keeps them
+and redoes only what is unfinished.
+"""
+
+from pathlib import Path
+
+from accelerate import Accelerator
+from transformers import set_seed
+
+from ..data import load_image_classification_data
+from ..distillation import DistillationConfig
+from ..hub import HubPushError, connect_hub, render_cards, select_students, upload_sweep, write_cards
+from ..report import build_report, summary_line, write_report
+from ..results import SweepResults
+from .arguments import SweepArguments, SweepError
+from .cnn_stage import run_cnn_stage
+from .context import SweepContext
+from .embedded import default_ranks
+from .fingerprint import fingerprint
+from .store import TEACHER_DIR, SweepStore, check_writable
+from .students import run_student_group, student_max_rank
+from .teacher_stage import run_teacher_stage
+
+
+__all__ = ["run_sweep"]
+
+
+def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) -> SweepContext:
+    """The process group, the seed, and the sweep directory (new, or resumed when the fingerprint matches)."""
+    if args.push_to_hub and not args.hub_model_id:
+        raise SweepError("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100).")
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu)
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        check_writable(output_dir)
+    accelerator.wait_for_everyone()
+    set_seed(args.seed)
+    store = SweepStore(output_dir, fingerprint(sweep, args, accelerator), accelerator, sweep.overwrite_output_dir)
+    if store.results.command is None:
+        store.results.command = command
+    return SweepContext(sweep, args, accelerator, store)
+
+
+def _student_stages(ctx: SweepContext) -> None:
+    """Every (rank, seed) not finished yet, in lock-step groups of `lockstep_group_size`."""
+    ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx.teacher, ctx.sweep))
+    finished = ctx.store.finished()
+    for seed in ctx.sweep.seeds or [ctx.args.seed]:
+        pending = [rank for rank in ranks if (rank, seed) not in finished]
+        if len(pending) < len(ranks):
+            ctx.accelerator.print(
+                f"resuming: seed {seed}, ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}"
+            )
+        group_size = ctx.sweep.lockstep_group_size or len(pending) or 1
+        for first in range(0, len(pending), group_size):
+            run_student_group(ctx, pending[first : first + group_size], seed)
+
+
+def _publish(ctx: SweepContext) -> None:
+    """Report and cards into the sweep directory, then (with --push_to_hub) the same cards to the Hub. Main
+    process only; everything local is written before any upload, so a failed upload loses nothing."""
+    results, args, output_dir = ctx.results, ctx.args, ctx.store.dir
+    report = build_report(results)
+    write_report(report, output_dir)
+    target, chosen = None, []
+    if args.push_to_hub:
+        chosen = select_students(results, report, ctx.sweep.push_ranks)
+        try:
+            target = connect_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
+        except HubPushError:
+            write_cards(render_cards(results, report), output_dir)
+            raise
+    repo_ids = target.repo_ids(chosen) if target else None
+    cards = render_cards(results, report, repo_ids, target.prefix if target else None)
+    write_cards(cards, output_dir)
+    ctx.accelerator.print(f"{summary_line(report)}; report: {output_dir / 'report.md'}")
+    if target is not None:
+        upload_sweep(target, chosen, cards)
+        ctx.accelerator.print("pushed: " + ", ".join(f"rank {r} -> {repo}" for r, repo in sorted(repo_ids.items())))
+
+
+def _print_summary(ctx: SweepContext) -> None:
+    results = ctx.results
+    teacher, several_seeds = results.teacher, len(results.seeds) > 1
+    lines = [
+        f"teacher: {teacher.parameters:,} parameters, test accuracy {teacher.accuracy:.4f}",
+        f"{'rank':>5} {'parameters':>11} {'compress':>8} {'accuracy':>8} {'of teacher':>10}",
+    ]
+    for record in results.ranks:
+        if record.status == "done":
+            lines.append(
+                f"{record.rank:>5} {record.parameters:>11,} {record.compression:>7.2f}x {record.accuracy:>8.4f} "
+                f"{record.normalized_accuracy:>9.1%}" + (f"  (seed {record.seed})" if several_seeds else "")
+            )
+        else:
+            lines.append(f"{record.rank:>5} failed: {record.error}")
+    store = ctx.store
+    lines.append(f"results: {store.path} (students in {store.dir}/rank-XXX, teacher in {store.dir}/{TEACHER_DIR})")
+    ctx.accelerator.print("\n".join(lines))
+
+
+def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | None = None) -> SweepResults:
+    """Run (or resume) the sweep; returns its results (also in OUTPUT_DIR/results.json). `command` (the command
+    line that made the sweep) is recorded for the model cards."""
+    ctx = _open(sweep, args, command)
+    with ctx.accelerator.main_process_first():
+        data = load_image_classification_data(
+            sweep.dataset,
+            sweep.image_column,
+            sweep.label_column,
+            sweep.train_split,
+            sweep.test_split,
+            seed=args.seed,
+            max_train_samples=sweep.max_train_samples,
+            max_test_samples=sweep.max_test_samples,
+        )
+    run_teacher_stage(ctx, data)
+    _student_stages(ctx)
+    run_cnn_stage(ctx)
+    _print_summary(ctx)
+    if ctx.accelerator.is_main_process:
+        _publish(ctx)
+    ctx.accelerator.wait_for_everyone()
+    return ctx.results

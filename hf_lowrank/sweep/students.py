@@ -1,0 +1,115 @@
+"""The rank students: which ranks are valid, how a student of each kind is built from the teacher, and the
+lock-step training of a group of them (one seed), with their evaluation and records."""
+
+import copy
+
+from torch import nn
+
+from ..distillation import LockstepTrainer
+from ..models import (
+    BridgedViTForImageClassification,
+    FactorizedViTForImageClassification,
+    check_rank,
+    count_parameters,
+)
+from ..results import StudentConfig, StudentResult
+from .arguments import SweepArguments, SweepError
+from .context import SweepContext
+from .measurements import diagnose, robustness
+
+
+__all__ = ["build_student", "check_ranks", "run_student_group", "student_dir", "student_max_rank"]
+
+
+def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
+    """Largest rank valid for every factorized layer of the students: min over the teacher's encoder linears of
+    min(in, out), and at most a narrow student's width."""
+    dims = [min(m.in_features, m.out_features) for m in teacher.vit.layers.modules() if isinstance(m, nn.Linear)]
+    return min(min(dims), sweep.student_hidden_size or min(dims))
+
+
+def check_ranks(ctx: SweepContext) -> None:
+    """Refuse, before any training, a rank no student layer can have."""
+    max_rank = student_max_rank(ctx.teacher, ctx.sweep)
+    for rank in ctx.sweep.ranks or []:
+        try:
+            check_rank(rank, max_rank, max_rank, layer="every factorized linear layer of the students")
+        except ValueError as error:
+            raise SweepError(f"ranks {ctx.sweep.ranks}: {error}") from error
+
+
+def build_student(teacher, rank: int, sweep: SweepArguments) -> nn.Module:
+    """The student of `rank` the sweep's arguments ask for, initialised from `teacher`."""
+    if sweep.student_bridge == "none":
+        return FactorizedViTForImageClassification.from_teacher(
+            teacher, rank=rank, exclude_modules=sweep.exclude_modules
+        )
+    return BridgedViTForImageClassification.from_teacher(
+        teacher,
+        bridge=sweep.student_bridge,
+        rank=rank,
+        hidden_size=sweep.student_hidden_size,
+        num_attention_heads=sweep.student_num_attention_heads,
+    )
+
+
+def student_dir(rank: int, seed: int, primary_seed: int) -> str:
+    """`rank-008` for the primary seed, `rank-008-seed-1` for the others."""
+    return f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
+
+
+def _key(rank: int) -> str:
+    return f"rank-{rank:03d}"
+
+
+def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
+    """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
+    args = ctx.args
+    if seed != args.seed:
+        args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
+        args.seed = seed
+    students = {rank: build_student(ctx.teacher, rank, ctx.sweep) for rank in group}
+    trainer = LockstepTrainer(
+        ctx.accelerator, args, teacher=ctx.teacher, description=f"distilling ranks {group}, seed {seed}"
+    )
+    outcomes = trainer.train({_key(rank): student for rank, student in students.items()}, ctx.processed["train"])
+    trainer.close()
+    done = {rank: s for rank, s in students.items() if outcomes[_key(rank)].status == "done"}
+    evaluations = ctx.evaluate(done, "evaluating students")
+    teacher = ctx.results.teacher
+    for rank, student in students.items():
+        outcome = outcomes[_key(rank)]
+        parameters = count_parameters(ctx.accelerator.unwrap_model(student))
+        record = StudentResult(
+            rank=rank,
+            status=outcome.status,
+            error=outcome.error,
+            seed=seed,
+            parameters=parameters,
+            compression=teacher.parameters / parameters,
+            steps=outcome.steps,
+            train_seconds=outcome.train_seconds,
+            examples_per_process=outcome.examples_per_process,
+            loss_history=outcome.loss_history,
+            config=StudentConfig(
+                rank=rank,
+                bridge=ctx.sweep.student_bridge,
+                hidden_size=ctx.sweep.student_hidden_size,
+                exclude_modules=ctx.sweep.exclude_modules,
+                distillation_mode=args.distillation_mode,
+                teacher=teacher.source,
+            ),
+        )
+        if rank in evaluations:
+            evaluation = evaluations[rank]
+            record.model_dir = ctx.store.save_model(
+                student_dir(rank, seed, ctx.results.primary_seed), student, ctx.processor
+            )
+            record.accuracy = evaluation.accuracy
+            record.normalized_accuracy = evaluation.accuracy / teacher.accuracy
+            record.correct = evaluation.correct.astype(int).tolist()
+            for key, value in robustness(evaluation).items():
+                setattr(record, key, value)
+            record.diagnostics = diagnose(ctx, record.model_dir, student)
+        ctx.results.record_student(record)
+        ctx.store.write()

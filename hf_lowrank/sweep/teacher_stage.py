@@ -1,0 +1,142 @@
+"""The teacher stage: load (or build) the teacher, fine-tune it on the dataset's labels when needed, evaluate it and
+record it. Its test accuracy is the baseline every student is normalised by."""
+
+import copy
+import time
+
+from transformers import AutoConfig, AutoImageProcessor, ViTForImageClassification
+
+from ..data import ImageClassificationData, preprocess
+from ..distillation import LockstepTrainer
+from ..models import count_parameters
+from ..results import DatasetInfo, TeacherResult
+from .arguments import SweepArguments, SweepError
+from .context import SweepContext
+from .embedded import embedded_teacher
+from .measurements import diagnose, robustness
+from .store import TEACHER_DIR
+from .students import check_ranks
+
+
+__all__ = ["LORA_TARGETS", "finetune_teacher", "load_teacher", "run_teacher_stage"]
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
+
+
+def load_teacher(sweep: SweepArguments, label_names: list[str]):
+    """The teacher and its image processor, and how it still has to be fine-tuned on these labels.
+
+    The config is read first, so a teacher of another family or with other labels is refused before any weights
+    are loaded."""
+    if sweep.teacher is None:
+        model, processor = embedded_teacher(label_names)
+        return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
+    config = AutoConfig.from_pretrained(sweep.teacher)
+    if config.model_type != "vit":
+        kind = ", ".join(config.architectures or []) or f"model_type {config.model_type!r}"
+        raise SweepError(
+            f"teacher {sweep.teacher!r} is a {kind}; hf_lowrank distils ViTForImageClassification teachers "
+            "(model_type 'vit')."
+        )
+    teacher_labels = [config.id2label[i] for i in range(config.num_labels)]
+    same_labels = teacher_labels == label_names
+    mode = sweep.teacher_finetune
+    if mode == "auto":
+        mode = "none" if same_labels else "full"
+    if mode == "none" and not same_labels:
+        unknown = sorted(set(label_names) - set(teacher_labels))
+        raise SweepError(
+            f"--teacher_finetune none, but the teacher's labels are not the dataset's: labels outside the teacher's "
+            f"label set: {unknown[:10]}{' ...' if len(unknown) > 10 else ''} (teacher has {len(teacher_labels)} "
+            f"labels, the dataset {len(label_names)}). Let the teacher be fine-tuned (auto, full or lora)."
+        )
+    relabel = (
+        {}
+        if same_labels
+        else dict(
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            ignore_mismatched_sizes=True,
+        )
+    )
+    model = ViTForImageClassification.from_pretrained(sweep.teacher, **relabel)
+    return model, AutoImageProcessor.from_pretrained(sweep.teacher), mode
+
+
+def finetune_teacher(ctx: SweepContext, model, mode: str):
+    """Fine-tune the teacher on the labels (full, or LoRA merged afterwards); returns it and the examples each
+    process trained on."""
+    sweep, accelerator = ctx.sweep, ctx.accelerator
+    stage_args = copy.copy(ctx.args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
+    stage_args.learning_rate = sweep.teacher_learning_rate
+    stage_args.num_train_epochs = sweep.teacher_num_train_epochs
+    stage_args.weight_decay = sweep.teacher_weight_decay
+    stage_args.max_steps = -1
+    if mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=sweep.lora_rank,
+                lora_alpha=2 * sweep.lora_rank,
+                target_modules=LORA_TARGETS,
+                modules_to_save=["classifier"],
+            ),
+        )
+    result = LockstepTrainer(accelerator, stage_args, teacher=None, description="teacher").train(
+        {"teacher": model}, ctx.processed["train"]
+    )["teacher"]
+    if result.status != "done":
+        raise RuntimeError(f"the teacher stage failed: {result.error}")
+    model = accelerator.unwrap_model(model)
+    if mode == "lora":
+        model = model.merge_and_unload()
+    return model.eval(), result.examples_per_process
+
+
+def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
+    """Load the finished teacher of an earlier run, or load/build, fine-tune, evaluate and record one. Sets
+    `ctx.teacher`, `ctx.processor` and `ctx.processed`."""
+    store, accelerator, sweep = ctx.store, ctx.accelerator, ctx.sweep
+    teacher_dir = store.dir / TEACHER_DIR
+    finished = ctx.results.teacher is not None and teacher_dir.is_dir()
+    if finished:
+        ctx.teacher = ViTForImageClassification.from_pretrained(teacher_dir)
+        ctx.processor = AutoImageProcessor.from_pretrained(teacher_dir)
+        accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {ctx.results.teacher.accuracy:.4f})")
+    else:
+        ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names)
+    with accelerator.main_process_first():
+        ctx.processed = preprocess(data, ctx.processor)
+    check_ranks(ctx)
+    if finished:
+        return
+
+    start = time.perf_counter()
+    examples_per_process = []
+    if mode != "none":
+        ctx.teacher, examples_per_process = finetune_teacher(ctx, ctx.teacher, mode)
+    evaluation = ctx.evaluate({"teacher": ctx.teacher}, "evaluating teacher")["teacher"]
+    store.save_model(TEACHER_DIR, ctx.teacher, ctx.processor)
+    ctx.results.teacher = TeacherResult(
+        source=sweep.teacher or "embedded digits ViT",
+        finetune=mode,
+        model_dir=TEACHER_DIR,
+        accuracy=evaluation.accuracy,
+        parameters=count_parameters(ctx.teacher),
+        train_seconds=time.perf_counter() - start,
+        examples_per_process=examples_per_process,
+        correct=evaluation.correct.astype(int).tolist(),
+        **robustness(evaluation),
+        diagnostics=diagnose(ctx, TEACHER_DIR, ctx.teacher),
+    )
+    ctx.results.dataset = DatasetInfo(
+        name=sweep.dataset,
+        num_train=len(ctx.processed["train"]),
+        num_test=len(ctx.processed["test"]),
+        label_names=data.label_names,
+    )
+    store.write()
+    accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(ctx.processed['test'])} examples)")

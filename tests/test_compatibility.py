@@ -1,0 +1,35 @@
+"""What hf_lowrank 0.1.0 wrote (tests/fixtures/v0_1_0, saved by the code of commit 7a40643) still loads."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForImageClassification
+
+import hf_lowrank  # noqa: F401  (registers the students with the Auto classes)
+from hf_lowrank.report import build_report
+from hf_lowrank.results import SweepResults
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "v0_1_0"
+
+
+@pytest.mark.parametrize("name", ["factorized_vit", "bridged_vit_lift", "bridged_vit_widelast"])
+def test_students_saved_by_0_1_0_load_and_give_the_same_logits(name):
+    expected = load_file(FIXTURES / "expected_logits.safetensors")
+    model, info = AutoModelForImageClassification.from_pretrained(FIXTURES / name, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    with torch.no_grad():
+        logits = model(expected["pixel_values"]).logits
+    torch.testing.assert_close(logits, expected[name], rtol=0, atol=0)
+
+
+def test_results_json_of_0_1_0_loads_round_trips_and_reports():
+    payload = json.loads((FIXTURES / "results.json").read_text())
+    results = SweepResults.load(FIXTURES)
+    assert json.loads(json.dumps(results.to_dict())) == payload  # nothing dropped, nothing added
+    assert [r.rank for r in results.ranks] == [1, 2, 4] and results.cnn_students[0].capacity == "small"
+    report = build_report(results, num_bootstrap=10)
+    assert report.ranks == [1, 2, 4] and report.teacher["accuracy"] == payload["teacher"]["accuracy"]

@@ -6,8 +6,10 @@ from hf_lowrank.analysis import (
     bootstrap_intervals,
     effective_knee,
     effective_rank_region,
+    find_knee,
     fit_curve,
     isotonic,
+    summarize_curve,
 )
 
 
@@ -98,3 +100,29 @@ def test_bootstrap_of_perfect_models_is_degenerate_and_shapes_are_checked():
     assert intervals["knee"] == (None, None, 1.0)  # a flat curve has no knee
     with pytest.raises(ValueError, match="num_ranks, num_examples"):
         bootstrap_intervals([1, 2], np.stack([ones, ones, ones]), ones)
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "why"),
+    [
+        ([0.8, 0.8, 0.8, 0.8], "flat"),  # no rise at all
+        ([0.2, 0.4, 0.6, 0.8], "never rises above the secant"),  # linear in rank: the curve is the secant
+        ([0.2, 0.25, 0.4, 0.8], "never rises above the secant"),  # convex: below the secant everywhere
+    ],
+)
+def test_curves_without_a_knee_have_none_and_say_why(accuracies, why):
+    ranks = [1, 2, 3, 4]
+    assert effective_knee(ranks, accuracies, 0.8) is None
+    knee, reason = find_knee(fit_curve(ranks, accuracies, 0.8))
+    assert knee is None and why in reason
+    summary = summarize_curve(ranks, accuracies, 0.8)
+    assert summary.knee is None and why in summary.knee_why
+
+
+def test_summary_fits_once_and_matches_the_separate_functions():
+    ranks, accuracies = [1, 2, 4, 8, 16], [0.3, 0.6, 0.8, 0.86, 0.9]
+    summary = summarize_curve(ranks, accuracies, 0.9)
+    assert (summary.r_low, summary.r_high) == effective_rank_region(ranks, accuracies, 0.9)
+    assert summary.knee == effective_knee(ranks, accuracies, 0.9)
+    assert summary.knee_log == effective_knee(ranks, accuracies, 0.9, log_rank=True)
+    assert not summarize_curve(ranks[:2], accuracies[:2], 0.9).estimated

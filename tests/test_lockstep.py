@@ -4,7 +4,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank import FactorizedLinear, FactorizedViTForImageClassification
 from hf_lowrank.distillation import DistillationConfig, LockstepTrainer, RNGStream, evaluate_models
 
 from sweep_helpers import pixel_dataset
@@ -155,3 +155,31 @@ def test_calibration_and_noise_robustness_match_an_independent_computation(tmp_p
             assert small.noise_accuracy[sigma] == pytest.approx((noisy == rows["labels"]).float().mean().item())
     correct = (probabilities.argmax(-1) == rows["labels"]).numpy()
     assert small.ece == pytest.approx(expected_calibration_error(probabilities.max(-1).values.numpy(), correct))
+
+
+def test_a_student_that_starts_as_its_teacher_stays_there(tmp_path):
+    """Encoder weights of rank 3: the rank-3 and full-rank students compute the teacher's function at init (to
+    float round-off) and must still do so after training, not drift away under Adam."""
+    teacher = tester.create_teacher()
+    with torch.no_grad():
+        for module in teacher.vit.layers.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(FactorizedLinear.from_linear(module, 3).merged_weight())
+    train, test = pixel_dataset(96, tester.image_size, tester.num_labels), pixel_dataset(60, tester.image_size, 7, 9)
+    students = {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in (3, 18)}
+    args = DistillationConfig(
+        output_dir=str(tmp_path), learning_rate=1e-3, max_steps=30, per_device_train_batch_size=16,
+        report_to="none", disable_tqdm=True, use_cpu=True, seed=0,
+    )  # fmt: skip
+    pixel_values = test[:]["pixel_values"]
+    with torch.no_grad():
+        before = {
+            key: (s(pixel_values).logits - teacher(pixel_values).logits).abs().max() for key, s in students.items()
+        }
+    LockstepTrainer(Accelerator(cpu=True), args, teacher=teacher).train(students, train)
+    with torch.no_grad():
+        reference = teacher(pixel_values).logits
+        for key, student in students.items():
+            logits = student.eval()(pixel_values).logits
+            assert before[key] < 1e-4 and (logits - reference).abs().max() < 1e-4, key
+            assert (logits.argmax(-1) != reference.argmax(-1)).sum() <= 1, key

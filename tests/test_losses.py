@@ -69,3 +69,30 @@ def test_distillation_loss_dispatch_and_cross_entropy():
     with pytest.raises(ValueError, match="shapes differ"):
         mse_cosine_loss(s, t[:, :3])
     assert math.isfinite(distillation_loss("geometric", s, t, [s[None]], [t[None]]).item())
+
+
+def test_vectors_reproduced_to_round_off_add_no_loss_and_no_gradient():
+    s, t = _pair()
+    near = t + 1e-6 * torch.randn(t.shape, generator=torch.Generator().manual_seed(3))  # relative residual ~1e-6
+    student = torch.cat([near[:, :2], s[:, 2:]], dim=1).requires_grad_()  # tokens 0-1 reproduced, 2-4 not
+    loss = mse_cosine_loss(student, t)
+    loss.backward()
+    assert torch.count_nonzero(student.grad[:, :2]) == 0 and torch.all(student.grad[:, 2:].abs().sum(-1) > 0)
+    # The live tokens count exactly as before; the means still divide by every token.
+    a, b = student.detach()[:, 2:].double().numpy(), t[:, 2:].double().numpy()
+    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    expected = np.sum((a - b) ** 2) / t.numel() + np.sum(1 - cos) / (t.shape[0] * t.shape[1])
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    # rtol=0 is the plain formula: the reproduced tokens get their (round-off) gradient back.
+    plain = student.detach().clone().requires_grad_()
+    mse_cosine_loss(plain, t, rtol=0).backward()
+    assert torch.count_nonzero(plain.grad[:, :2]) > 0
+
+
+def test_bridged_feature_mse_ignores_tokens_reproduced_to_round_off():
+    from hf_lowrank.distillation import bridged_distillation_loss
+
+    logits_s, logits_t = _pair((3, 4), seed=5)
+    tokens = _pair((3, 5, 7), seed=6)[1]
+    exact = bridged_distillation_loss("logits", logits_s, logits_t, tokens * (1 + 1e-7), tokens)
+    assert exact.item() == pytest.approx(mse_cosine_loss(logits_s, logits_t).item(), rel=1e-6)

@@ -145,3 +145,104 @@ def test_lockstep_training_reduces_the_feature_gap(tmp_path):
         for key, student in students.items():
             assert results[key].status == "done"
             assert F.mse_loss(student(pixel_values).bridged_tokens, target).item() < 0.9 * before[key]
+
+
+# ---------------------------------------------------------------- the transformers contract of the forward pass
+
+
+def _bridged(bridge="widelast", **config):
+    teacher = tester.create_teacher()
+    student = BridgedViTForImageClassification.from_teacher(
+        teacher, bridge=bridge, hidden_size=9, num_attention_heads=3
+    )
+    student.config.update(config)
+    return teacher, student.eval()
+
+
+@pytest.mark.parametrize("bridge", ["lift", "widelast"])
+def test_attentions_and_hidden_states_are_returned_as_vit_returns_them(bridge):
+    _, student = _bridged(bridge)
+    student.set_attn_implementation("eager")  # as for ViT, the attention weights come from the eager backend
+    pixel_values = tester.pixel_values()
+    outputs = student(pixel_values, output_attentions=True, output_hidden_states=True)
+    assert len(outputs.attentions) == tester.num_hidden_layers == len(outputs.hidden_states) - 1
+    heads = [a.shape[1] for a in outputs.attentions]
+    assert heads == ([3, 3] if bridge == "lift" else [3, tester.num_attention_heads])
+    assert all(a.shape[-2:] == (10, 10) and torch.allclose(a.sum(-1), torch.ones(())) for a in outputs.attentions)
+    # The config's flag is honoured; chosen layers return only those.
+    student.config.output_hidden_states = True
+    assert len(student(pixel_values).hidden_states) == tester.num_hidden_layers + 1
+    student.config.output_hidden_states = False
+    chosen = student(pixel_values, output_hidden_states=[0, -1]).hidden_states
+    assert chosen[1] is None and chosen[0] is not None and chosen[-1] is not None
+    torch.testing.assert_close(chosen[-1], outputs.hidden_states[-1])
+
+
+def test_return_dict_false_gives_tuples_with_the_same_tensors():
+    _, student = _bridged()
+    pixel_values, labels = tester.pixel_values(), torch.arange(tester.batch_size) % tester.num_labels
+    as_dict = student(pixel_values, labels=labels)
+    as_tuple = student(pixel_values, labels=labels, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.loss)
+    torch.testing.assert_close(as_tuple[1], as_dict.logits)
+
+
+@pytest.mark.parametrize(
+    ("problem_type", "make_labels", "loss"),
+    [
+        ("single_label_classification", lambda n, k: torch.arange(n) % k, lambda z, y: F.cross_entropy(z, y)),
+        ("multi_label_classification", lambda n, k: (torch.arange(n * k).view(n, k) % 2).float(),
+         lambda z, y: F.binary_cross_entropy_with_logits(z, y)),
+    ],
+)  # fmt: skip
+def test_problem_type_picks_the_loss_as_transformers_heads_do(problem_type, make_labels, loss):
+    _, student = _bridged(problem_type=problem_type)
+    labels = make_labels(tester.batch_size, tester.num_labels)
+    outputs = student(tester.pixel_values(), labels=labels)
+    torch.testing.assert_close(outputs.loss, loss(outputs.logits, labels))
+
+
+def test_regression_with_one_label():
+    teacher = tester.create_teacher()
+    config = BridgedViTConfig(**{**tester.config_kwargs(num_labels=1), "teacher_hidden_size": 18, "bridge": "lift"})
+    config.problem_type = "regression"
+    student = BridgedViTForImageClassification(config).eval()
+    targets = torch.linspace(-1, 1, tester.batch_size)
+    outputs = student(tester.pixel_values(), labels=targets)
+    torch.testing.assert_close(outputs.loss, F.mse_loss(outputs.logits.squeeze(-1), targets))
+    del teacher
+
+
+def test_set_attn_implementation_reaches_the_wide_block():
+    _, student = _bridged("widelast")
+    pixel_values = tester.pixel_values()
+    student.set_attn_implementation("eager")
+    eager = student(pixel_values, output_attentions=True)
+    assert student.wide_layer.attention.config._attn_implementation == "eager"
+    student.set_attn_implementation("sdpa")
+    sdpa = student(pixel_values)
+    assert student.wide_layer.attention.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(sdpa.logits, eager.logits, rtol=1e-5, atol=1e-5)
+
+
+def test_one_function_copies_the_teacher_into_every_student_kind():
+    from hf_lowrank import copy_teacher_weights
+    from hf_lowrank.models import CNNEmbeddingStudent
+
+    teacher = tester.create_teacher()
+    widelast = BridgedViTForImageClassification.from_teacher(teacher, bridge="widelast", rank=5)
+    last = teacher.vit.layers[-1]
+    torch.testing.assert_close(widelast.wide_layer.mlp.fc1.weight, last.mlp.fc1.weight, rtol=0, atol=0)
+    torch.testing.assert_close(
+        widelast.layers[0].attention.q_proj.merged_weight(),
+        FactorizedLinear.from_linear(teacher.vit.layers[0].attention.q_proj, 5).merged_weight(),
+    )
+    cnn = CNNEmbeddingStudent.from_teacher(teacher, "small", tester.pixel_values())
+    torch.testing.assert_close(cnn.classifier.weight, teacher.classifier.weight, rtol=0, atol=0)
+    # A shape the teacher cannot fill is an error naming both tensors.
+    narrow = BridgedViTForImageClassification.from_teacher(
+        teacher, bridge="lift", hidden_size=9, num_attention_heads=3
+    )
+    with pytest.raises(ValueError, match=r"'embeddings\.cls_token'.*'vit\.embeddings\.cls_token'"):
+        copy_teacher_weights(narrow, teacher, {"embeddings": "vit.embeddings"})

@@ -124,3 +124,13 @@ def test_bad_results_files(tmp_path):
     (tmp_path / "results.json").write_text('{"format": "hf_lowrank.sweep", "version": 1, "teach')
     with pytest.raises(ResultsError, match="truncated"):
         SweepResults.load(tmp_path)
+
+
+def test_a_convex_curve_has_no_knee_and_the_report_says_why(tmp_path):
+    report = report_of({1: 0.2, 2: 0.25, 4: 0.4, 8: 0.9})
+    assert report.knee["linear"] is None and "never rises above the secant" in report.knee["linear_why"]
+    text = render_markdown(report)
+    assert "Knee (headline, linear rank axis): **none**: the curve never rises above the secant" in text
+    assert any(note.startswith("No knee:") for note in report.notes)
+    write_report(report, tmp_path)  # the knee plot draws a curve without a knee
+    assert (tmp_path / "knee.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,17 +10,7 @@ from ..plotting import pyplot
 __all__ = ["plot_diagnostics"]
 
 
-def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
-    """Three figures for one or more models (name -> `diagnose_model` output); returns the file names.
-
-    rank_vs_depth.png: per-image SVD rank (p99, 95% energy), shared PCA dimension and CLS effective rank per layer;
-    svd_vs_pca.png: the final layer's per-image SVD ranks as a histogram, with the shared PCA dimension marked;
-    sep.png: the final layer's Token Spectral Energy Pattern against the diagonal.
-    """
-    plt = pyplot()
-    output_dir = Path(output_dir)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-
+def _plot_rank_vs_depth(plt, diagnostics: dict[str, dict], colors, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for (name, diag), color in zip(diagnostics.items(), colors):
         layers = [layer for layer in diag["layers"] if "skipped" not in layer]
@@ -52,9 +42,11 @@ def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(output_dir / "rank_vs_depth.png")
+    fig.savefig(path)
     plt.close(fig)
 
+
+def _plot_svd_vs_pca(plt, diagnostics: dict[str, dict], colors, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for (name, diag), color in zip(diagnostics.items(), colors):
         final = diag["layers"][-1]
@@ -67,9 +59,11 @@ def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
     ax.set_ylabel("images")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(output_dir / "svd_vs_pca.png")
+    fig.savefig(path)
     plt.close(fig)
 
+
+def _plot_sep(plt, diagnostics: dict[str, dict], colors, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 4.6), dpi=120)
     ax.plot([0, 1], [0, 1], color="gray", lw=0.8, ls=":", label="uniform spectrum")
     for (name, diag), color in zip(diagnostics.items(), colors):
@@ -80,6 +74,23 @@ def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(output_dir / "sep.png")
+    fig.savefig(path)
     plt.close(fig)
-    return ["rank_vs_depth.png", "svd_vs_pca.png", "sep.png"]
+
+
+FIGURES = ((_plot_rank_vs_depth, "rank_vs_depth.png"), (_plot_svd_vs_pca, "svd_vs_pca.png"), (_plot_sep, "sep.png"))
+
+
+def plot_diagnostics(diagnostics: dict[str, dict], output_dir) -> list[str]:
+    """Three figures for one or more models (name -> `diagnose_model` output); returns the file names.
+
+    rank_vs_depth.png: per-image SVD rank (p99, 95% energy), shared PCA dimension and CLS effective rank per layer;
+    svd_vs_pca.png: the final layer's per-image SVD ranks as a histogram, with the shared PCA dimension marked;
+    sep.png: the final layer's Token Spectral Energy Pattern against the diagonal.
+    """
+    plt = pyplot()
+    output_dir = Path(output_dir)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for function, name in FIGURES:
+        function(plt, diagnostics, colors, output_dir / name)
+    return [name for _, name in FIGURES]

@@ -139,9 +139,10 @@ class LockstepTrainer:
         )
         return loss
 
-    def train(self, models: dict[str, nn.Module], train_dataset: Dataset) -> dict[str, TrainResult]:
-        args, accelerator = self.args, self.accelerator
-        # The data order is a function of args.seed alone (not of the global RNG), the same on every process.
+    def _loader(self, train_dataset: Dataset):
+        """The training data loader, prepared for the process group. The data order is a function of `args.seed`
+        alone (not of the global RNG), the same on every process."""
+        args = self.args
         loader = DataLoader(
             train_dataset,
             batch_size=args.per_device_train_batch_size,
@@ -151,25 +152,56 @@ class LockstepTrainer:
             drop_last=args.dataloader_drop_last,
             num_workers=args.dataloader_num_workers,
         )
-        loader = accelerator.prepare(loader)
-        total_steps = num_update_steps(args, len(loader))
+        return self.accelerator.prepare(loader)
+
+    def _start(self, key: str, model: nn.Module, total_steps: int) -> _Run:
+        """One model's optimizer, schedule, block recorder and RNG stream, prepared for the process group."""
+        args = self.args
+        model.train()
+        optimizer = build_optimizer(model, args)
+        scheduler = get_scheduler(
+            args.lr_scheduler_type,
+            optimizer,
+            num_warmup_steps=args.get_warmup_steps(total_steps),
+            num_training_steps=total_steps,
+            scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+        )
         geometric = self.teacher is not None and args.distillation_mode == "geometric"
+        recorder = BlockOutputRecorder(model) if geometric and not is_bridged(model) else None
+        model, optimizer = self.accelerator.prepare(model, optimizer)
+        return _Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder)
 
-        runs = []
-        for key, model in models.items():
-            model.train()
-            optimizer = build_optimizer(model, args)
-            scheduler = get_scheduler(
-                args.lr_scheduler_type,
-                optimizer,
-                num_warmup_steps=args.get_warmup_steps(total_steps),
-                num_training_steps=total_steps,
-                scheduler_specific_kwargs=args.lr_scheduler_kwargs,
-            )
-            recorder = BlockOutputRecorder(model) if geometric and not is_bridged(model) else None
-            model, optimizer = accelerator.prepare(model, optimizer)
-            runs.append(_Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder))
+    def _step(self, run: _Run, batch, targets, step: int) -> bool:
+        """Forward and backward of one model on `batch`, then (at an accumulation boundary) clipping and the
+        optimizer step. Returns False when the gradient became non-finite: the model is stopped."""
+        accelerator, args = self.accelerator, self.args
+        start = time.perf_counter()
+        with run.rng.active():
+            loss = self._loss(run, batch, targets)
+            accelerator.backward(loss)
+        run.last_loss = loss.item()
+        if accelerator.sync_gradients:
+            max_norm = args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else math.inf
+            grad_norm = accelerator.clip_grad_norm_(run.model.parameters(), max_norm)
+            if not torch.isfinite(torch.as_tensor(grad_norm)):
+                run.error = (
+                    f"{run.key}: the loss or its gradient became non-finite at optimizer step {step + 1} (loss "
+                    f"{run.last_loss}); this model was stopped, the others go on."
+                )
+                run.optimizer.zero_grad(set_to_none=True)
+                return False
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        run.seconds += time.perf_counter() - start
+        return True
 
+    def train(self, models: dict[str, nn.Module], train_dataset: Dataset) -> dict[str, TrainResult]:
+        """Train every model of `models` for `num_update_steps` optimizer steps; returns key -> `TrainResult`."""
+        args, accelerator = self.args, self.accelerator
+        loader = self._loader(train_dataset)
+        total_steps = num_update_steps(args, len(loader))
+        runs = [self._start(key, model, total_steps) for key, model in models.items()]
         active, step, epoch, examples = list(runs), 0, 0, 0
         progress = tqdm(
             total=total_steps,
@@ -188,30 +220,9 @@ class LockstepTrainer:
                     )
                 with accelerator.accumulate(*[run.model for run in active]):
                     for run in list(active):
-                        start = time.perf_counter()
-                        with run.rng.active():
-                            loss = self._loss(run, batch, targets)
-                            accelerator.backward(loss)
-                        run.last_loss = loss.item()
-                        if accelerator.sync_gradients:
-                            max_norm = (
-                                args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else math.inf
-                            )
-                            grad_norm = accelerator.clip_grad_norm_(run.model.parameters(), max_norm)
-                            if not torch.isfinite(torch.as_tensor(grad_norm)):
-                                run.error = (
-                                    f"{run.key}: the loss or its gradient became non-finite at optimizer "
-                                    f"step {step + 1} (loss {run.last_loss}); this model was stopped, the "
-                                    "others go on."
-                                )
-                                run.optimizer.zero_grad(set_to_none=True)
-                                active.remove(run)
-                                progress.write(run.error)
-                                continue
-                            run.optimizer.step()
-                            run.scheduler.step()
-                            run.optimizer.zero_grad(set_to_none=True)
-                        run.seconds += time.perf_counter() - start
+                        if not self._step(run, batch, targets, step):
+                            active.remove(run)
+                            progress.write(run.error)
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
@@ -225,16 +236,14 @@ class LockstepTrainer:
             epoch += 1
         progress.close()
         per_process = accelerator.gather(torch.tensor([examples], device=accelerator.device)).tolist()
+        return {run.key: self._finish(run, step, per_process) for run in runs}
 
-        results = {}
-        for run in runs:
-            if run.recorder is not None:
-                run.recorder.remove()
-            run.model.eval()
-            results[run.key] = TrainResult(
-                "failed" if run.error else "done", step, run.seconds, run.error, run.history, per_process
-            )
-        return results
+    @staticmethod
+    def _finish(run: _Run, step: int, per_process: list[int]) -> TrainResult:
+        if run.recorder is not None:
+            run.recorder.remove()
+        run.model.eval()
+        return TrainResult("failed" if run.error else "done", step, run.seconds, run.error, run.history, per_process)
 
     def close(self) -> None:
         for recorder in (self.teacher_recorder, self.final_tokens):

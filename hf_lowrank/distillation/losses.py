@@ -2,6 +2,12 @@
 
 Shapes: logits `(batch, num_labels)`; block outputs `(batch, tokens, hidden)`. Every loss is a mean over the batch
 (and tokens), so it does not grow with the batch size.
+
+The feature losses ignore vectors the student already reproduces to round-off (`ROUNDOFF_RTOL`): such a vector
+contributes exactly zero loss and gradient. A student that starts as its teacher's exact function (its factors hold
+every direction of the teacher's weights) sits at an exact minimum; the gradient there is round-off, and Adam, whose
+step does not depend on the gradient's size, would turn it into learning-rate-sized steps along the sharpest
+directions of the loss and walk the student away from the teacher.
 """
 
 from collections.abc import Sequence
@@ -16,24 +22,46 @@ __all__ = [
     "cosine_embedding_loss",
     "distillation_loss",
     "geometric_loss",
+    "ROUNDOFF_RTOL",
     "kd_loss",
+    "masked_mse",
     "mse_cosine_loss",
 ]
 
 DISTILLATION_MODES = ("geometric", "logits", "kd")
+# A vector is reproduced to round-off when ||s - t|| <= ROUNDOFF_RTOL * ||t||: sqrt of float32's machine epsilon,
+# far above the round-off of a factorized float32 forward (< 1e-5 relative) and far below any real error.
+ROUNDOFF_RTOL = float(torch.finfo(torch.float32).eps) ** 0.5
 
 
-def mse_cosine_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+def _unreproduced(student: torch.Tensor, teacher: torch.Tensor, rtol: float) -> torch.Tensor:
+    """`(...,)` 1.0 for every vector (along the last axis) the student does not reproduce to `rtol`, else 0.0."""
+    with torch.no_grad():
+        residual = (student.float() - teacher.float()).norm(dim=-1)
+        return (residual > rtol * teacher.float().norm(dim=-1)).to(student.dtype)
+
+
+def masked_mse(student: torch.Tensor, teacher: torch.Tensor, rtol: float = ROUNDOFF_RTOL) -> torch.Tensor:
+    """`MSE(s, t)` over every element, with the vectors the student reproduces to `rtol` counted as zero error
+    (`rtol=0`: plain MSE)."""
+    live = _unreproduced(student, teacher, rtol).unsqueeze(-1)  # (..., 1)
+    return ((student - teacher).pow(2) * live).mean()
+
+
+def mse_cosine_loss(student: torch.Tensor, teacher: torch.Tensor, rtol: float = ROUNDOFF_RTOL) -> torch.Tensor:
     """`MSE(s, t) + mean(1 - cos(s, t))`, the cosine taken along the last axis (per token or per example).
 
     The MSE term aligns magnitudes, the cosine term directions; the cosine term alone is invariant to a positive
-    rescaling of either argument. Zero when `student == teacher`.
+    rescaling of either argument. Vectors the student reproduces to round-off (`rtol`, see the module docstring)
+    add exactly zero; the means still divide by every element, so the scale does not change. `rtol=0` gives the
+    plain formula. Zero when `student == teacher`.
     """
     if student.shape != teacher.shape:
         raise ValueError(f"student and teacher shapes differ: {tuple(student.shape)} vs {tuple(teacher.shape)}.")
-    mse = F.mse_loss(student, teacher)
+    live = _unreproduced(student, teacher, rtol)  # (...,)
+    mse = ((student - teacher).pow(2) * live.unsqueeze(-1)).mean()
     cosine = F.cosine_similarity(student, teacher, dim=-1, eps=1e-8)  # (...,)
-    return mse + (1.0 - cosine).mean()
+    return mse + ((1.0 - cosine) * live).mean()
 
 
 def geometric_loss(
@@ -110,7 +138,7 @@ def bridged_distillation_loss(
     logit_term = distillation_loss(
         logit_mode, student_logits, teacher_logits, labels=labels, ce_weight=ce_weight, temperature=temperature
     )
-    return logit_term + F.mse_loss(student_tokens, teacher_tokens)
+    return logit_term + masked_mse(student_tokens, teacher_tokens)
 
 
 def cosine_embedding_loss(student_embedding: torch.Tensor, teacher_embedding: torch.Tensor) -> torch.Tensor:

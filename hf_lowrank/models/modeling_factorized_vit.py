@@ -75,6 +75,20 @@ class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
         return (model, loading_info) if output_loading_info else model
 
 
+def resolve_rank_plan(encoder: nn.Module, rank, exclude_modules: list[str] | None):
+    """A fraction or mapping `rank` resolved against the teacher's `encoder` (a ViT base model): the largest rank,
+    every layer's rank as `rank_pattern`, and `exclude_modules` extended by the encoder linears the plan leaves
+    dense. Returns `(rank, rank_pattern, exclude_modules)` for a `FactorizedViTConfig`."""
+    plan = plan_factorization(encoder, rank, target_modules=[ENCODER_LAYERS], exclude_modules=exclude_modules or ())
+    rank_pattern = {layer.name: layer.rank for layer in plan}
+    dense_layers = [
+        name
+        for name, module in encoder.named_modules()
+        if isinstance(module, nn.Linear) and name.startswith(f"{ENCODER_LAYERS}.") and name not in rank_pattern
+    ]
+    return max(rank_pattern.values()), rank_pattern, list(exclude_modules or []) + dense_layers
+
+
 def _strip_prefix(key: str, prefix: str) -> str:
     return key[len(prefix) + 1 :] if key.startswith(f"{prefix}.") else key
 
@@ -173,19 +187,7 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
                 raise ValueError(
                     "rank_pattern overrides an int rank; with a fraction or mapping rank, pass only rank."
                 )
-            plan = plan_factorization(
-                teacher.vit, rank, target_modules=[ENCODER_LAYERS], exclude_modules=exclude_modules or ()
-            )
-            rank_pattern = {layer.name: layer.rank for layer in plan}
-            planned = set(rank_pattern)
-            dense_layers = [
-                name
-                for name, module in teacher.vit.named_modules()
-                if isinstance(module, nn.Linear) and name.startswith(f"{ENCODER_LAYERS}.") and name not in planned
-            ]
-            exclude_modules = list(exclude_modules or []) + [f"{name}" for name in dense_layers]
-            rank = max(rank_pattern.values())
-
+            rank, rank_pattern, exclude_modules = resolve_rank_plan(teacher.vit, rank, exclude_modules)
         config_dict = teacher.config.to_dict()
         for key in ("model_type", "architectures", "transformers_version", "auto_map"):
             config_dict.pop(key, None)

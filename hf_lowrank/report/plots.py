@@ -40,18 +40,9 @@ def plot_representations(report: Report, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def plot_knee(report: Report, path: str | os.PathLike) -> None:
-    """Normalised accuracy against rank (log axis): points with interval bars, the PCHIP curve, the threshold band,
-    the region, the knee and the secant."""
-    plt = pyplot()
-    rows = report.rows
-    teacher_accuracy = report.teacher["accuracy"]
-    ranks = np.array([r["rank"] for r in rows], dtype=float)
-    normalised = np.array([r["normalized_accuracy"] for r in rows])
-    low, high = report.thresholds["low"], report.thresholds["high"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    ax.axhspan(low, high, color="tab:green", alpha=0.12, label=f"{low:.0%}-{high:.0%} of teacher")
-    ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+def _plot_points(ax, report: Report, ranks: np.ndarray, normalised: np.ndarray) -> None:
+    """The measured students, with their 95% intervals when the report has them."""
+    rows, teacher_accuracy = report.rows, report.teacher["accuracy"]
     if rows and rows[0]["accuracy_interval"]:
         lo = np.array([r["accuracy_interval"][0] for r in rows]) / teacher_accuracy
         hi = np.array([r["accuracy_interval"][1] for r in rows]) / teacher_accuracy
@@ -67,42 +58,47 @@ def plot_knee(report: Report, path: str | os.PathLike) -> None:
         )
     else:
         ax.plot(ranks, normalised, "o", color="tab:blue", label="students", zorder=3)
+
+
+def _plot_estimates(ax, report: Report, curve, ranks: np.ndarray) -> None:
+    """The fitted curve, the secant, the region and the knees."""
+    grid = np.exp(np.linspace(np.log(ranks[0]), np.log(ranks[-1]), 400))
+    ax.plot(grid, curve(grid), color="tab:blue", lw=1.5, label="monotone PCHIP fit")
+    y0, y1 = float(curve(ranks[0])), float(curve(ranks[-1]))
+    secant = y0 + (y1 - y0) * (grid - ranks[0]) / (ranks[-1] - ranks[0])
+    ax.plot(grid, secant, color="tab:gray", lw=1, ls="--", label="secant (linear-rank knee)")
+    region, knee = report.region, report.knee
+    if report.estimated and region["r_low"] is not None:
+        right = region["r_high"] if region["r_high"] is not None else ranks[-1]
+        ax.axvspan(region["r_low"], right, color="tab:orange", alpha=0.15, label=f"region {region_text(report)}")
+    if knee["linear"] is not None:
+        ax.axvline(knee["linear"], color="tab:red", lw=1.2, label=f"knee {knee['linear']:.1f}")
+        ax.plot([knee["linear"]], [float(curve(knee["linear"]))], "D", color="tab:red", zorder=4)
+    if knee["log_rank"] is not None:
+        ax.axvline(knee["log_rank"], color="tab:purple", lw=1, ls="-.", label=f"log-rank knee {knee['log_rank']:.1f}")
+
+
+def plot_knee(report: Report, path: str | os.PathLike) -> None:
+    """Normalised accuracy against rank (log axis): points with interval bars, the PCHIP curve, the threshold band,
+    the region, the knee and the secant."""
+    plt = pyplot()
+    ranks = np.array(report.ranks, dtype=float)
+    normalised = np.array([r["normalized_accuracy"] for r in report.rows])
+    low, high = report.thresholds["low"], report.thresholds["high"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    ax.axhspan(low, high, color="tab:green", alpha=0.12, label=f"{low:.0%}-{high:.0%} of teacher")
+    ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+    _plot_points(ax, report, ranks, normalised)
     curve = report.summary.curve if report.summary is not None else None
     if curve is not None:
-        grid = np.exp(np.linspace(np.log(ranks[0]), np.log(ranks[-1]), 400))
-        ax.plot(grid, curve(grid), color="tab:blue", lw=1.5, label="monotone PCHIP fit")
-        y0, y1 = float(curve(ranks[0])), float(curve(ranks[-1]))
-        ax.plot(
-            grid,
-            y0 + (y1 - y0) * (grid - ranks[0]) / (ranks[-1] - ranks[0]),
-            color="tab:gray",
-            lw=1,
-            ls="--",
-            label="secant (linear-rank knee)",
-        )
-        region, knee = report.region, report.knee
-        if report.estimated and region["r_low"] is not None:
-            right = region["r_high"] if region["r_high"] is not None else ranks[-1]
-            ax.axvspan(
-                region["r_low"],
-                right,
-                color="tab:orange",
-                alpha=0.15,
-                label=f"region {region_text(report)}",
-            )
-        if knee["linear"] is not None:
-            ax.axvline(knee["linear"], color="tab:red", lw=1.2, label=f"knee {knee['linear']:.1f}")
-            ax.plot([knee["linear"]], [float(curve(knee["linear"]))], "D", color="tab:red", zorder=4)
-        if knee["log_rank"] is not None:
-            ax.axvline(
-                knee["log_rank"], color="tab:purple", lw=1, ls="-.", label=f"log-rank knee {knee['log_rank']:.1f}"
-            )
+        _plot_estimates(ax, report, curve, ranks)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ranks)
     ax.set_xticklabels([f"{int(r)}" for r in ranks])
     ax.set_xlabel("rank r (every encoder linear layer)")
     ax.set_ylabel("student accuracy / teacher accuracy")
-    ax.set_title(f"Effective rank: {(report.dataset or {}).get('name', '')}, teacher {teacher_accuracy:.3f}")
+    name = (report.dataset or {}).get("name", "")
+    ax.set_title(f"Effective rank: {name}, teacher {report.teacher['accuracy']:.3f}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -89,6 +89,7 @@ def test_other_configuration_is_refused_unless_overwritten(finished_sweep):
         _run(sweep_argv(output_dir, "--ranks", 1, "--learning_rate", 0.5))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     argv = sweep_argv(tmp_path / "killed", "--ranks", 1, 2, "--lockstep_group_size", 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -123,6 +124,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path):
     wrapper = tmp_path / "wrapped_sweep.py"
     wrapper.write_text(

@@ -92,7 +92,7 @@ class FactorizedLinear(nn.Module):
         """Set this layer, in place, to the truncated SVD of `linear` at this layer's rank, and copy its bias.
 
         With `W = U S V^T`: `up = U[:, :r] S_r^(1/2)` and `down = S_r^(1/2) V^T[:r]`, so `up @ down` is the
-        truncated SVD of `W`. The SVD runs in float64 whatever the layer's dtype, then is cast to this layer's dtype.
+        truncated SVD of `W`. The SVD runs in float32 (float64 for a float64 layer) whatever the layer's dtype.
         """
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"init_from_linear_ expects an nn.Linear, got {type(linear).__name__}.")
@@ -110,7 +110,8 @@ class FactorizedLinear(nn.Module):
                 f"bias={self.bias is not None}."
             )
         check_rank(self.rank, linear.in_features, linear.out_features)
-        u, s, vh = torch.linalg.svd(weight.detach().to(torch.float64), full_matrices=False)  # (out, k), (k,), (k, in)
+        compute_dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
+        u, s, vh = torch.linalg.svd(weight.detach().to(compute_dtype), full_matrices=False)  # (out, k), (k,), (k, in)
         root = s[: self.rank].sqrt()  # (rank,)
         self.up.copy_(u[:, : self.rank] * root)  # (out_features, rank)
         self.down.copy_(root[:, None] * vh[: self.rank])  # (rank, in_features)

@@ -9,6 +9,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from .. import __version__
+from ..report import REPORT_FILES
 from ..results import SweepResults
 from .arguments import SweepError
 from .fingerprint import differences
@@ -19,7 +20,7 @@ __all__ = ["RESULTS_FILE", "TEACHER_DIR", "SweepStore", "check_writable"]
 TEACHER_DIR = "teacher"
 RESULTS_FILE = "results.json"
 # What a sweep writes besides results.json and the model directories: removed by --overwrite_output_dir.
-SWEEP_OUTPUTS = ("README.md", "report.md", "report.json", "knee.png", "params_vs_accuracy.png", "representations.png")
+SWEEP_OUTPUTS = ("README.md", *REPORT_FILES)
 
 
 def check_writable(output_dir: Path) -> None:

@@ -26,8 +26,10 @@ PROMISED = {
     "hf_lowrank.hub": ["push_sweep"],
     "hf_lowrank.report": ["build_report", "write_report"],
 }
-PACKAGES = ["hf_lowrank", "hf_lowrank.models", "hf_lowrank.distillation", "hf_lowrank.data", "hf_lowrank.analysis",
-            "hf_lowrank.diagnostics", "hf_lowrank.results", "hf_lowrank.report", "hf_lowrank.hub", "hf_lowrank.sweep"]  # fmt: skip
+PACKAGES = ["hf_lowrank"] + [
+    f"hf_lowrank.{name}"
+    for name in ("models", "distillation", "data", "analysis", "diagnostics", "results", "report", "hub", "sweep")
+]
 
 
 @pytest.mark.parametrize("module", sorted(PROMISED))

@@ -5,11 +5,15 @@
 - `targets`: teacher preparation, block-output hooks, a batch's teacher targets and one student's loss.
 - `trainer`: `DistillationTrainer` (a transformers `Trainer`) for one student.
 - `lockstep`: `LockstepTrainer`, several students on the same batches with one teacher pass per batch.
+- `flags`: what `LockstepTrainer` does with every `TrainingArguments` field (honoured, harmless, refused).
+- `sampling`: the seeded data order, a function of (seed, epoch); `checkpoint`: mid-training checkpoints.
 - `evaluation`: accuracy, calibration and noise robustness of several models in one pass.
 """
 
+from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .evaluation import EvalResult, evaluate_models, example_noise
+from .flags import HARMLESS, HONOURED, NUMBER_CHANGING, REFUSED, check_training_arguments
 from .lockstep import LockstepTrainer, RNGStream, TrainResult, build_optimizer, num_update_steps
 from .losses import (
     DISTILLATION_MODES,
@@ -33,6 +37,14 @@ from .trainer import DistillationTrainer
 
 __all__ = [
     "BlockOutputRecorder",
+    "CheckpointError",
+    "GroupCheckpoint",
+    "HARMLESS",
+    "HONOURED",
+    "NUMBER_CHANGING",
+    "REFUSED",
+    "TrainingPosition",
+    "check_training_arguments",
     "DISTILLATION_MODES",
     "DistillationConfig",
     "DistillationTrainer",

@@ -14,10 +14,13 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
-from transformers import get_scheduler
+from transformers import Trainer, TrainingArguments, get_scheduler
 
 from ..data import collate_pixel_values
+from .checkpoint import GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
+from .flags import check_training_arguments, checkpoint_interval
+from .sampling import EpochShuffleSampler
 from .targets import (
     BlockOutputRecorder,
     FinalTokenRecorder,
@@ -53,6 +56,14 @@ class RNGStream:
             self._cpu = torch.get_rng_state()
             self._cuda = [torch.cuda.get_rng_state(d) for d in self._devices]
 
+    def state_dict(self) -> dict:
+        return {"cpu": self._cpu.clone(), "cuda": [state.clone() for state in self._cuda]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["cuda"]) != len(self._devices):
+            raise ValueError(f"RNG state of {len(state['cuda'])} CUDA devices, this machine has {len(self._devices)}")
+        self._cpu, self._cuda = state["cpu"].clone(), [s.clone() for s in state["cuda"]]
+
 
 @dataclass
 class TrainResult:
@@ -73,16 +84,22 @@ def num_update_steps(args: DistillationConfig, batches_per_epoch: int) -> int:
     return max(1, math.ceil(args.num_train_epochs * math.ceil(batches_per_epoch / args.gradient_accumulation_steps)))
 
 
-def build_optimizer(model: nn.Module, args: DistillationConfig) -> torch.optim.Optimizer:
-    """AdamW as Trainer builds it: weight decay on matrices, none on biases and norm weights."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def build_optimizer(model: nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
+    """The optimizer `Trainer.create_optimizer` builds for `args` (`args.optim`, `args.optim_args`): weight decay
+    on the parameters Trainer decays, none on biases and norm weights."""
+    decay = set(Trainer.get_decay_parameter_names(None, model))  # a method that does not read `self`
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for name, p in named if name in decay], "weight_decay": args.weight_decay},
+        {"params": [p for name, p in named if name not in decay], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(
-        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
-    )
+    optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    return optimizer_cls(groups, **kwargs)
+
+
+def _interval(value: float, total_steps: int) -> int:
+    """A `*_steps` argument in optimizer steps: a value < 1 is a fraction of `total_steps`."""
+    return max(1, math.ceil(value * total_steps)) if value < 1 else int(value)
 
 
 @dataclass
@@ -97,6 +114,26 @@ class _Run:
     last_loss: float = float("nan")
     error: str | None = None
     history: list[tuple[int, float]] = field(default_factory=list)
+
+    def state(self, accelerator: Accelerator) -> dict:
+        """Everything a resumed run needs to continue exactly as this one would (nested, tensors inside)."""
+        record = {"seconds": self.seconds, "last_loss": self.last_loss, "error": self.error, "history": self.history}
+        return {
+            "model": accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng.state_dict(),
+            "record": record,
+        }
+
+    def restore(self, state: dict, accelerator: Accelerator) -> None:
+        accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.load_state_dict(state["rng"])
+        record = state["record"]
+        self.seconds, self.last_loss, self.error = record["seconds"], record["last_loss"], record["error"]
+        self.history = [tuple(entry) for entry in record["history"]]
 
 
 class LockstepTrainer:
@@ -114,6 +151,9 @@ class LockstepTrainer:
         teacher: nn.Module | None = None,
         description: str = "training",
     ):
+        problems = check_training_arguments(args)
+        if problems:
+            raise ValueError("LockstepTrainer cannot honour these arguments:\n  " + "\n  ".join(problems))
         self.accelerator = accelerator
         self.args = args
         self.description = description
@@ -140,17 +180,22 @@ class LockstepTrainer:
         return loss
 
     def _loader(self, train_dataset: Dataset):
-        """The training data loader, prepared for the process group. The data order is a function of `args.seed`
-        alone (not of the global RNG), the same on every process."""
+        """The training data loader, prepared for the process group. The data order is `EpochShuffleSampler` of
+        `args.data_seed` (else `args.seed`): a function of the seed and the epoch, the same on every process."""
         args = self.args
+        seed = args.data_seed if args.data_seed is not None else args.seed
+        workers = args.dataloader_num_workers
         loader = DataLoader(
             train_dataset,
             batch_size=args.per_device_train_batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(args.seed),
+            sampler=EpochShuffleSampler(len(train_dataset), seed),
             collate_fn=collate_pixel_values,
             drop_last=args.dataloader_drop_last,
-            num_workers=args.dataloader_num_workers,
+            num_workers=workers,
+            pin_memory=args.dataloader_pin_memory and self.accelerator.device.type == "cuda",
+            persistent_workers=args.dataloader_persistent_workers and workers > 0,
+            prefetch_factor=args.dataloader_prefetch_factor if workers > 0 else None,
+            multiprocessing_context=args.dataloader_multiprocessing_context if workers > 0 else None,
         )
         return self.accelerator.prepare(loader)
 
@@ -196,23 +241,60 @@ class LockstepTrainer:
         run.seconds += time.perf_counter() - start
         return True
 
-    def train(self, models: dict[str, nn.Module], train_dataset: Dataset) -> dict[str, TrainResult]:
-        """Train every model of `models` for `num_update_steps` optimizer steps; returns key -> `TrainResult`."""
+    def _resume(self, checkpoint: GroupCheckpoint | None, runs: list[_Run], batches: int) -> TrainingPosition:
+        """The position to start from: the checkpoint's (its states loaded into `runs`), or the beginning."""
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is None:
+            stale = checkpoint.describe() if checkpoint is not None else None
+            if stale:
+                self.accelerator.print(
+                    f"not resuming the checkpoint in {checkpoint.directory} ({stale}): another group"
+                )
+            return TrainingPosition()
+        position, states = saved
+        for run in runs:
+            run.restore(states[run.key], self.accelerator)
+        if position.batch >= batches:  # saved at the end of an epoch
+            position.epoch, position.batch = position.epoch + 1, 0
+        self.accelerator.print(f"resuming {self.description} at optimizer step {position.step}")
+        return position
+
+    def _save(self, checkpoint: GroupCheckpoint, runs: list[_Run], position: TrainingPosition) -> None:
+        checkpoint.save(position, {run.key: run.state(self.accelerator) for run in runs})
+        self.accelerator.wait_for_everyone()
+
+    def train(
+        self, models: dict[str, nn.Module], train_dataset: Dataset, checkpoint: GroupCheckpoint | None = None
+    ) -> dict[str, TrainResult]:
+        """Train every model of `models` for `num_update_steps` optimizer steps; returns key -> `TrainResult`.
+
+        With a `checkpoint`, the whole group's state is saved every `args.save_steps` optimizer steps (or at epoch
+        ends, as `args.save_strategy` says), and a matching checkpoint found there is resumed: the run then ends
+        exactly as an uninterrupted one would."""
         args, accelerator = self.args, self.accelerator
         loader = self._loader(train_dataset)
         total_steps = num_update_steps(args, len(loader))
         runs = [self._start(key, model, total_steps) for key, model in models.items()]
-        active, step, epoch, examples = list(runs), 0, 0, 0
+        position = self._resume(checkpoint, runs, len(loader))
+        save_every = checkpoint_interval(args, total_steps) if checkpoint is not None else None
+        save_epochs = (
+            checkpoint is not None and str(getattr(args.save_strategy, "value", args.save_strategy)) == "epoch"
+        )
+        log_every = _interval(args.logging_steps, total_steps)
+        active = [run for run in runs if run.error is None]
+        accelerator.step = 0  # accumulation restarts at a step boundary (a checkpoint is always at one)
         progress = tqdm(
             total=total_steps,
+            initial=position.step,
             desc=f"{self.description} ({len(runs)} models)",
             disable=not accelerator.is_local_main_process or args.disable_tqdm,
         )
-        while step < total_steps and active:
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(epoch)
-            for batch in loader:
-                examples += batch["pixel_values"].shape[0]
+        while position.step < total_steps and active:
+            loader.set_epoch(position.epoch)
+            epoch_loader = accelerator.skip_first_batches(loader, position.batch) if position.batch else loader
+            for batch in epoch_loader:
+                position.batch += 1
+                position.examples += batch["pixel_values"].shape[0]
                 targets = None
                 if self.teacher is not None:
                     targets = teacher_targets(
@@ -220,23 +302,28 @@ class LockstepTrainer:
                     )
                 with accelerator.accumulate(*[run.model for run in active]):
                     for run in list(active):
-                        if not self._step(run, batch, targets, step):
+                        if not self._step(run, batch, targets, position.step):
                             active.remove(run)
                             progress.write(run.error)
                 if not accelerator.sync_gradients:
                     continue
-                step += 1
+                position.step += 1
                 for run in active:
-                    if step % max(1, int(args.logging_steps)) == 0 or step == total_steps:
-                        run.history.append((step, run.last_loss))
+                    if position.step % log_every == 0 or position.step == total_steps:
+                        run.history.append((position.step, run.last_loss))
                 progress.update(1)
                 progress.set_postfix({run.key: f"{run.last_loss:.3g}" for run in active[:6]})
-                if step >= total_steps or not active:
+                if position.step >= total_steps or not active:
                     break
-            epoch += 1
+                if save_every and position.step % save_every == 0:
+                    self._save(checkpoint, runs, position)
+            else:
+                position.epoch, position.batch = position.epoch + 1, 0
+                if save_epochs and position.step < total_steps and active:
+                    self._save(checkpoint, runs, position)
         progress.close()
-        per_process = accelerator.gather(torch.tensor([examples], device=accelerator.device)).tolist()
-        return {run.key: self._finish(run, step, per_process) for run in runs}
+        per_process = accelerator.gather(torch.tensor([position.examples], device=accelerator.device)).tolist()
+        return {run.key: self._finish(run, position.step, per_process) for run in runs}
 
     @staticmethod
     def _finish(run: _Run, step: int, per_process: list[int]) -> TrainResult:

@@ -1,5 +1,6 @@
 """`SweepArguments`: what to sweep (the training hyperparameters are `DistillationConfig`'s), checked up front."""
 
+import math
 from dataclasses import dataclass, field
 
 from ..data import DIGITS
@@ -171,3 +172,38 @@ class SweepArguments:
             raise SweepError(f"push_ranks entries must be all, knee, region or rank numbers, got {bad_push}.")
         if self.lockstep_group_size < 0:
             raise SweepError(f"lockstep_group_size must be >= 0, got {self.lockstep_group_size}.")
+        self._check_values()
+
+    def _check_values(self) -> None:
+        """Numbers that would train nothing, or measure nonsense, named with their value and what is valid."""
+        problems = []
+
+        def need(ok: bool, name: str, valid: str):
+            if not ok:
+                problems.append(f"--{name} {getattr(self, name)!r}: must be {valid}")
+
+        finite = math.isfinite
+        need(
+            finite(self.teacher_num_train_epochs) and self.teacher_num_train_epochs > 0,
+            "teacher_num_train_epochs",
+            "a finite number > 0",
+        )
+        need(
+            finite(self.teacher_learning_rate) and self.teacher_learning_rate > 0,
+            "teacher_learning_rate",
+            "a finite number > 0",
+        )
+        need(
+            finite(self.teacher_weight_decay) and self.teacher_weight_decay >= 0,
+            "teacher_weight_decay",
+            "a finite number >= 0",
+        )
+        need(self.lora_rank >= 1, "lora_rank", "an integer >= 1")
+        need(all(finite(s) and s >= 0 for s in self.noise_sigmas), "noise_sigmas", "finite numbers >= 0 (0: none)")
+        need(self.diagnostics_examples >= 0, "diagnostics_examples", "an integer >= 0 (0: no diagnostics)")
+        need(self.max_train_samples is None or self.max_train_samples >= 1, "max_train_samples", "an integer >= 1")
+        need(self.max_test_samples is None or self.max_test_samples >= 1, "max_test_samples", "an integer >= 1")
+        need(self.student_hidden_size is None or self.student_hidden_size >= 1, "student_hidden_size", ">= 1")
+        need(all(0 <= s < 2**32 for s in self.seeds or []), "seeds", "integers in [0, 2**32 - 1]")
+        if problems:
+            raise SweepError("; ".join(problems) + ".")

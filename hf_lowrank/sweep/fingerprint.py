@@ -5,11 +5,11 @@ from dataclasses import MISSING, asdict, fields
 import torch
 from accelerate import Accelerator
 
-from ..distillation import DistillationConfig
+from ..distillation import NUMBER_CHANGING, DistillationConfig
 from .arguments import SweepArguments
 
 
-__all__ = ["GROWABLE_OR_OUTPUT_ONLY", "differences", "fingerprint"]
+__all__ = ["GROWABLE_OR_OUTPUT_ONLY", "TRAINING_LOOP_VERSION", "differences", "fingerprint"]
 
 
 # Arguments a rerun may change without touching finished results: lists that can grow, and output-only flags.
@@ -24,40 +24,33 @@ GROWABLE_OR_OUTPUT_ONLY = (
 )
 
 
+# Changes when the training loop's numbers change for the same arguments (2: Trainer's optimizer, the (seed, epoch)
+# data order of mid-group checkpoints). A sweep begun by an older loop is not resumed into this one.
+TRAINING_LOOP_VERSION = 2
+
+
+def _plain(value):
+    """A training argument as plain JSON (enums by their value)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return getattr(value, "value", value)
+
+
 def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Accelerator) -> dict:
-    """Everything that changes a sweep's numbers; a rerun must match it to resume (the rank, seed and CNN student
-    lists may grow).
+    """Everything that changes a sweep's numbers: every sweep argument but the growable lists and output-only flags,
+    every training argument of `NUMBER_CHANGING`, and the environment. A rerun must match it to resume.
 
     The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
     changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items() if k not in GROWABLE_OR_OUTPUT_ONLY}
-    training = {
-        k: getattr(args, k)
-        for k in (
-            "distillation_mode",
-            "temperature",
-            "ce_weight",
-            "learning_rate",
-            "weight_decay",
-            "adam_beta1",
-            "adam_beta2",
-            "adam_epsilon",
-            "max_grad_norm",
-            "num_train_epochs",
-            "max_steps",
-            "warmup_steps",
-            "lr_scheduler_type",
-            "per_device_train_batch_size",
-            "gradient_accumulation_steps",
-            "seed",
-            "dataloader_drop_last",
-        )
-    }
-    training["lr_scheduler_type"] = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    training = {key: _plain(getattr(args, key)) for key in sorted(NUMBER_CHANGING)}
     environment = {
         "num_processes": accelerator.num_processes,
         "device_type": accelerator.device.type,
         "torch_num_threads": torch.get_num_threads(),
+        "training_loop": TRAINING_LOOP_VERSION,
     }
     return {"sweep": own, "training": training, "environment": environment}
 

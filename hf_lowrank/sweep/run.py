@@ -5,13 +5,14 @@ It is resumable: every finished stage is recorded atomically in results.json; re
 and redoes only what is unfinished.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
-from accelerate import Accelerator
-from transformers import set_seed
+from accelerate import Accelerator, InitProcessGroupKwargs
+from transformers import enable_full_determinism, set_seed
 
 from ..data import load_image_classification_data
-from ..distillation import DistillationConfig
+from ..distillation import DistillationConfig, check_training_arguments
 from ..hub import HubPushError, connect_hub, render_cards, select_students, upload_sweep, write_cards
 from ..report import build_report, summary_line, write_report
 from ..results import SweepResults
@@ -25,19 +26,37 @@ from .students import run_student_group, student_max_rank
 from .teacher_stage import run_teacher_stage
 
 
-__all__ = ["run_sweep"]
+__all__ = ["build_accelerator", "check_arguments", "run_sweep"]
+
+
+def build_accelerator(args: DistillationConfig) -> Accelerator:
+    """The process group the training arguments ask for: accumulation, CPU, bf16 mixed precision, DDP timeout."""
+    return Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        cpu=args.use_cpu,
+        mixed_precision="bf16" if args.bf16 else "no",
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
+    )
+
+
+def check_arguments(sweep: SweepArguments, args: DistillationConfig) -> None:
+    """Refuse, before any work, training arguments the sweep would ignore or that would train nonsense."""
+    problems = check_training_arguments(args)
+    if args.push_to_hub and not args.hub_model_id:
+        problems.append("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100)")
+    if problems:
+        raise SweepError("; ".join(problems) + ".")
 
 
 def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) -> SweepContext:
     """The process group, the seed, and the sweep directory (new, or resumed when the fingerprint matches)."""
-    if args.push_to_hub and not args.hub_model_id:
-        raise SweepError("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100).")
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=args.use_cpu)
+    check_arguments(sweep, args)
+    accelerator = build_accelerator(args)
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         check_writable(output_dir)
     accelerator.wait_for_everyone()
-    set_seed(args.seed)
+    enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
     store = SweepStore(output_dir, fingerprint(sweep, args, accelerator), accelerator, sweep.overwrite_output_dir)
     if store.results.command is None:
         store.results.command = command

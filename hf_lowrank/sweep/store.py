@@ -9,16 +9,18 @@ from accelerate import Accelerator
 from torch import nn
 
 from .. import __version__
+from ..distillation import GroupCheckpoint
 from ..report import REPORT_FILES
 from ..results import SweepResults
 from .arguments import SweepError
 from .fingerprint import differences
 
 
-__all__ = ["RESULTS_FILE", "TEACHER_DIR", "SweepStore", "check_writable"]
+__all__ = ["CHECKPOINT_DIR", "RESULTS_FILE", "TEACHER_DIR", "SweepStore", "check_writable"]
 
 TEACHER_DIR = "teacher"
 RESULTS_FILE = "results.json"
+CHECKPOINT_DIR = "checkpoint"  # the running stage's latest mid-training checkpoint
 # What a sweep writes besides results.json and the model directories: removed by --overwrite_output_dir.
 SWEEP_OUTPUTS = ("README.md", *REPORT_FILES)
 
@@ -34,13 +36,18 @@ def check_writable(output_dir: Path) -> None:
 
 
 class SweepStore:
-    """Opens (or resumes) the sweep in `output_dir`; `results` is the typed record the stages fill in."""
+    """Opens (or resumes) the sweep in `output_dir`; `results` is the typed record the stages fill in.
+
+    With `overwrite` and another configuration on disk, the old sweep is only removed by `start_afresh`, which the
+    teacher stage calls once the teacher and the data are loaded: a run that fails before that (or one whose
+    --teacher lies in the old sweep) loses nothing."""
 
     def __init__(self, output_dir: Path, fingerprint: dict, accelerator: Accelerator, overwrite: bool):
         self.dir = output_dir
         self.path = output_dir / RESULTS_FILE
         self.accelerator = accelerator
         self.results = SweepResults(config=fingerprint, hf_lowrank_version=__version__)
+        self.stale = False
         if self.path.exists():
             previous = SweepResults.load(self.path)
             changed = differences(fingerprint, previous.config)
@@ -53,15 +60,22 @@ class SweepStore:
                     "Use another --output_dir, rerun with the same arguments to resume, or pass "
                     "--overwrite_output_dir to start afresh."
                 )
-            elif accelerator.is_main_process:
-                self._clear()
-        accelerator.wait_for_everyone()
+            else:
+                self.stale = True
 
-    def _clear(self) -> None:
-        """Remove an earlier sweep's results, models, report and cards."""
-        for child in self.dir.iterdir():
-            if child.name in (RESULTS_FILE, TEACHER_DIR, *SWEEP_OUTPUTS) or child.name.startswith(("rank-", "cnn-")):
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    def start_afresh(self) -> None:
+        """With an overwritten sweep on disk: remove its results, models, checkpoint, report and cards."""
+        if self.stale and self.accelerator.is_main_process:
+            for child in self.dir.iterdir():
+                old = child.name in (RESULTS_FILE, TEACHER_DIR, CHECKPOINT_DIR, *SWEEP_OUTPUTS)
+                if old or child.name.startswith(("rank-", "cnn-")):
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        self.stale = False
+        self.accelerator.wait_for_everyone()
+
+    def checkpoint(self, identity: dict) -> GroupCheckpoint:
+        """The mid-training checkpoint of the stage `identity` names (only one stage runs at a time)."""
+        return GroupCheckpoint(self.dir / CHECKPOINT_DIR, identity, self.accelerator.is_main_process)
 
     def finished(self) -> set[tuple[int, int]]:
         """(rank, seed) of every student recorded as failed, or as done with its model directory in place."""
@@ -87,6 +101,8 @@ class SweepStore:
         return name
 
     def write(self) -> None:
+        if self.stale:
+            raise RuntimeError("SweepStore.write before start_afresh would mix two sweeps")
         if self.accelerator.is_main_process:
             self.results.save(self.path)
         self.accelerator.wait_for_everyone()

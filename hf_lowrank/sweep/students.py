@@ -72,7 +72,10 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     trainer = LockstepTrainer(
         ctx.accelerator, args, teacher=ctx.teacher, description=f"distilling ranks {group}, seed {seed}"
     )
-    outcomes = trainer.train({_key(rank): student for rank, student in students.items()}, ctx.processed["train"])
+    checkpoint = ctx.store.checkpoint({"stage": "students", "ranks": group, "seed": seed})
+    outcomes = trainer.train(
+        {_key(rank): student for rank, student in students.items()}, ctx.processed["train"], checkpoint
+    )
     trainer.close()
     done = {rank: s for rank, s in students.items() if outcomes[_key(rank)].status == "done"}
     evaluations = ctx.evaluate(done, "evaluating students")
@@ -113,3 +116,4 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
             record.diagnostics = diagnose(ctx, record.model_dir, student)
         ctx.results.record_student(record)
         ctx.store.write()
+    checkpoint.remove()  # every student of the group is recorded

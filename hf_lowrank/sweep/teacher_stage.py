@@ -85,8 +85,9 @@ def finetune_teacher(ctx: SweepContext, model, mode: str):
                 modules_to_save=["classifier"],
             ),
         )
+    checkpoint = ctx.store.checkpoint({"stage": "teacher", "finetune": mode})
     result = LockstepTrainer(accelerator, stage_args, teacher=None, description="teacher").train(
-        {"teacher": model}, ctx.processed["train"]
+        {"teacher": model}, ctx.processed["train"], checkpoint
     )["teacher"]
     if result.status != "done":
         raise RuntimeError(f"the teacher stage failed: {result.error}")
@@ -113,6 +114,7 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
     check_ranks(ctx)
     if finished:
         return
+    store.start_afresh()  # an overwritten sweep goes only now, with everything this run needs loaded
 
     start = time.perf_counter()
     examples_per_process = []
@@ -139,4 +141,5 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
         label_names=data.label_names,
     )
     store.write()
+    store.checkpoint({}).remove()
     accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(ctx.processed['test'])} examples)")

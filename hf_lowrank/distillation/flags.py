@@ -1,0 +1,246 @@
+"""What `LockstepTrainer` does with every `TrainingArguments` field: honoured as `Trainer` honours it, harmless
+(logging, paths, bookkeeping: it cannot change a result), or refused when set to anything but its default.
+
+`check_training_arguments` is the one check; the sweep calls it before any work, `LockstepTrainer` when built.
+A field this table does not know (one a newer transformers added) is refused when it is not at its default.
+"""
+
+import math
+from dataclasses import MISSING, fields
+
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_pt_utils import AcceleratorConfig
+
+
+__all__ = [
+    "HARMLESS",
+    "HONOURED",
+    "NUMBER_CHANGING",
+    "REFUSED",
+    "check_training_arguments",
+    "check_training_values",
+    "checkpoint_interval",
+]
+
+# Honoured fields that change a run's numbers: the resume fingerprint holds every one of them.
+NUMBER_CHANGING = {
+    "per_device_train_batch_size": "batch size per process",
+    "per_device_eval_batch_size": "evaluation batch size (the order of floating-point sums)",
+    "num_train_epochs": "length of training, when max_steps is -1",
+    "max_steps": "length of training in optimizer steps",
+    "learning_rate": "peak learning rate",
+    "lr_scheduler_type": "learning-rate schedule (transformers.get_scheduler)",
+    "lr_scheduler_kwargs": "the schedule's own arguments",
+    "warmup_steps": "warm-up steps (a value < 1 is a fraction of the steps)",
+    "optim": "optimizer, built by Trainer.get_optimizer_cls_and_kwargs",
+    "optim_args": "the optimizer's own arguments",
+    "weight_decay": "weight decay on every parameter Trainer decays",
+    "adam_beta1": "Adam beta1",
+    "adam_beta2": "Adam beta2",
+    "adam_epsilon": "Adam epsilon",
+    "gradient_accumulation_steps": "batches per optimizer step (accelerate's accumulate)",
+    "max_grad_norm": "gradient clipping per model (0: none)",
+    "bf16": "bf16 mixed precision through accelerate",
+    "tf32": "TF32 matmuls on Ampere+ GPUs (set by TrainingArguments itself)",
+    "seed": "model RNG streams and, without data_seed, the data order",
+    "data_seed": "the data order",
+    "full_determinism": "enable_full_determinism instead of set_seed",
+    "use_cpu": "train on the CPU",
+    "dataloader_drop_last": "drop the last incomplete batch",
+    "distillation_mode": "the distillation loss",
+    "temperature": "kd temperature",
+    "ce_weight": "weight of the added cross-entropy",
+}
+
+# Honoured fields that do not change the numbers.
+HONOURED = {
+    **NUMBER_CHANGING,
+    "output_dir": "where the sweep writes",
+    "save_strategy": "mid-training checkpoints: steps, epoch or no",
+    "save_steps": "checkpoint every this many optimizer steps (< 1: a fraction of the steps)",
+    "logging_steps": "loss history every this many optimizer steps (< 1: a fraction of the steps)",
+    "disable_tqdm": "progress bars",
+    "push_to_hub": "push the students and the report at the end",
+    "hub_model_id": "repository prefix",
+    "hub_token": "Hub token",
+    "hub_private_repo": "private repositories",
+    "dataloader_num_workers": "data-loading worker processes",
+    "dataloader_pin_memory": "pinned host memory",
+    "dataloader_persistent_workers": "keep workers between epochs",
+    "dataloader_prefetch_factor": "batches prefetched per worker",
+    "dataloader_multiprocessing_context": "start method of the workers",
+    "ddp_timeout": "process-group timeout, seconds",
+    "local_rank": "set by the launcher",
+}
+
+HARMLESS = {
+    "logging_strategy": "the loss history follows logging_steps",
+    "logging_first_step": "logging only",
+    "log_on_each_node": "logging only",
+    "logging_nan_inf_filter": "logging only (a non-finite loss stops that student with a message)",
+    "log_level": "logging only",
+    "log_level_replica": "logging only",
+    "include_num_input_tokens_seen": "logging only",
+    "run_name": "experiment trackers only (report_to must be none)",
+    "project": "experiment trackers only",
+    "trackio_space_id": "experiment trackers only",
+    "trackio_bucket_id": "experiment trackers only",
+    "trackio_static_space_id": "experiment trackers only",
+    "skip_memory_metrics": "metrics only",
+    "do_train": "not read by Trainer either",
+    "do_eval": "not read by Trainer either",
+    "do_predict": "not read by Trainer either",
+    "remove_unused_columns": "the sweep's own collation reads pixel_values and labels",
+    "average_tokens_across_devices": "no token-count normalised loss here",
+    "use_cache": "generation only",
+    "length_column_name": "only read by group_by_length sampling, which is refused",
+}
+
+_NOT_IMPLEMENTED = "not implemented by LockstepTrainer"
+REFUSED = {
+    "report_to": "experiment trackers are not wired in; the loss history is in results.json",
+    "label_smoothing_factor": _NOT_IMPLEMENTED,
+    "fp16": "fp16 needs one loss scaler per student, which accelerate does not give; use --bf16",
+    "bf16_full_eval": "evaluation follows --bf16",
+    "fp16_full_eval": "evaluation follows --bf16",
+    "activation_checkpointing": _NOT_IMPLEMENTED,
+    "activation_checkpointing_kwargs": _NOT_IMPLEMENTED,
+    "gradient_checkpointing": "the block-output hooks of geometric distillation would fire twice",
+    "gradient_checkpointing_kwargs": "gradient checkpointing is refused",
+    "torch_compile": _NOT_IMPLEMENTED,
+    "torch_compile_backend": _NOT_IMPLEMENTED,
+    "torch_compile_mode": _NOT_IMPLEMENTED,
+    "use_liger_kernel": "text models only",
+    "liger_kernel_config": "text models only",
+    "neftune_noise_alpha": "text models only",
+    "torch_empty_cache_steps": _NOT_IMPLEMENTED,
+    "auto_find_batch_size": _NOT_IMPLEMENTED,
+    "optim_target_modules": "GaLore / APOLLO optimizers are not supported",
+    "eval_strategy": "students are evaluated once, after training",
+    "eval_steps": "students are evaluated once, after training",
+    "eval_delay": "students are evaluated once, after training",
+    "eval_on_start": "students are evaluated once, after training",
+    "prediction_loss_only": "the sweep's evaluation is its own",
+    "eval_do_concat_batches": "the sweep's evaluation is its own",
+    "eval_use_gather_object": "the sweep's evaluation is its own",
+    "eval_accumulation_steps": "the sweep's evaluation is its own",
+    "include_for_metrics": "the sweep's evaluation is its own",
+    "batch_eval_metrics": "the sweep's evaluation is its own",
+    "save_only_model": "a checkpoint always holds the full training state",
+    "save_on_each_node": "only the main process writes",
+    "save_total_limit": "only the latest checkpoint is kept (1 is accepted)",
+    "enable_jit_checkpoint": _NOT_IMPLEMENTED,
+    "hub_strategy": "the sweep pushes once, at the end",
+    "hub_always_push": "the sweep pushes once, at the end",
+    "hub_revision": "the sweep pushes to the main branch",
+    "load_best_model_at_end": "no evaluation during training",
+    "metric_for_best_model": "no evaluation during training",
+    "greater_is_better": "no evaluation during training",
+    "ignore_data_skip": "a resumed run always continues the data order exactly",
+    "restore_callback_states_from_checkpoint": "no callbacks",
+    "resume_from_checkpoint": "resuming is automatic: rerun the same command",
+    "accelerator_config": _NOT_IMPLEMENTED,
+    "parallelism_config": _NOT_IMPLEMENTED,
+    "dataloader_in_order": _NOT_IMPLEMENTED,
+    "label_names": "the labels column is 'labels'",
+    "train_sampling_strategy": "the data order is a seeded shuffle",
+    "ddp_find_unused_parameters": _NOT_IMPLEMENTED,
+    "ddp_bucket_cap_mb": _NOT_IMPLEMENTED,
+    "ddp_broadcast_buffers": _NOT_IMPLEMENTED,
+    "ddp_static_graph": _NOT_IMPLEMENTED,
+    "ddp_backend": "the launcher chooses the backend",
+    "fsdp": _NOT_IMPLEMENTED,
+    "fsdp_config": _NOT_IMPLEMENTED,
+    "deepspeed": _NOT_IMPLEMENTED,
+    "debug": _NOT_IMPLEMENTED,
+}
+# Values of a refused field that mean what the sweep does anyway.
+_ACCEPTED = {"save_total_limit": (None, 1), "report_to": ([], ["none"], "none", None)}
+
+
+def _default(field):
+    return field.default_factory() if field.default_factory is not MISSING else field.default
+
+
+def _is_default(name: str, value, default) -> bool:
+    """`value` means the field's default (TrainingArguments normalises some: None -> [], "no" -> an enum, None ->
+    AcceleratorConfig()). Building a TrainingArguments to compare with would reset accelerate's state."""
+    if value in _ACCEPTED.get(name, ()):
+        return True
+    if value == default or (not value and not default):  # None, False, "", [] and {} all mean unset
+        return True
+    if name == "accelerator_config" and default is None:
+        return value == AcceleratorConfig()
+    return str(getattr(value, "value", value)) == str(getattr(default, "value", default))
+
+
+def _unsupported_optimizer(args: TrainingArguments) -> str | None:
+    try:
+        optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
+    except (ImportError, ValueError, TypeError, KeyError) as error:
+        return f"optim {args.optim!r} cannot be built: {error}"
+    if not isinstance(optimizer_cls, type) or {"model", "optimizer_dict", "params"} & set(kwargs):
+        return f"optim {args.optim!r} is not supported by LockstepTrainer (it needs the model, not parameter groups)"
+    return None
+
+
+def _show(value):
+    if isinstance(value, (list, tuple)):
+        return [_show(item) for item in value]
+    return getattr(value, "value", value)
+
+
+def check_training_values(args: TrainingArguments) -> list[str]:
+    """Values that would train nothing or nonsense, each as 'name: value (what is valid)'."""
+    problems = []
+
+    def need(ok: bool, name: str, valid: str):
+        if not ok:
+            problems.append(f"--{name} {getattr(args, name)!r}: must be {valid}")
+
+    finite = math.isfinite
+    need(finite(args.learning_rate) and args.learning_rate > 0, "learning_rate", "a finite number > 0")
+    need(finite(args.weight_decay) and args.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+    need(args.per_device_train_batch_size >= 1, "per_device_train_batch_size", "an integer >= 1")
+    need(args.per_device_eval_batch_size >= 1, "per_device_eval_batch_size", "an integer >= 1")
+    need(args.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "an integer >= 1")
+    need(args.max_steps == -1 or args.max_steps > 0, "max_steps", "> 0, or -1 to train for --num_train_epochs")
+    if args.max_steps == -1:
+        need(finite(args.num_train_epochs) and args.num_train_epochs > 0, "num_train_epochs", "a finite number > 0")
+    need(finite(args.warmup_steps) and args.warmup_steps >= 0, "warmup_steps", "a finite number >= 0")
+    need(0 <= args.adam_beta1 < 1, "adam_beta1", "in [0, 1)")
+    need(0 <= args.adam_beta2 < 1, "adam_beta2", "in [0, 1)")
+    need(finite(args.adam_epsilon) and args.adam_epsilon > 0, "adam_epsilon", "a finite number > 0")
+    need(args.max_grad_norm is None or args.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0: no clipping)")
+    need(finite(args.logging_steps) and args.logging_steps > 0, "logging_steps", "a number > 0")
+    need(finite(args.save_steps) and args.save_steps > 0, "save_steps", "a number > 0 (< 1: a fraction of steps)")
+    need(0 <= args.seed < 2**32, "seed", "an integer in [0, 2**32 - 1]")
+    need(args.data_seed is None or 0 <= args.data_seed < 2**32, "data_seed", "an integer in [0, 2**32 - 1]")
+    return problems
+
+
+def check_training_arguments(args: TrainingArguments) -> list[str]:
+    """Every problem with `args` for lock-step training: refused fields set to another value than their default
+    (naming the field, the value and why), unbuildable optimizers, and values that would train nonsense."""
+    problems = []
+    for field in fields(args):
+        if not field.init or field.name in HONOURED or field.name in HARMLESS:
+            continue
+        value, default = getattr(args, field.name), _default(field)
+        if _is_default(field.name, value, default):
+            continue
+        reason = REFUSED.get(field.name, "a field hf_lowrank does not know yet")
+        problems.append(f"--{field.name} {_show(value)!r} is not supported ({reason}); leave it at {_show(default)!r}")
+    if str(getattr(args.save_strategy, "value", args.save_strategy)) not in ("steps", "epoch", "no"):
+        problems.append(f"--save_strategy {args.save_strategy!r} is not supported; use steps, epoch or no")
+    if str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)) == "reduce_lr_on_plateau":
+        problems.append("--lr_scheduler_type reduce_lr_on_plateau needs evaluation during training, which is refused")
+    optimizer = _unsupported_optimizer(args)
+    return problems + ([optimizer] if optimizer else []) + check_training_values(args)
+
+
+def checkpoint_interval(args: TrainingArguments, total_steps: int) -> int | None:
+    """Optimizer steps between mid-training checkpoints (None: at epoch ends or never, as save_strategy says)."""
+    if str(getattr(args.save_strategy, "value", args.save_strategy)) != "steps":
+        return None
+    return max(1, math.ceil(args.save_steps * total_steps)) if args.save_steps < 1 else int(args.save_steps)

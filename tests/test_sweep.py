@@ -89,9 +89,24 @@ def test_other_configuration_is_refused_unless_overwritten(finished_sweep):
         _run(sweep_argv(output_dir, "--ranks", 1, "--learning_rate", 0.5))
 
 
-@pytest.mark.slow
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
-    argv = sweep_argv(tmp_path / "killed", "--ranks", 1, 2, "--lockstep_group_size", 1)
+def _checkpoint_identity(output_dir) -> dict | None:
+    """The identity of the running stage's latest mid-training checkpoint, if there is one."""
+    try:
+        name = json.loads((output_dir / "checkpoint" / "latest.json").read_text())["checkpoint"]
+        return json.loads((output_dir / "checkpoint" / name / "state.json").read_text())["identity"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _recorded_ranks(output_dir) -> int:
+    try:
+        return len(json.loads((output_dir / "results.json").read_text())["ranks"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def _kill_when(argv, output_dir, condition) -> None:
+    """Start the sweep script and kill -9 it as soon as `condition(output_dir)` holds."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [sys.executable, str(SWEEP_SCRIPT), *argv],
@@ -100,28 +115,41 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    results_file = tmp_path / "killed" / "results.json"
     deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:  # kill -9 once rank 1 is recorded, rank 2 not yet
-        if results_file.exists() and len(json.loads(results_file.read_text())["ranks"]) == 1:
+    while time.time() < deadline and process.poll() is None:
+        if condition(output_dir):
             process.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
-    stamp = (tmp_path / "killed" / "rank-001" / "model.safetensors").stat().st_mtime_ns
+
+
+@pytest.mark.slow
+def test_resume_after_kills_mid_teacher_between_stages_and_mid_group_matches_an_uninterrupted_run(tmp_path):
+    """kill -9 three times: during the teacher's training, between two students, and during a student's
+    training (each resumed from its latest checkpoint); the results are those of a run never interrupted."""
+    killed = tmp_path / "killed"
+    argv = sweep_argv(killed, "--ranks", 1, 2, "--lockstep_group_size", 1, "--save_steps", 3)
+    _kill_when(argv, killed, lambda out: (_checkpoint_identity(out) or {}).get("stage") == "teacher")
+    assert not (killed / "results.json").exists()
+    _kill_when(argv, killed, lambda out: _recorded_ranks(out) == 1)
+    stamp = (killed / "rank-001" / "model.safetensors").stat().st_mtime_ns
+    _kill_when(argv, killed, lambda out: (_checkpoint_identity(out) or {}).get("ranks") == [2])
+    assert _recorded_ranks(killed) == 1 and _checkpoint_identity(killed)["ranks"] == [2]
 
     resumed = _run(argv)
     uninterrupted = _run(sweep_argv(tmp_path / "clean", "--ranks", 1, 2, "--lockstep_group_size", 1))
-    assert (tmp_path / "killed" / "rank-001" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert (killed / "rank-001" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not (killed / "checkpoint").exists()
     assert {k: v for k, v in resumed["teacher"].items() if k != "train_seconds"} == {
         k: v for k, v in uninterrupted["teacher"].items() if k != "train_seconds"
     }
     assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in uninterrupted["ranks"]]
-    for rank in ("rank-001", "rank-002"):
-        a = AutoModelForImageClassification.from_pretrained(tmp_path / "killed" / rank).state_dict()
-        b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / rank).state_dict()
-        assert all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("teacher", "rank-001", "rank-002"):
+        a = AutoModelForImageClassification.from_pretrained(killed / name).state_dict()
+        b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
 @pytest.mark.slow
@@ -188,6 +216,83 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
 def test_bad_sweep_arguments(tmp_path, extra, message):
     with pytest.raises(SweepError, match=message):
         sweep_script.parse(sweep_argv(tmp_path, *extra))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--num_train_epochs", 0], "--num_train_epochs 0.0: must be a finite number > 0"),
+        (["--teacher_num_train_epochs", 0], "--teacher_num_train_epochs 0.0: must be a finite number > 0"),
+        (["--max_steps", 0], "--max_steps 0: must be > 0, or -1"),
+        (["--noise_sigmas", -0.1], "--noise_sigmas [-0.1]: must be finite numbers >= 0"),
+        (["--diagnostics_examples", -5], "--diagnostics_examples -5: must be an integer >= 0"),
+        (["--learning_rate", "nan"], "--learning_rate nan: must be a finite number > 0"),
+        (["--per_device_train_batch_size", 0], "--per_device_train_batch_size 0: must be an integer >= 1"),
+        (["--per_device_eval_batch_size", 0], "--per_device_eval_batch_size 0: must be an integer >= 1"),
+        (["--seed", -1], "--seed -1: must be an integer in [0, 2**32 - 1]"),
+        (["--seeds", 0, -3], "--seeds [0, -3]: must be integers in [0, 2**32 - 1]"),
+        (["--rank", 2, 4], "unknown arguments: --rank (did you mean --ranks?)"),
+        (["--config"], "--config needs a value"),
+    ],
+)
+def test_meaningless_values_are_refused_before_any_work(tmp_path, extra, message):
+    """Each of these used to run (or crash late, or write NaN into results.json); now nothing is written."""
+    with pytest.raises(SweepError) as error:
+        _run(sweep_argv(tmp_path / "out", *extra))
+    assert message in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_yaml_keys_must_match_exactly(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text("learning_rat: 0.01\n")
+    with pytest.raises(SweepError, match=r"unknown key 'learning_rat'; did you mean 'learning_rate'\?"):
+        sweep_script.parse(["--config", str(config)])
+    config.write_text("- 1\n- 2\n")
+    with pytest.raises(SweepError, match="expected a mapping of argument names to values, got a list"):
+        sweep_script.parse(["--config", str(config)])
+
+
+def test_a_user_error_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_LOWRANK_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        sweep_script.main(["--output_dir", str(tmp_path), "--learning_rate", "nan"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: --learning_rate nan: must be a finite number > 0.\n"
+    monkeypatch.setenv("HF_LOWRANK_TRACEBACK", "1")
+    with pytest.raises(SweepError):  # the traceback, on request
+        sweep_script.main(["--output_dir", str(tmp_path), "--learning_rate", "nan"])
+
+
+def test_help_lists_the_sweep_and_method_flags_first_and_hides_refused_ones(capsys):
+    with pytest.raises(SystemExit):
+        sweep_script.parse(["--help"])
+    text = capsys.readouterr().out
+    order = [text.index(f"\n{group}:\n") for group in ("sweep", "distillation", "training")]
+    assert order == sorted(order)
+    assert text.index("--ranks") < text.index("--distillation_mode") < text.index("--learning_rate")
+    assert "--fp16" not in text and "--deepspeed" not in text and "--save_steps" in text
+    assert len(text.splitlines()) < 450
+
+
+def test_overwrite_keeps_inputs_inside_the_old_sweep_until_they_are_loaded(finished_sweep, tmp_path):
+    """`--teacher OUT/teacher --overwrite_output_dir` used to delete the teacher before loading it."""
+    output_dir, before = _grow(finished_sweep, tmp_path)
+    (output_dir / "representations.png").write_bytes(b"stale")
+    argv = sweep_argv(output_dir, "--teacher", output_dir / "teacher", "--ranks", 1, "--learning_rate", 5e-4)
+    with pytest.raises(SweepError, match="differs in"):  # without the flag: refused, nothing touched
+        _run(argv)
+    assert (output_dir / "rank-003").is_dir()
+    after = _run([*argv, "--overwrite_output_dir"])
+    assert after["teacher"]["finetune"] == "none" and after["teacher"]["source"] == str(output_dir / "teacher")
+    assert after["teacher"]["correct"] == before["teacher"]["correct"]  # the old teacher, loaded before removal
+    assert [r["rank"] for r in after["ranks"]] == [1] and not (output_dir / "rank-003").exists()
+    assert (
+        not (output_dir / "representations.png").exists()
+        or (output_dir / "representations.png").read_bytes() != b"stale"
+    )
+    assert not (output_dir / "checkpoint").exists()
 
 
 def test_arguments_the_parser_itself_refuses(tmp_path, capsys):

@@ -1,0 +1,149 @@
+"""Mid-training checkpoints: the format round-trips exactly, and a lock-step group killed mid-training and resumed
+ends bit for bit as an uninterrupted one."""
+
+import json
+import math
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank.distillation import DistillationConfig, GroupCheckpoint, LockstepTrainer, TrainingPosition
+from hf_lowrank.distillation.checkpoint import decode, encode
+
+from sweep_helpers import pixel_dataset
+from vit_tester import TinyViTTester
+
+
+tester = TinyViTTester()
+
+
+class Killed(Exception):
+    """Stands for kill -9: raised inside training, after some optimizer steps."""
+
+
+def test_encode_decode_round_trip_keeps_types_and_bits():
+    value = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(3, 5, dtype=torch.float64)}, 7: {}},
+        "param_groups": [{"betas": (0.9, 0.999), "lr": 1 / 3, "fused": None, "params": [0, 7]}],
+        "loss": float("nan"),
+        "inf": -math.inf,
+        "rng": torch.randint(0, 255, (17,), dtype=torch.uint8),
+    }
+    tensors = {}
+    plain = json.loads(json.dumps(encode(value, tensors, "run"), allow_nan=False))
+    back = decode(plain, tensors)
+    assert back["param_groups"] == value["param_groups"] and isinstance(back["param_groups"][0]["betas"], tuple)
+    assert list(back["state"]) == [0, 7] and math.isnan(back["loss"]) and back["inf"] == -math.inf
+    assert torch.equal(back["state"][0]["exp_avg"], value["state"][0]["exp_avg"])
+    assert back["rng"].dtype == torch.uint8 and torch.equal(back["rng"], value["rng"])
+
+
+def _args(tmp_path, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path),
+        learning_rate=3e-3,
+        num_train_epochs=3,
+        per_device_train_batch_size=4,
+        lr_scheduler_type="cosine",
+        warmup_steps=2,
+        weight_decay=0.01,
+        report_to="none",
+        use_cpu=True,
+        seed=5,
+        disable_tqdm=True,
+        logging_steps=1,
+        save_steps=2,
+        gradient_accumulation_steps=2,
+    )
+    kwargs.update(overrides)
+    return DistillationConfig(**kwargs)
+
+
+def _teacher():
+    torch.manual_seed(0)
+    from transformers import ViTForImageClassification
+
+    return ViTForImageClassification(tester.get_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1))
+
+
+def _students(teacher):
+    return {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in (1, 4)}
+
+
+def _train(args, teacher, data, checkpoint=None, kill_after_batches=None):
+    trainer = LockstepTrainer(
+        Accelerator(cpu=True, gradient_accumulation_steps=args.gradient_accumulation_steps), args, teacher
+    )
+    if kill_after_batches is not None:
+        step, batches = trainer._step, [0]
+
+        def dying_step(run, *rest):
+            batches[0] += run.key == "rank-1"
+            if batches[0] > kill_after_batches:
+                raise Killed
+            return step(run, *rest)
+
+        trainer._step = dying_step
+    students = _students(teacher)
+    return students, trainer.train(students, data, checkpoint)
+
+
+# 22 examples, batch 4: 6 batches per epoch (the last one short), 3 optimizer steps per epoch, 9 in all.
+@pytest.mark.parametrize(
+    "kill_after_batches, overrides",
+    [
+        (9, {}),
+        (6, {"save_steps": 3}),
+        (13, {"save_strategy": "epoch"}),
+        (5, {"gradient_accumulation_steps": 1, "save_steps": 3}),
+    ],
+    ids=["mid-epoch", "at-an-epoch-end", "epoch-strategy", "no-accumulation"],
+)
+def test_a_group_killed_mid_training_resumes_bit_for_bit(tmp_path, kill_after_batches, overrides):
+    args = _args(tmp_path, **overrides)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    teacher = _teacher()
+    reference, expected = _train(args, teacher, data)
+
+    checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students", "ranks": [1, 4], "seed": 5})
+    with pytest.raises(Killed):
+        _train(args, teacher, data, checkpoint, kill_after_batches)
+    saved = checkpoint.load()
+    total = expected["rank-1"].steps
+    assert saved is not None and 0 < saved[0].step < total, "the test must kill after a checkpoint, before the end"
+    resumed, outcome = _train(args, teacher, data, checkpoint)
+
+    for key in reference:
+        a, b = reference[key].state_dict(), resumed[key].state_dict()
+        assert all(torch.equal(a[name], b[name]) for name in a), key
+        assert outcome[key].loss_history == expected[key].loss_history
+        assert outcome[key].steps == expected[key].steps == total
+        assert outcome[key].examples_per_process == expected[key].examples_per_process
+
+
+def test_only_the_latest_checkpoint_is_kept_and_another_groups_is_not_resumed(tmp_path):
+    args = _args(tmp_path, num_train_epochs=2, save_steps=1)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    teacher = _teacher()
+    mine = GroupCheckpoint(tmp_path / "checkpoint", {"ranks": [1, 4]})
+    with pytest.raises(Killed):
+        _train(args, teacher, data, mine, kill_after_batches=9)
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["latest.json", "step-000004"]
+    assert mine.load()[0] == TrainingPosition(step=4, epoch=1, batch=2, examples=8 * 4 - 2)
+
+    other = GroupCheckpoint(tmp_path / "checkpoint", {"ranks": [1, 4, 8]})
+    assert other.load() is None and "step 4" in other.describe()
+    students, outcome = _train(args, teacher, data, other)
+    reference, expected = _train(args, teacher, data)
+    assert outcome["rank-4"].loss_history == expected["rank-4"].loss_history
+
+
+def test_a_half_written_checkpoint_is_never_read(tmp_path):
+    checkpoint = GroupCheckpoint(tmp_path, {"ranks": [1]})
+    checkpoint.save(TrainingPosition(step=2), {"m": {"w": torch.ones(2)}})
+    (tmp_path / ".step-000004.tmp").mkdir()  # a save killed before its rename
+    (tmp_path / ".step-000004.tmp" / "state.json").write_text("{")
+    position, runs = checkpoint.load()
+    assert position.step == 2 and torch.equal(runs["m"]["w"], torch.ones(2))

@@ -1,0 +1,188 @@
+"""Every TrainingArguments field is honoured as Trainer honours it, harmless, or refused by name before any work."""
+
+import copy
+from dataclasses import fields
+
+import pytest
+import torch
+from accelerate import Accelerator
+from transformers import Trainer
+
+from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank.distillation import (
+    HARMLESS,
+    HONOURED,
+    NUMBER_CHANGING,
+    REFUSED,
+    DistillationConfig,
+    LockstepTrainer,
+    build_optimizer,
+    check_training_arguments,
+)
+from hf_lowrank.distillation.sampling import EpochShuffleSampler, epoch_permutation
+from hf_lowrank.sweep import SweepArguments, SweepError, differences, fingerprint
+from hf_lowrank.sweep.run import build_accelerator
+
+import sweep as sweep_script  # scripts/sweep.py
+from sweep_helpers import pixel_dataset
+from vit_tester import TinyViTTester
+
+
+tester = TinyViTTester()
+
+
+def _args(tmp_path, **overrides):
+    return DistillationConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, **overrides)
+
+
+def _student():
+    torch.manual_seed(0)
+    from transformers import ViTForImageClassification
+
+    teacher = ViTForImageClassification(tester.get_config())
+    return FactorizedViTForImageClassification.from_teacher(teacher, rank=3)
+
+
+def test_every_training_field_is_classified_once():
+    names = [f.name for f in fields(DistillationConfig) if f.init]
+    tables = {"honoured": set(HONOURED), "harmless": set(HARMLESS), "refused": set(REFUSED)}
+    for name in names:
+        owners = [table for table, members in tables.items() if name in members]
+        assert len(owners) == 1, f"{name} is in {owners or 'no table'}: classify it as honoured, harmless or refused"
+    assert set(NUMBER_CHANGING) <= set(HONOURED)
+    assert not set().union(*tables.values()) - set(names), "a table names a field TrainingArguments does not have"
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_every_refused_field_is_refused_by_name_when_set(tmp_path, name):
+    args = _args(tmp_path)
+    assert check_training_arguments(args) == []
+    default = getattr(args, name)
+    sentinel = "something" if not isinstance(default, bool) else not default
+    setattr(args, name, sentinel)
+    problems = check_training_arguments(args)
+    assert any(problem.startswith(f"--{name} ") and "not supported" in problem for problem in problems), problems
+
+
+def test_a_field_unknown_to_the_tables_is_refused_when_set(tmp_path, monkeypatch):
+    args = _args(tmp_path)
+    monkeypatch.delitem(REFUSED, "torch_compile")
+    args.torch_compile = True
+    assert any("does not know" in p for p in check_training_arguments(args) if p.startswith("--torch_compile"))
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_CHANGING))
+def test_every_number_changing_field_is_in_the_resume_fingerprint(tmp_path, name):
+    args = _args(tmp_path)  # before the Accelerator: building TrainingArguments resets accelerate's state
+    accelerator = Accelerator(cpu=True)
+    before = fingerprint(SweepArguments(), args, accelerator)
+    changed = copy.copy(args)
+    value = getattr(args, name)
+    other = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2 + 0.125}.get(type(value))
+    setattr(changed, name, other(value) if other else {"a": 1} if name.endswith("kwargs") else "other")
+    assert f"training.{name}" in differences(fingerprint(SweepArguments(), changed, accelerator), before)
+
+
+def _group_names(optimizer, model) -> list[list[str]]:
+    lookup = {id(p): name for name, p in model.named_parameters()}
+    return [[lookup[id(p)] for p in group["params"]] for group in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("optim", ["adamw_torch", "adamw_torch_fused", "sgd", "adafactor", "adagrad", "rmsprop"])
+def test_optimizer_is_the_one_trainer_builds(tmp_path, optim):
+    args = _args(tmp_path, optim=optim, weight_decay=0.03, learning_rate=2e-3)
+    mine, reference = _student(), _student()
+    ours = build_optimizer(mine, args)
+    theirs = Trainer(model=reference, args=args).create_optimizer()
+    assert type(ours) is type(theirs)
+    assert _group_names(ours, mine) == _group_names(theirs, reference)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in ours.param_groups] == [
+        {k: v for k, v in g.items() if k != "params"} for g in theirs.param_groups
+    ]
+
+
+def test_optim_args_reach_the_optimizer(tmp_path):
+    args = _args(tmp_path, optim="sgd", optim_args="momentum=0.5")
+    assert build_optimizer(_student(), args).param_groups[0]["momentum"] == 0.5
+
+
+def test_scheduler_kwargs_and_warmup_follow_trainer(tmp_path):
+    args = _args(
+        tmp_path,
+        lr_scheduler_type="cosine_with_min_lr",
+        lr_scheduler_kwargs={"min_lr": 1e-4},
+        warmup_steps=0.25,
+        learning_rate=1e-2,
+        max_steps=8,
+        per_device_train_batch_size=4,
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    trainer = LockstepTrainer(Accelerator(cpu=True), args)
+    model = _student()
+    run = trainer._start("m", model, total_steps=8)
+    reference = Trainer(model=_student(), args=args)
+    reference.create_optimizer()
+    schedule = reference.create_scheduler(num_training_steps=8)
+    ours, theirs = [], []
+    for _ in range(8):
+        ours.append(run.scheduler.get_last_lr()[0])
+        theirs.append(schedule.get_last_lr()[0])
+        run.optimizer.step(), run.scheduler.step(), reference.optimizer.step(), schedule.step()
+    assert ours == theirs
+    assert ours[0] == 0 and min(ours[2:]) >= 1e-4 - 1e-12  # 2 warm-up steps, then no lower than min_lr
+
+
+def test_bf16_trains_the_students_under_autocast(tmp_path):
+    args = _args(tmp_path, bf16=True, max_steps=1, per_device_train_batch_size=4, disable_tqdm=True)
+    accelerator = build_accelerator(args)
+    assert accelerator.mixed_precision == "bf16"
+    model = _student()
+    seen = []
+    model.vit.layers[0].mlp.fc1.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    LockstepTrainer(accelerator, args).train({"m": model}, pixel_dataset(8, tester.image_size, tester.num_labels))
+    assert seen and set(seen) == {torch.bfloat16}
+
+
+def test_data_order_is_a_function_of_seed_and_epoch_and_data_seed_overrides_seed(tmp_path):
+    sampler = EpochShuffleSampler(50, seed=3)
+    sampler.set_epoch(2)
+    assert list(sampler) == epoch_permutation(50, 3, 2).tolist()
+    assert sorted(sampler) == list(range(50))
+    orders = {tuple(epoch_permutation(50, seed, epoch).tolist()) for seed in (0, 1) for epoch in (0, 1)}
+    assert len(orders) == 4  # seed 0 epoch 1 is not seed 1 epoch 0
+    data = pixel_dataset(12, tester.image_size, tester.num_labels)
+    args = _args(tmp_path, seed=1, data_seed=7, disable_tqdm=True)
+    trainer = LockstepTrainer(Accelerator(cpu=True), args)
+    loader = trainer._loader(data)
+    loader.set_epoch(0)
+    order = torch.cat([batch["index"] for batch in loader]).tolist()
+    assert order == epoch_permutation(12, 7, 0).tolist()
+
+
+def _parse_error(argv) -> str:
+    with pytest.raises(SweepError) as error:
+        sweep_script.parse(argv)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--fp16", "true"], "--fp16 True is not supported (fp16 needs one loss scaler per student"),
+        (["--eval_strategy", "steps"], "--eval_strategy 'steps' is not supported"),
+        (["--gradient_checkpointing", "true"], "--gradient_checkpointing True is not supported"),
+        (["--report_to", "wandb"], "--report_to ['wandb'] is not supported"),
+        (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
+        (["--resume_from_checkpoint", "x"], "resuming is automatic"),
+        (["--optim", "lomo"], "optim 'lomo'"),
+    ],
+)
+def test_refused_flags_stop_the_sweep_before_any_work(tmp_path, argv, message):
+    from hf_lowrank.sweep.run import check_arguments
+
+    sweep, training = sweep_script.parse(["--output_dir", str(tmp_path / "out"), *argv])
+    with pytest.raises(SweepError) as error:
+        check_arguments(sweep, training)
+    assert message in str(error.value)
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,16 @@ import sys
 from hf_lowrank.hub import HubPushError, push_sweep
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: give the number of retries, 0 or more")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", help="a sweep's output directory (holding results.json)")
@@ -22,7 +32,7 @@ def main() -> None:
     )
     parser.add_argument("--hub_token", default=None, help="a write token (default: HF_TOKEN or the saved login)")
     parser.add_argument("--private", action="store_true", help="create private repositories")
-    parser.add_argument("--retries", type=int, default=4, help="retries of a transient failure")
+    parser.add_argument("--retries", type=_non_negative, default=4, help="retries of a transient failure (>= 0)")
     args = parser.parse_args()
     try:
         repo_ids = push_sweep(

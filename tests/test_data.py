@@ -1,5 +1,10 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
+from datasets import Image as DImage
+from PIL import Image
 from transformers import ViTImageProcessorPil
 
 from hf_lowrank.data import collate_pixel_values, load_digits_dataset, load_image_classification_data, preprocess
@@ -40,3 +45,96 @@ def test_cached_and_on_the_fly_preprocessing_give_the_same_batches():
     # Normalised as the processor says: (x / 255 - 0.5) / 0.5, from the raw image.
     raw = np.asarray(data.splits["test"][3]["image"], dtype=np.float32).transpose(2, 0, 1)
     torch.testing.assert_close(a["pixel_values"][1], torch.from_numpy((raw / 255 - 0.5) / 0.5))
+
+
+def _image_folder(root, classes, count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)  # name "": images straight in `root`
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def _paths(split):
+    return [value["path"] for value in split.cast_column("image", DImage(decode=False))["image"]]
+
+
+def _processor():
+    return ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
+def test_image_folder_with_one_class_says_classification_needs_two(tmp_path):
+    folder = _image_folder(tmp_path / "images", ["cats"])
+    with pytest.raises(ValueError) as error:
+        load_image_classification_data(str(folder))
+    message = str(error.value)
+    assert message.startswith(
+        f"image folder {str(folder)!r} has one class, 'cats' (4 images): classification needs at least two classes; "
+        "put each class's images in its own subfolder"
+    )
+    assert "--label_column" not in message
+    for split in ("train", "test"):
+        _image_folder(tmp_path / "split" / split, ["cats"])
+    with pytest.raises(ValueError, match="has one class, 'cats' \\(8 images\\)"):
+        load_image_classification_data(str(tmp_path / "split"))
+
+
+def test_image_folder_without_class_subfolders_says_so(tmp_path):
+    _image_folder(tmp_path, [""])
+    with pytest.raises(ValueError, match=r"has no class subfolders, so its images have no labels: classification"):
+        load_image_classification_data(str(tmp_path))
+
+
+def test_dataset_path_that_does_not_exist_says_so(tmp_path):
+    missing = str(tmp_path / "no" / "such" / "images")
+    with pytest.raises(ValueError) as error:
+        load_image_classification_data(missing)
+    assert str(error.value).startswith(
+        f"dataset {missing!r} does not exist: there is no such local directory, and it is not a Hub dataset id"
+    )
+    assert "'digits', the directory of an image folder" in str(error.value)
+    with pytest.raises(ValueError, match="no local directory 'no-such-dir/images' and no Hub dataset 'no-such-dir/"):
+        load_image_classification_data("no-such-dir/images")  # a Hub id in form: tried offline, then explained
+    (tmp_path / "labels.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match=r"is a file, not a directory: give 'digits'"):
+        load_image_classification_data(str(tmp_path / "labels.csv"))
+
+
+@pytest.mark.parametrize("cache_limit_gb", [2.0, 0])
+def test_corrupt_image_stops_preprocessing_naming_split_index_and_file(tmp_path, cache_limit_gb):
+    folder = _image_folder(tmp_path / "images", ["ants", "bees"], count=5)
+    bad = folder / "bees" / "3.png"
+    bad.write_bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    data = load_image_classification_data(str(folder), seed=0)
+    paths = {name: _paths(split) for name, split in data.splits.items()}
+    split = next(name for name in ("train", "test") if str(bad) in paths[name])
+    index = paths[split].index(str(bad))
+    with pytest.raises(ValueError) as error:
+        processed = preprocess(data, _processor(), cache_limit_gb=cache_limit_gb)
+        [processed[name][i] for name in processed for i in range(len(processed[name]))]  # on the fly: read them
+    message = str(error.value)
+    assert message.startswith(f"cannot read the image of example {index} of the {split} split (file {str(bad)!r}): ")
+    assert message.endswith(
+        "Preprocessing stops here rather than skipping the example: remove or replace the file, then run again."
+    )
+
+
+def test_truncated_image_is_reported_as_well(tmp_path):
+    folder = _image_folder(tmp_path / "images", ["ants", "bees"], count=3)
+    data = load_image_classification_data(str(folder), seed=0)
+    first = Path(_paths(data.splits["train"])[0])
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"^cannot read the image of example 0 of the train split \(file '.*\.png'\)"):
+        preprocess(data, _processor())
+
+
+def test_a_label_column_with_one_value_says_classification_needs_two(tmp_path):
+    _image_folder(tmp_path, [""])
+    (tmp_path / "metadata.csv").write_text("file_name,label\n" + "".join(f"{i}.png,cat\n" for i in range(4)))
+    with pytest.raises(ValueError) as error:
+        load_image_classification_data(str(tmp_path))
+    assert str(error.value) == (
+        f"the label column 'label' of dataset {str(tmp_path)!r} has one class, 'cat': classification needs at least "
+        "two classes."
+    )

@@ -164,3 +164,33 @@ def test_factorization_report_of_a_built_student_matches_the_surgery_report():
         surgery.total_params_before,
         surgery.total_params_after,
     )
+
+
+def test_empty_rank_mapping_factorizes_nothing_and_is_an_error():
+    model = _tiny_bert()
+    with pytest.raises(ValueError) as error:
+        factorize_model(model, rank={})
+    message = str(error.value)
+    assert "rank={} factorizes no layer of BertModel" in message
+    assert "Selected nn.Linear layers: encoder.layer.0.attention.self.query" in message
+    assert not any(isinstance(m, FactorizedLinear) for m in model.modules())
+    with pytest.raises(ValueError, match="name none of the selected layers: encoder.layer.0.attention.self.query"):
+        factorize_model(model, rank={"fc9": 3})
+
+
+@pytest.mark.parametrize("rank", [np.int64(4), torch.tensor(4), {"query": np.int64(3), ".*": torch.tensor(4)}])
+def test_numpy_and_torch_integer_ranks_are_accepted(rank):
+    model = _tiny_bert()
+    report = factorize_model(model, rank=rank)
+    assert len(report.layers) == 12 and all(type(layer.rank) is int for layer in report.layers)
+    layer = model.encoder.layer[0]
+    assert layer.attention.self.key.rank == 4 and type(layer.attention.self.key.rank) is int
+    assert layer.attention.self.query.rank == (3 if isinstance(rank, dict) else 4)
+
+
+@pytest.mark.parametrize("rank", [np.bool_(True), torch.tensor(True), np.float64(4.0), torch.tensor(4.0), 0])
+def test_boolean_float_and_small_ranks_are_refused_naming_the_layer(rank):
+    with pytest.raises(ValueError) as error:
+        factorize_model(_mlp(), rank=rank, exclude_modules=())
+    message = str(error.value)
+    assert "rank for layer '0' (11 -> 7) must be an integer in [1, 7]" in message and f"got {rank!r}" in message

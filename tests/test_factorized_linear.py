@@ -96,3 +96,18 @@ def test_from_linear_rejects_other_modules_and_meta_weights():
         FactorizedLinear.from_linear(nn.Conv1d(3, 3, 1), 2)
     with pytest.raises(ValueError, match="meta"):
         FactorizedLinear.from_linear(nn.Linear(IN, OUT, device="meta"), 2)
+
+
+@pytest.mark.parametrize("rank", [np.int64(4), np.int32(4), torch.tensor(4), torch.tensor(4, dtype=torch.int16)])
+def test_integer_ranks_of_any_type_are_accepted_as_plain_ints(rank):
+    layer = FactorizedLinear.from_linear(_linear(), rank)
+    assert layer.rank == 4 and type(layer.rank) is int
+    assert layer.down.shape == (4, IN) and layer.up.shape == (OUT, 4)
+
+
+@pytest.mark.parametrize("rank", [np.bool_(True), torch.tensor(True), np.float64(4.0), torch.tensor(4.0), 4.0])
+def test_boolean_and_float_ranks_of_any_type_are_refused(rank):
+    with pytest.raises(ValueError) as error:
+        FactorizedLinear.from_linear(_linear(), rank)
+    message = str(error.value)
+    assert "must be an integer in [1, 9]" in message and f"got {rank!r}" in message

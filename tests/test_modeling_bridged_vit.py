@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
@@ -244,3 +245,40 @@ def test_one_function_copies_the_teacher_into_every_student_kind():
     )
     with pytest.raises(ValueError, match=r"'embeddings\.cls_token'.*'vit\.embeddings\.cls_token'"):
         copy_teacher_weights(narrow, teacher, {"embeddings": "vit.embeddings"})
+
+
+def test_from_teacher_loads_a_vit_teacher_from_a_path_and_refuses_other_families(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    teacher = tester.create_teacher()
+    teacher.save_pretrained(tmp_path / "vit")
+    student = BridgedViTForImageClassification.from_teacher(str(tmp_path / "vit"), bridge="widelast", rank=4)
+    reference = BridgedViTForImageClassification.from_teacher(teacher, bridge="widelast", rank=4)
+    pixel_values = tester.pixel_values()
+    torch.testing.assert_close(student(pixel_values).logits, reference(pixel_values).logits, rtol=0, atol=0)
+
+    bert = BertForSequenceClassification(
+        BertConfig(hidden_size=18, num_attention_heads=3, intermediate_size=37, num_hidden_layers=1, vocab_size=20)
+    )
+    bert.save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError) as error:
+        BridgedViTForImageClassification.from_teacher(str(tmp_path / "bert"), bridge="lift")
+    assert str(error.value) == (
+        f"teacher {str(tmp_path / 'bert')!r} is a BertForSequenceClassification (model_type 'bert'); teacher must "
+        "be a model of model_type 'vit'."
+    )
+    with pytest.raises(ValueError, match=r"^teacher '/no/such/teacher' does not exist: there is no such local"):
+        BridgedViTForImageClassification.from_teacher("/no/such/teacher")
+
+
+def test_truncated_safetensors_file_is_named_when_loading_a_student(tmp_path):
+    student = BridgedViTForImageClassification.from_teacher(tester.create_teacher(), bridge="lift", rank=np.int64(4))
+    assert student.config.rank == 4 and type(student.config.rank) is int
+    student.save_pretrained(tmp_path)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError) as error:
+        AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert str(error.value).startswith(
+        f"{tmp_path / 'model.safetensors'} is not a readable safetensors file (truncated or corrupt?): "
+    )

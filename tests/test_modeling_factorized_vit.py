@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from hf_lowrank import (
     FactorizedViTModel,
     count_parameters,
 )
-from hf_lowrank.models import VIT_B32_CIFAR100
+from hf_lowrank.models import VIT_B32_CIFAR100, check_safetensors_files, resolve_pretrained_source
 
 from remote_code import remote_code_logits
 from vit_tester import TinyViTTester
@@ -317,3 +318,91 @@ def test_vit_b32_geometry_rank_32_is_about_11x_smaller():
     assert count_parameters(dense) == embeddings + layers * dense_block + head
     assert count_parameters(student) == embeddings + layers * factorized_block + head
     assert count_parameters(dense) / count_parameters(student) >= 10
+
+
+# ---------------------------------------------------------------- teachers and checkpoints named by a string
+
+
+def _save_tiny_bert(directory):
+    bert = BertForSequenceClassification(
+        BertConfig(hidden_size=18, num_attention_heads=3, intermediate_size=37, num_hidden_layers=1, vocab_size=20)
+    )
+    bert.save_pretrained(directory)
+    return directory
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_from_teacher_refuses_a_local_checkpoint_of_another_family_before_loading_it(tmp_path):
+    bert_dir = _save_tiny_bert(tmp_path / "bert")
+    with pytest.raises(ValueError) as error:
+        FactorizedViTForImageClassification.from_teacher(str(bert_dir), rank=4)
+    assert str(error.value) == (
+        f"teacher {str(bert_dir)!r} is a BertForSequenceClassification (model_type 'bert'); teacher must be a model "
+        "of model_type 'vit'."
+    )
+
+
+def test_from_teacher_path_that_does_not_exist_says_so(tmp_path):
+    for missing in (str(tmp_path / "no" / "such" / "teacher"), "./no-such-teacher", "~/no-such/teacher", "a/b/c"):
+        with pytest.raises(ValueError) as error:
+            FactorizedViTForImageClassification.from_teacher(missing, rank=4)
+        message = str(error.value)
+        assert message.startswith(f"teacher {missing!r} does not exist: there is no such local directory")
+        assert "Repo id must" not in message
+
+
+def test_from_teacher_hub_id_found_neither_locally_nor_on_the_hub_says_both():
+    with pytest.raises(ValueError) as error:
+        FactorizedViTForImageClassification.from_teacher("no-such-user/no-such-teacher", rank=4)
+    assert str(error.value).startswith(
+        "teacher 'no-such-user/no-such-teacher': no local directory 'no-such-user/no-such-teacher' and no Hub model "
+        "'no-such-user/no-such-teacher': "
+    )
+    assert isinstance(error.value.__cause__, OSError)  # transformers' own error, kept as the cause
+
+
+def test_resolve_pretrained_source_reads_the_config_of_a_local_directory(tmp_path):
+    tester.create_teacher().save_pretrained(tmp_path)
+    source = resolve_pretrained_source(tmp_path, argument="--teacher")
+    assert source.name_or_path == str(tmp_path) and source.is_local
+    assert source.config.model_type == "vit" and source.config.num_labels == tester.num_labels
+    with pytest.raises(ValueError, match=r"^--teacher '.*' is a file; give the directory of a saved model"):
+        resolve_pretrained_source(tmp_path / "config.json", argument="--teacher")
+    assert resolve_pretrained_source(_save_tiny_bert(tmp_path / "bert"), model_types=None).config.model_type == "bert"
+
+
+def test_truncated_safetensors_file_is_named_by_from_pretrained_and_from_teacher(tmp_path):
+    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
+    model_dir = _save_student(student, tmp_path / "student")
+    _truncate(model_dir / "model.safetensors")
+    expected = f"{model_dir / 'model.safetensors'} is not a readable safetensors file (truncated or corrupt?): "
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        FactorizedViTForImageClassification.from_pretrained(model_dir)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        AutoModelForImageClassification.from_pretrained(model_dir)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        check_safetensors_files(model_dir)
+
+    teacher_dir = tmp_path / "teacher"
+    tester.create_teacher().save_pretrained(teacher_dir)
+    assert check_safetensors_files(teacher_dir) == [str(teacher_dir / "model.safetensors")]
+    _truncate(teacher_dir / "model.safetensors")
+    with pytest.raises(ValueError, match=re.escape(f"{teacher_dir / 'model.safetensors'} is not a readable")):
+        FactorizedViTForImageClassification.from_teacher(teacher_dir, rank=4)
+
+
+def test_from_teacher_accepts_numpy_and_torch_integer_ranks():
+    teacher = tester.create_teacher()
+    reference = FactorizedViTForImageClassification.from_teacher(teacher, rank=4)
+    for rank in (np.int64(4), torch.tensor(4)):
+        student = FactorizedViTForImageClassification.from_teacher(
+            teacher, rank=rank, rank_pattern={"fc2": np.int64(3)}
+        )
+        assert student.config.rank == 4 and type(student.config.rank) is int
+        assert student.config.rank_pattern == {"fc2": 3}
+        assert student.vit.layers[0].mlp.fc1.rank == 4 and student.vit.layers[0].mlp.fc2.rank == 3
+    assert reference.vit.layers[0].mlp.fc2.rank == 4

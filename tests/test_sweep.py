@@ -510,3 +510,31 @@ def test_sweep_with_narrow_lift_students(tmp_path):
         _run(sweep_argv(tmp_path / "other", "--ranks", 32, *argv[argv.index("--student_bridge") :]))
     with pytest.raises(SweepError, match="divide"):
         sweep_script.parse(sweep_argv(tmp_path, "--student_bridge", "lift", "--student_hidden_size", 24))
+
+
+def test_push_script_refuses_negative_retries_before_connecting(tmp_path, monkeypatch, capsys):
+    """`push.py --retries -1` used to exit 0 and list a repository per rank, having uploaded nothing."""
+    import push as push_script  # scripts/push.py
+
+    calls = []
+    monkeypatch.setattr(push_script, "push_sweep", lambda *args, **kwargs: calls.append(args) or {1: "x/y-rank-001"})
+    monkeypatch.setattr(sys, "argv", ["push.py", str(tmp_path), "--hub_model_id", "me/sweep", "--retries", "-1"])
+    with pytest.raises(SystemExit) as exit_:
+        push_script.main()
+    assert exit_.value.code == 2 and not calls
+    err = capsys.readouterr().err
+    assert "--retries: -1 is negative: give the number of retries, 0 or more" in err
+
+
+def test_a_teacher_path_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(SweepError, match="does not exist"):
+        _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "no" / "such" / "teacher", "--ranks", 2))
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_truncated_teacher_file_is_named(tmp_path):
+    teacher = _teacher_dir(tmp_path, [str(i) for i in range(10)])
+    weights = teacher / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(SweepError, match=r"model\.safetensors is not a readable safetensors file"):
+        _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--ranks", 2))

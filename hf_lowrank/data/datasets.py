@@ -4,10 +4,13 @@ Every source becomes a `datasets.DatasetDict` with `train` and `test` splits, an
 column (`preprocess` then turns the images into model inputs).
 """
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from PIL import Image as PILImage
 
 
@@ -24,6 +27,8 @@ IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "picture", "photo")
 LABEL_COLUMN_CANDIDATES = ("label", "labels", "fine_label", "coarse_label", "class", "target")
 TRAIN_SPLITS = ("train", "training")
 TEST_SPLITS = ("test", "validation", "valid", "val", "eval")
+# Directory names `imagefolder` reads as splits rather than classes.
+SPLIT_DIRECTORY_NAMES = frozenset(TRAIN_SPLITS + TEST_SPLITS + ("testing", "evaluation", "dev"))
 
 
 @dataclass
@@ -89,6 +94,67 @@ def _pick_split(splits: DatasetDict, candidates: tuple[str, ...], kind: str, req
     raise ValueError(f"no {kind} split among {list(splits)}; name one with --{kind}_split.")
 
 
+def _is_repo_id(name: str) -> bool:
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _load_source(dataset: str) -> tuple[DatasetDict, str | None]:
+    """`dataset` (not ``"digits"``) loaded: an image folder (also returned, to explain a folder without labels) or a
+    Hub dataset id; a path that exists as neither says so."""
+    folder = os.path.expanduser(dataset)
+    if os.path.isdir(folder):
+        return DatasetDict(load_dataset("imagefolder", data_dir=folder)), folder
+    valid = f"give {DIGITS!r}, the directory of an image folder (one subfolder per class) or a Hub dataset id"
+    if os.path.exists(folder):
+        raise ValueError(f"dataset {dataset!r} is a file, not a directory: {valid}.")
+    if not _is_repo_id(dataset):
+        raise ValueError(
+            f"dataset {dataset!r} does not exist: there is no such local directory, and it is not a Hub dataset id "
+            f"('name' or 'namespace/name') either; {valid}."
+        )
+    try:
+        return DatasetDict(load_dataset(dataset)), None
+    except (FileNotFoundError, ConnectionError) as error:
+        raise ValueError(
+            f"dataset {dataset!r}: no local directory {dataset!r} and no Hub dataset {dataset!r}: {error}"
+        ) from error
+
+
+def _folder_classes(folder: str) -> dict[str, int]:
+    """Class name -> image count of an image folder, as `imagefolder` labels it: the directory holding each image,
+    unless that is the folder itself or a split directory (``train/``, ``test/``, ...)."""
+    extensions = {extension.lower() for extension in PILImage.registered_extensions()}
+    counts: dict[str, int] = {}
+    root = Path(folder)
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix.lower() in extensions:
+            parent = path.parent
+            if parent != root and parent.name.lower() not in SPLIT_DIRECTORY_NAMES:
+                counts[parent.name] = counts.get(parent.name, 0) + 1
+    return counts
+
+
+def _refuse_folder_without_classes(dataset: str, folder: str) -> None:
+    """Raise when the image folder has fewer than two class subfolders (then `imagefolder` gives it no labels)."""
+    classes = _folder_classes(folder)
+    layout = f"put each class's images in its own subfolder ({os.path.join(dataset, '<class>', '<image>')})"
+    if len(classes) == 1:
+        ((name, count),) = classes.items()
+        raise ValueError(
+            f"image folder {dataset!r} has one class, {name!r} ({count} images): classification needs at least two "
+            f"classes; {layout}, with at least two subfolders."
+        )
+    if not classes:
+        raise ValueError(
+            f"image folder {dataset!r} has no class subfolders, so its images have no labels: classification needs "
+            f"at least two classes; {layout}, with at least two subfolders."
+        )
+
+
 def load_image_classification_data(
     dataset: str = DIGITS,
     image_column: str | None = None,
@@ -101,18 +167,24 @@ def load_image_classification_data(
 ) -> ImageClassificationData:
     """Load `dataset`: ``"digits"`` (embedded, offline), a local image folder, or a Hub dataset id.
 
-    A source with a train split only is split 80/20, stratified, with `seed`. Raises a ValueError naming what is
-    wrong (missing column, empty split, labels that are not a ClassLabel) before any training.
+    `dataset` is ``"digits"``, else a local directory when one exists (``~`` expanded), else a Hub id; a string that
+    is neither (an absolute or ``./`` path that does not exist) is an error saying so. A source with a train split
+    only is split 80/20, stratified, with `seed`. Raises a ValueError naming what is wrong (a path that does not
+    exist, missing column, an image folder without two class subfolders, fewer than two classes, empty split)
+    before any training.
     """
+    folder = None
     if dataset == DIGITS:
         splits = load_digits_dataset(seed=seed)
     else:
-        import os
-
-        loaded = load_dataset("imagefolder", data_dir=dataset) if os.path.isdir(dataset) else load_dataset(dataset)
-        splits = DatasetDict(loaded)
+        splits, folder = _load_source(dataset)
     train_name = _pick_split(splits, TRAIN_SPLITS, "train", train_split)
-    image, label = find_columns(splits[train_name], image_column, label_column)
+    try:
+        image, label = find_columns(splits[train_name], image_column, label_column)
+    except ValueError:
+        if folder is not None and label_column is None:
+            _refuse_folder_without_classes(dataset, folder)
+        raise
     try:
         test_name = _pick_split(splits, TEST_SPLITS, "test", test_split)
         splits = DatasetDict({"train": splits[train_name], "test": splits[test_name]})
@@ -127,6 +199,12 @@ def load_image_classification_data(
         names = sorted(set(splits["train"][label]) | set(splits["test"][label]))
         splits = splits.cast_column(label, ClassLabel(names=[str(n) for n in names]))
         feature = splits["train"].features[label]
+    if len(feature.names) < 2:
+        found = f"one class, {feature.names[0]!r}" if feature.names else "no classes"
+        raise ValueError(
+            f"the label column {label!r} of dataset {dataset!r} has {found}: classification needs at least two "
+            "classes."
+        )
     if max_train_samples is not None:
         splits["train"] = splits["train"].select(range(min(max_train_samples, len(splits["train"]))))
     if max_test_samples is not None:

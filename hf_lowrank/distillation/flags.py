@@ -178,9 +178,10 @@ def _unsupported_optimizer(args: TrainingArguments) -> str | None:
     try:
         optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
     except (ImportError, ValueError, TypeError, KeyError) as error:
-        return f"optim {args.optim!r} cannot be built: {error}"
+        return f"optim {_show(args.optim)!r} cannot be built: {error}"
     if not isinstance(optimizer_cls, type) or {"model", "optimizer_dict", "params"} & set(kwargs):
-        return f"optim {args.optim!r} is not supported by LockstepTrainer (it needs the model, not parameter groups)"
+        name = _show(args.optim)
+        return f"optim {name!r} is not supported by LockstepTrainer (it needs the model, not parameter groups)"
     return None
 
 

@@ -27,6 +27,7 @@ from .modeling_factorized_vit import (
     FactorizedViTPreTrainedModel,
     dense_layers_in_place_of_factors,
 )
+from .pretrained_source import PretrainedSource, check_safetensors_files, resolve_pretrained_source
 from .registration import register_auto_classes
 from .teacher_weights import copy_teacher_weights
 
@@ -48,8 +49,10 @@ __all__ = [
     "FactorizedViTModel",
     "FactorizedViTPreTrainedModel",
     "LayerFactorization",
+    "PretrainedSource",
     "VIT_B32_CIFAR100",
     "check_rank",
+    "check_safetensors_files",
     "copy_teacher_weights",
     "count_parameters",
     "dense_layers_in_place_of_factors",
@@ -60,5 +63,6 @@ __all__ = [
     "name_matches",
     "plan_factorization",
     "register_auto_classes",
+    "resolve_pretrained_source",
     "vit_forward_flops",
 ]

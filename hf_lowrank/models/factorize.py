@@ -163,15 +163,17 @@ def plan_factorization(
     """Which `nn.Linear` layers of `model` `factorize_model` would replace, and at which rank; changes nothing.
 
     Args:
-        rank: an int (every selected layer), a float in (0, 1] (per layer, the smallest rank keeping that fraction
-            of the layer's spectral energy), or a mapping from pattern to int/float (the first matching pattern
-            wins; layers matching none stay dense).
+        rank: an integer of any kind (Python, numpy, a 0-d integer tensor; every selected layer), a float in
+            (0, 1] (per layer, the smallest rank keeping that fraction of the layer's spectral energy), or a
+            non-empty mapping from pattern to integer/float (the first matching pattern wins; layers matching none
+            stay dense).
         target_modules: patterns a layer (or an ancestor) must match; None selects every `nn.Linear`.
         exclude_modules: patterns that leave a layer dense even when targeted.
 
     Raises:
         ValueError: an invalid rank (naming the layer, the value and the valid range), no layer selected (listing
-            what was looked for), or a mapping pattern that names no selected layer.
+            what was looked for), a mapping pattern that names no selected layer, or a rank that factorizes no
+            layer (an empty mapping; listing the selected layers).
     """
     linears = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     selected = [
@@ -195,13 +197,17 @@ def plan_factorization(
                 LayerFactorization(name, linear.in_features, linear.out_features, layer_rank, linear.bias is not None)
             )
 
+    selected_names = f"{', '.join(name for name, _ in selected[:12])}{', ...' if len(selected) > 12 else ''}"
     if isinstance(rank, Mapping):
         unused = [pattern for pattern in rank if not any(name_matches(name, pattern) for name, _ in selected)]
         if unused:
-            raise ValueError(
-                f"rank patterns {unused} name none of the selected layers: "
-                f"{', '.join(name for name, _ in selected[:12])}{', ...' if len(selected) > 12 else ''}."
-            )
+            raise ValueError(f"rank patterns {unused} name none of the selected layers: {selected_names}.")
+    if not plan:
+        raise ValueError(
+            f"rank={rank!r} factorizes no layer of {type(model).__name__}: a rank mapping needs at least one "
+            f"pattern -> rank entry naming a layer to factorize (e.g. {{'.*': 32}} for all of them). "
+            f"Selected nn.Linear layers: {selected_names}."
+        )
 
     wasteful = [layer for layer in plan if layer.params_after >= layer.params_before]
     if wasteful:

@@ -5,27 +5,40 @@ can copy it next to a checkpoint for `trust_remote_code=True` loading.
 """
 
 import math
+import operator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
-__all__ = ["FactorizedLinear", "check_rank"]
+__all__ = ["FactorizedLinear", "as_integer", "check_rank"]
+
+
+def as_integer(value) -> int | None:
+    """`value` as a plain int when it is an integer of any kind (Python, numpy or a 0-d integer tensor, by
+    `operator.index`), else None. Booleans (Python, numpy, tensors) are not integers here."""
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and (value.ndim != 0 or value.dtype == torch.bool)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def check_rank(rank, in_features: int, out_features: int, layer: str = "layer") -> int:
-    """Return `rank` if it is a valid bottleneck width for an `in_features -> out_features` map, else raise.
+    """Return `rank` as an int if it is a valid bottleneck width for an `in_features -> out_features` map, else raise.
 
-    Valid ranks are the integers in `[1, min(in_features, out_features)]`. The error names `layer`, the value and
-    that range.
+    Valid ranks are the integers in `[1, min(in_features, out_features)]`, of any integer type (`np.int64(4)` and
+    `torch.tensor(4)` are 4; booleans and floats are refused). The error names `layer`, the value and that range.
     """
     max_rank = min(in_features, out_features)
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= max_rank:
+    value = as_integer(rank)
+    if value is None or not 1 <= value <= max_rank:
         raise ValueError(
             f"rank for {layer} ({in_features} -> {out_features}) must be an integer in [1, {max_rank}], got {rank!r}."
         )
-    return rank
+    return value
 
 
 class FactorizedLinear(nn.Module):
@@ -52,7 +65,7 @@ class FactorizedLinear(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.rank = check_rank(rank, in_features, out_features)
+        self.rank = rank = check_rank(rank, in_features, out_features)
         factory = {"device": device, "dtype": dtype}
         self.down = nn.Parameter(torch.empty(rank, in_features, **factory))
         self.up = nn.Parameter(torch.empty(out_features, rank, **factory))

@@ -3,6 +3,7 @@
 Relative imports stay flat for `trust_remote_code` loading, as in `modeling_factorized_vit.py`.
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,8 @@ from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_bridged_vit import BridgedViTConfig
 from .factorize import factorize_model
-from .modeling_factorized_vit import FactorizedViTPreTrainedModel
+from .factorized_linear import as_integer
+from .modeling_factorized_vit import FactorizedViTPreTrainedModel, load_vit_teacher
 from .teacher_weights import copy_teacher_weights
 
 
@@ -119,12 +121,13 @@ class BridgedViTForImageClassification(BridgedViTPreTrainedModel):
     @torch.no_grad()
     def from_teacher(
         cls,
-        teacher: ViTForImageClassification,
+        teacher: ViTForImageClassification | str | os.PathLike,
         bridge: str = "lift",
         hidden_size: int | None = None,
         num_attention_heads: int | None = None,
         intermediate_size: int | None = None,
         rank: int | None = None,
+        **from_pretrained_kwargs,
     ) -> "BridgedViTForImageClassification":
         """A student of `teacher` with `bridge`.
 
@@ -133,7 +136,12 @@ class BridgedViTForImageClassification(BridgedViTPreTrainedModel):
         WideLast block is the teacher's last block, so before training it computes the teacher's function (exactly,
         when no layer is factorized). A narrower student starts from random weights, as a DeiT-Tiny does against a
         CaiT-S24 teacher.
+
+        `teacher` may be a local directory or a Hub id, loaded with `from_pretrained_kwargs` (see
+        `load_vit_teacher`: a checkpoint of another family is refused). `rank` may be any integer type.
         """
+        if isinstance(teacher, (str, os.PathLike)):
+            teacher = load_vit_teacher(teacher, **from_pretrained_kwargs)
         if not isinstance(teacher, ViTForImageClassification):
             raise TypeError(f"from_teacher needs a ViTForImageClassification teacher, got {type(teacher).__name__}.")
         t = teacher.config
@@ -141,7 +149,7 @@ class BridgedViTForImageClassification(BridgedViTPreTrainedModel):
         config_dict.pop("transformers_version", None)
         config_dict.update(
             bridge=bridge,
-            rank=rank,
+            rank=rank if as_integer(rank) is None else as_integer(rank),
             teacher_hidden_size=t.hidden_size,
             teacher_num_attention_heads=t.num_attention_heads,
             teacher_intermediate_size=t.intermediate_size,

@@ -18,13 +18,23 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTMod
 
 from .configuration_factorized_vit import FactorizedViTConfig
 from .factorize import factorize_model, plan_factorization
-from .factorized_linear import FactorizedLinear
+from .factorized_linear import FactorizedLinear, as_integer
+from .pretrained_source import HUB_KWARGS, check_safetensors_files, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
 
 __all__ = ["FactorizedViTForImageClassification", "FactorizedViTModel", "FactorizedViTPreTrainedModel"]
 
 ENCODER_LAYERS = "layers"  # the ModuleList of ViTLayer blocks inside a ViTModel / FactorizedViTModel
+
+
+def load_vit_teacher(teacher: str | os.PathLike, **from_pretrained_kwargs) -> ViTForImageClassification:
+    """The `ViTForImageClassification` saved at `teacher` (a local directory or a Hub id), its source resolved and
+    its config checked first (`resolve_pretrained_source`): a model of another family is refused, not loaded as a
+    randomly initialised ViT."""
+    hub_kwargs = {key: from_pretrained_kwargs[key] for key in HUB_KWARGS if key in from_pretrained_kwargs}
+    source = resolve_pretrained_source(teacher, "teacher", model_types=("vit",), **hub_kwargs)
+    return ViTForImageClassification.from_pretrained(source.name_or_path, **from_pretrained_kwargs)
 
 
 def factorize_encoder(model: nn.Module, config: FactorizedViTConfig):
@@ -59,8 +69,13 @@ class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, with transformers' conventions (weights the checkpoint lacks are
         initialised and listed in `output_loading_info`) and one protection: a dense checkpoint where factors are
-        expected (a factorized layer with both factors missing and a dense `weight` present) is an error."""
+        expected (a factorized layer with both factors missing and a dense `weight` present) is an error, and so is
+        a truncated or corrupt safetensors file in a local directory (naming the file)."""
         output_loading_info = kwargs.pop("output_loading_info", False)
+        if pretrained_model_name_or_path is not None and kwargs.get("use_safetensors") is not False:
+            local = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
+            if os.path.isdir(local):  # a truncated or corrupt file is named (a Hub id: transformers' own checks)
+                check_safetensors_files(os.path.join(local, kwargs.get("subfolder") or ""))
         model, loading_info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
         )
@@ -87,6 +102,12 @@ def resolve_rank_plan(encoder: nn.Module, rank, exclude_modules: list[str] | Non
         if isinstance(module, nn.Linear) and name.startswith(f"{ENCODER_LAYERS}.") and name not in rank_pattern
     ]
     return max(rank_pattern.values()), rank_pattern, list(exclude_modules or []) + dense_layers
+
+
+def _plain(value):
+    """An integer of any kind as a plain int; anything else unchanged (the config refuses it by name)."""
+    integer = as_integer(value)
+    return value if integer is None else integer
 
 
 def _strip_prefix(key: str, prefix: str) -> str:
@@ -163,9 +184,9 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
         """A student of `teacher`: every dense weight copied, every factorized layer SVD-initialised.
 
         Args:
-            teacher: a `ViTForImageClassification`, or a local path / Hub id to load one from (with
-                `from_pretrained_kwargs`).
-            rank: an int (every factorized layer), a float in (0, 1] (per layer, the smallest rank keeping that
+            teacher: a `ViTForImageClassification`, or a local directory / Hub id to load one from (with
+                `from_pretrained_kwargs`; see `load_vit_teacher`: a checkpoint of another family is refused).
+            rank: an integer (every factorized layer), a float in (0, 1] (per layer, the smallest rank keeping that
                 fraction of the teacher weight's spectral energy), or a pattern -> rank mapping (layers matching no
                 pattern stay dense). Fractions and mappings are resolved against the teacher's weights and stored
                 per layer in `config.rank_pattern`.
@@ -176,13 +197,16 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
             The student, on the teacher's device and in its dtype, in eval mode as `from_pretrained` returns.
         """
         if isinstance(teacher, (str, os.PathLike)):
-            teacher = ViTForImageClassification.from_pretrained(teacher, **from_pretrained_kwargs)
+            teacher = load_vit_teacher(teacher, **from_pretrained_kwargs)
         if not isinstance(teacher, ViTForImageClassification):
             raise TypeError(
                 "from_teacher supports ViTForImageClassification teachers (model_type 'vit'), got "
                 f"{type(teacher).__name__}."
             )
-        if not isinstance(rank, int) or isinstance(rank, bool):
+        if as_integer(rank) is not None:  # np.int64(4), torch.tensor(4): the config stores a plain int
+            rank = as_integer(rank)
+            rank_pattern = {key: _plain(value) for key, value in (rank_pattern or {}).items()}
+        else:
             if rank_pattern:
                 raise ValueError(
                     "rank_pattern overrides an int rank; with a fraction or mapping rank, pass only rank."

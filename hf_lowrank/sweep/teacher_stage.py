@@ -4,11 +4,11 @@ record it. Its test accuracy is the baseline every student is normalised by."""
 import copy
 import time
 
-from transformers import AutoConfig, AutoImageProcessor, ViTForImageClassification
+from transformers import AutoImageProcessor, ViTForImageClassification
 
 from ..data import ImageClassificationData, preprocess
 from ..distillation import LockstepTrainer
-from ..models import count_parameters
+from ..models import check_safetensors_files, count_parameters, resolve_pretrained_source
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
@@ -31,7 +31,11 @@ def load_teacher(sweep: SweepArguments, label_names: list[str]):
     if sweep.teacher is None:
         model, processor = embedded_teacher(label_names)
         return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
-    config = AutoConfig.from_pretrained(sweep.teacher)
+    try:
+        source = resolve_pretrained_source(sweep.teacher, argument="--teacher", model_types=None)
+    except ValueError as error:
+        raise SweepError(str(error)) from error
+    config = source.config
     if config.model_type != "vit":
         kind = ", ".join(config.architectures or []) or f"model_type {config.model_type!r}"
         raise SweepError(
@@ -60,8 +64,8 @@ def load_teacher(sweep: SweepArguments, label_names: list[str]):
             ignore_mismatched_sizes=True,
         )
     )
-    model = ViTForImageClassification.from_pretrained(sweep.teacher, **relabel)
-    return model, AutoImageProcessor.from_pretrained(sweep.teacher), mode
+    model = ViTForImageClassification.from_pretrained(source.name_or_path, **relabel)
+    return model, AutoImageProcessor.from_pretrained(source.name_or_path), mode
 
 
 def finetune_teacher(ctx: SweepContext, model, mode: str):
@@ -104,6 +108,10 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
     teacher_dir = store.dir / TEACHER_DIR
     finished = ctx.results.teacher is not None and teacher_dir.is_dir()
     if finished:
+        try:
+            check_safetensors_files(teacher_dir)
+        except ValueError as error:
+            raise SweepError(f"the finished teacher of this sweep cannot be read back: {error}") from error
         ctx.teacher = ViTForImageClassification.from_pretrained(teacher_dir)
         ctx.processor = AutoImageProcessor.from_pretrained(teacher_dir)
         accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {ctx.results.teacher.accuracy:.4f})")

@@ -20,7 +20,8 @@ def run_cnn_stage(ctx: SweepContext) -> None:
     sample = ctx.processed["train"][: args.per_device_train_batch_size]["pixel_values"].to(accelerator.device)
     students = {c: CNNEmbeddingStudent.from_teacher(ctx.teacher, c, sample) for c in pending}
     trainer = LockstepTrainer(accelerator, args, teacher=ctx.teacher, description=f"distilling CNN students {pending}")
-    outcomes = trainer.train({f"cnn-{c}": s for c, s in students.items()}, ctx.processed["train"])
+    checkpoint = ctx.store.checkpoint({"stage": "cnn", "students": pending, "seed": args.seed})
+    outcomes = trainer.train({f"cnn-{c}": s for c, s in students.items()}, ctx.processed["train"], checkpoint)
     trainer.close()
     evaluations = ctx.evaluate(students, "evaluating CNN students")
     for capacity, student in students.items():
@@ -42,3 +43,4 @@ def run_cnn_stage(ctx: SweepContext) -> None:
             )
         )
         ctx.store.write()
+    checkpoint.remove()

@@ -9,6 +9,7 @@ from hf_lowrank.analysis import (
     find_knee,
     fit_curve,
     isotonic,
+    secant,
     summarize_curve,
 )
 
@@ -71,8 +72,10 @@ def test_non_monotone_points_are_kept_raw_and_pooled_for_the_curve():
     np.testing.assert_allclose(curve.monotone, [0.5, 0.85, 0.85, 0.95])
     grid = np.linspace(1, 8, 200)
     assert np.all(np.diff(curve(grid)) >= -1e-12)  # the interpolant is monotone
-    with pytest.raises(ValueError, match="two distinct ranks"):
+    with pytest.raises(ValueError, match=r"ranks must be distinct .*got rank 4 more than once in \[4, 4\]"):
         fit_curve([4, 4], [0.5, 0.6], 1.0)
+    with pytest.raises(ValueError, match="need at least two distinct ranks"):
+        fit_curve([4], [0.5], 1.0)
 
 
 def test_bootstrap_accuracy_interval_matches_the_normal_approximation():
@@ -126,3 +129,103 @@ def test_summary_fits_once_and_matches_the_separate_functions():
     assert summary.knee == effective_knee(ranks, accuracies, 0.9)
     assert summary.knee_log == effective_knee(ranks, accuracies, 0.9, log_rank=True)
     assert not summarize_curve(ranks[:2], accuracies[:2], 0.9).estimated
+
+
+RANKS, GOOD = [1, 2, 4, 8], [0.5, 0.7, 0.8, 0.85]
+ENTRY_POINTS = {
+    "fit_curve": lambda r, a, t: fit_curve(r, a, t),
+    "effective_rank_region": lambda r, a, t: effective_rank_region(r, a, t),
+    "effective_knee": lambda r, a, t: effective_knee(r, a, t),
+    "effective_knee (log-rank)": lambda r, a, t: effective_knee(r, a, t, log_rank=True),
+    "summarize_curve": lambda r, a, t: summarize_curve(r, a, t),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize(
+    ("ranks", "accuracies", "teacher", "message"),
+    [
+        (
+            RANKS,
+            [50.0, 70.0, 80.0, 85.0],
+            0.9,
+            r"accuracies must be fractions in \[0, 1\]; got 50 at rank 1 \(percent",
+        ),
+        (RANKS, [0.5, 0.7, 0.8, 85.0], 0.9, r"accuracies must be fractions in \[0, 1\]; got 85 at rank 8 \(percent"),
+        (RANKS, [0.5, float("nan"), 0.8, 0.85], 0.9, r"accuracies must be fractions in \[0, 1\]; got nan at rank 2\."),
+        (RANKS, [0.5, -0.1, 0.8, 0.85], 0.9, r"accuracies must be fractions in \[0, 1\]; got -0.1 at rank 2\."),
+        (RANKS, GOOD, 90.0, r"teacher_accuracy must be a fraction in \(0, 1\]; got 90 \(percent\? divide by 100\)"),
+        (RANKS, GOOD, 0.0, r"teacher_accuracy must be a fraction in \(0, 1\]; got 0\."),
+        (RANKS, GOOD, -0.5, r"teacher_accuracy must be a fraction in \(0, 1\]; got -0.5\."),
+        (RANKS, GOOD, float("inf"), r"teacher_accuracy must be a fraction in \(0, 1\]; got inf\."),
+        (RANKS, GOOD, float("nan"), r"teacher_accuracy must be a fraction in \(0, 1\]; got nan\."),
+        ([0, 2, 4, 8], GOOD, 0.9, r"ranks must be finite positive numbers; got 0 at position 0 of \[0, 2, 4, 8\]"),
+        ([1, -2, 4, 8], GOOD, 0.9, r"ranks must be finite positive numbers; got -2 at position 1"),
+        ([1, 2, float("nan"), 8], GOOD, 0.9, r"ranks must be finite positive numbers; got nan at position 2"),
+        (
+            [8, 2, 4, 2],
+            GOOD,
+            0.9,
+            r"ranks must be distinct \(strictly increasing once sorted\); got rank 2 more than once",
+        ),
+        (RANKS, GOOD[:3], 0.9, r"one accuracy per rank; got 4 ranks and 3 accuracies"),
+    ],
+)
+def test_bad_inputs_fail_in_every_entry_point_with_a_message_naming_them(entry, ranks, accuracies, teacher, message):
+    with pytest.raises(ValueError, match=message):
+        ENTRY_POINTS[entry](ranks, accuracies, teacher)
+
+
+def test_percent_accuracies_no_longer_give_a_silent_none_region():
+    # Before the checks this returned (None, None): 85 / 0.9 is far above every threshold... of a flat curve.
+    with pytest.raises(ValueError, match=r"got 45 at rank 1 \(percent\? divide by 100\)"):
+        effective_rank_region([1, 2, 4], [45.0, 80.0, 85.0], 0.9)
+    with pytest.raises(ValueError, match=r"thresholds must be fractions .* got low=85.0, high=95.0 \(percent"):
+        summarize_curve([1, 2, 4], [0.45, 0.8, 0.85], 0.9, low=85, high=95)
+
+
+def test_bootstrap_checks_its_arguments():
+    ones = np.ones(20, dtype=int)
+    students = np.stack([ones, ones, ones])
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match=rf"num_samples must be a positive integer; got {bad}\."):
+            bootstrap_intervals([1, 2, 3], students, ones, num_samples=bad)
+    with pytest.raises(ValueError, match=r"num_samples must be a positive integer; got 2.5\."):
+        bootstrap_intervals([1, 2, 3], students, ones, num_samples=2.5)
+    for bad in (0, 1, 95, -0.1):
+        with pytest.raises(ValueError, match=rf"level must be a confidence level in \(0, 1\), e.g. 0.95; got {bad}"):
+            bootstrap_intervals([1, 2, 3], students, ones, level=bad)
+    with pytest.raises(ValueError, match=r"thresholds must be fractions .* got low=0.95, high=0.85"):
+        bootstrap_intervals([1, 2, 3], students, ones, low=0.95, high=0.85)
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer; got -1\."):
+        bootstrap_intervals([1, 2, 3], students, ones, seed=-1)
+    with pytest.raises(ValueError, match=r"ranks must be distinct .* got rank 2 more than once in \[1, 2, 2\]"):
+        bootstrap_intervals([1, 2, 2], students, ones)
+    with pytest.raises(ValueError, match=r"student_correct \(row of rank 2\) must be fractions in \[0, 1\]; got nan"):
+        bootstrap_intervals([1, 2, 3], np.stack([ones, np.full(20, np.nan), ones]), ones)
+    with pytest.raises(ValueError, match=r"teacher_correct must hold at least one test example"):
+        bootstrap_intervals([1, 2, 3], np.zeros((3, 0)), [])
+    assert bootstrap_intervals([1, 2, 3], students, ones, num_samples=1)["num_samples"] == 1  # the smallest valid
+
+
+@pytest.mark.parametrize("log_rank", [False, True])
+def test_secant_is_the_straight_segment_through_the_fitted_endpoints_in_the_knee_coordinates(log_rank):
+    ranks, accuracies = [1, 2, 4, 8, 16, 32], [0.3, 0.6, 0.75, 0.8, 0.83, 0.85]
+    curve = fit_curve(ranks, accuracies, 0.9)
+    points, values = secant(curve, log_rank=log_rank, num=33)
+    # Endpoints: the first and last fitted (isotonic) points.
+    assert (points[0], points[-1]) == (1.0, 32.0)
+    np.testing.assert_allclose([values[0], values[-1]], [curve.monotone[0], curve.monotone[-1]], atol=1e-12)
+    # Independently: evenly spaced and collinear in log2(rank) (or rank), which is find_knee's x up to scale.
+    x = np.log2(points) if log_rank else points
+    np.testing.assert_allclose(np.diff(x), (x[-1] - x[0]) / 32, atol=1e-9)
+    slope = (values[-1] - values[0]) / (x[-1] - x[0])
+    np.testing.assert_allclose(values, values[0] + slope * (x - x[0]), atol=1e-12)
+    # It is the line find_knee measures against: at the knee, the curve is farthest above it.
+    knee, _ = find_knee(curve, log_rank=log_rank)
+    grid_x = np.linspace(x[0], x[-1], 2001)
+    grid = 2**grid_x if log_rank else grid_x
+    gap = curve(grid) - (values[0] + slope * (grid_x - x[0]))
+    assert grid[int(np.argmax(gap))] == pytest.approx(knee, rel=0.01)
+    with pytest.raises(ValueError, match=r"num must be an integer >= 2"):
+        secant(curve, num=1)

@@ -33,3 +33,22 @@ def test_results_json_of_0_1_0_loads_round_trips_and_reports():
     assert [r.rank for r in results.ranks] == [1, 2, 4] and results.cnn_students[0].capacity == "small"
     report = build_report(results, num_bootstrap=10)
     assert report.ranks == [1, 2, 4] and report.teacher["accuracy"] == payload["teacher"]["accuracy"]
+
+
+def test_results_json_with_nan_tokens_of_earlier_writers_loads_and_is_rewritten_strict(tmp_path):
+    """Earlier writers let a NaN loss reach results.json as the token NaN: such a file still loads, and saving it
+    again writes null."""
+    payload = json.loads((FIXTURES / "results.json").read_text())
+    payload["ranks"][0]["loss_history"] = [[1, 2.0], [2, float("nan")]]
+    (tmp_path / "results.json").write_text(json.dumps(payload))  # Python's default: allow_nan=True
+    assert "NaN" in (tmp_path / "results.json").read_text()
+    results = SweepResults.load(tmp_path)
+    assert results.ranks[0].loss_history[1][1] != results.ranks[0].loss_history[1][1]  # NaN
+    results.save(tmp_path / "results.json")
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    rewritten = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert rewritten["ranks"][0]["loss_history"] == [[1, 2.0], [2, None]]
+    assert SweepResults.load(tmp_path).ranks[0].loss_history == [[1, 2.0], [2, None]]

@@ -194,3 +194,13 @@ def test_boolean_float_and_small_ranks_are_refused_naming_the_layer(rank):
         factorize_model(_mlp(), rank=rank, exclude_modules=())
     message = str(error.value)
     assert "rank for layer '0' (11 -> 7) must be an integer in [1, 7]" in message and f"got {rank!r}" in message
+
+
+def test_factorization_report_of_a_larger_student_says_more_not_fewer():
+    """A rank above break-even makes the model larger: the report used to print "0.86x fewer"."""
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 7))
+    report = factorize_model(model, rank=5)
+    assert report.total_params_after > report.total_params_before
+    text = str(report)
+    ratio = report.total_params_after / report.total_params_before
+    assert f"({ratio:.2f}x more parameters)" in text and "fewer" not in text

@@ -9,8 +9,11 @@ import textwrap
 import pytest
 import torch
 import yaml
+from test_report import make_results
 
-from hf_lowrank.hub import HubPushError, push_sweep
+from hf_lowrank.hub import HubPushError, push_sweep, student_card
+from hf_lowrank.report import build_report
+from hf_lowrank.results import SweepResults
 from hf_lowrank.sweep import run_sweep
 
 import sweep as sweep_script  # scripts/sweep.py
@@ -229,3 +232,38 @@ def test_sweep_with_push_to_hub(sweep_dir, hub, tmp_path, monkeypatch):
     local = (resumed / "rank-003" / "README.md").read_bytes()
     assert b"tester/swept-rank-003" in local and hub.repos["tester/swept-rank-003"]["files"]["README.md"] == local
     assert hub.repos["tester/swept"]["files"]["README.md"] == (resumed / "README.md").read_bytes()
+
+
+def _card_of(record_fields: dict, teacher_fields: dict) -> str:
+    """The rank-2 student card of a three-rank sweep whose records carry `record_fields`, its teacher
+    `teacher_fields`."""
+    payload = make_results({1: 0.5, 2: 0.8, 4: 0.85})
+    payload["teacher"].update(teacher_fields)
+    for record in payload["ranks"]:
+        record.update(accuracy=float(record["accuracy"]), **record_fields)
+    results = SweepResults.from_dict(payload)
+    return student_card(results, build_report(results, num_bootstrap=0), results.ranks[1]).content
+
+
+NOT_MEASURED = "calibration and robustness were not measured"
+
+
+def test_student_card_reports_calibration_and_robustness_when_the_sweep_measured_them():
+    card = _card_of({"ece": 0.05, "noise_accuracy": {"0.1": 0.6}}, {"ece": 0.03, "noise_accuracy": {"0.1": 0.8}})
+    assert "| expected calibration error (15 bins) | 0.0500 | 0.0300 |" in card
+    assert "| accuracy under Gaussian input noise, sigma=0.1 | 0.6000 | 0.8000 |" in card
+    assert NOT_MEASURED not in card
+
+
+@pytest.mark.parametrize("ece", [None, float("nan")])
+def test_student_card_with_noise_robustness_but_no_ece_says_only_the_ece_is_missing(ece):
+    card = _card_of({"ece": ece, "noise_accuracy": {"0.1": 0.6}}, {"ece": 0.03, "noise_accuracy": {"0.1": 0.8}})
+    assert "| accuracy under Gaussian input noise, sigma=0.1 | 0.6000 | 0.8000 |" in card
+    assert "| expected calibration error (15 bins) | not measured | 0.0300 |" in card
+    assert NOT_MEASURED not in card and "nan" not in card
+
+
+def test_student_card_without_measurements_says_so_once():
+    card = _card_of({"ece": None, "noise_accuracy": {"0.1": float("nan")}}, {"ece": None, "noise_accuracy": {}})
+    assert card.count(NOT_MEASURED) == 1
+    assert "expected calibration error" not in card and "Gaussian input noise" not in card

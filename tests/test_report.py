@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -134,3 +135,200 @@ def test_a_convex_curve_has_no_knee_and_the_report_says_why(tmp_path):
     assert any(note.startswith("No knee:") for note in report.notes)
     write_report(report, tmp_path)  # the knee plot draws a curve without a knee
     assert (tmp_path / "knee.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _write(path, payload):
+    path.write_text(payload if isinstance(payload, str) else json.dumps(payload))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ("[1, 2, 3]", r"results.json is not an hf_lowrank sweep results file: its top level is a JSON list"),
+        ('"results"', r"results.json is not an hf_lowrank sweep results file: its top level is a JSON string"),
+        ("null", r"its top level is a JSON null"),
+        ({"format": "other", "version": 1}, r"format 'other', expected 'hf_lowrank.sweep'"),
+    ],
+)
+def test_results_files_that_are_not_objects_raise_results_error(tmp_path, payload, message):
+    path = _write(tmp_path / "results.json", payload)
+    with pytest.raises(ResultsError, match=message) as error:
+        SweepResults.load(tmp_path)
+    assert str(path) in str(error.value)
+
+
+def _without(payload, *keys):
+    """`payload` (a results dict) with the field at each dotted path of `keys` removed."""
+    payload = json.loads(json.dumps(payload))
+    for key in keys:
+        *parents, last = key.split(".")
+        target = payload
+        for parent in parents:
+            target = target[int(parent)] if isinstance(target, list) else target[parent]
+        del target[last]
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: _without(p, "ranks"), r"the results lack the required field\(s\) 'ranks'"),
+        (lambda p: _without(p, "config"), r"the results lack the required field\(s\) 'config'"),
+        (lambda p: _without(p, "ranks.1.rank"), r"ranks\[1\] lacks the required field 'rank'"),
+        (
+            lambda p: _without({**p, "ranks": [{**p["ranks"][0], "config": {"rank": 1}}]}, "ranks.0.rank"),
+            r"ranks\[0\] lacks the required field 'rank'",
+        ),
+        (
+            lambda p: _without(p, "ranks.2.status"),
+            r"ranks\[2\] \(StudentResult\) lacks the required field\(s\) 'status'",
+        ),
+        (
+            lambda p: _without(p, "teacher.accuracy"),
+            r"'teacher' \(TeacherResult\) lacks the required field\(s\) 'accuracy'",
+        ),
+        (lambda p: {**p, "ranks": {"1": {}}}, r"'ranks' must be a JSON list; got an object"),
+        (lambda p: {**p, "ranks": [["rank", 1]]}, r"ranks\[0\] must be a JSON object; got a list"),
+        (lambda p: {**p, "config": []}, r"'config' must be a JSON object; got a list"),
+        (
+            lambda p: {**p, "ranks": [{**p["ranks"][0], "rank": "4"}]},
+            r"ranks\[0\] has 'rank' '4'; it must be a positive",
+        ),
+        (lambda p: {**p, "teacher": [0.9]}, r"'teacher' must be a JSON object; got a list"),
+    ],
+)
+def test_results_files_without_required_fields_name_the_file_and_the_field(tmp_path, edit, message):
+    path = _write(tmp_path / "results.json", edit(make_results({1: 0.5, 2: 0.8, 4: 0.85})))
+    with pytest.raises(ResultsError, match=message) as error:
+        SweepResults.load(path)
+    assert str(error.value).startswith(f"{path} is not a valid results file")
+    with pytest.raises(ResultsError, match=message):  # the payload itself, without a file
+        SweepResults.from_dict(edit(make_results({1: 0.5, 2: 0.8, 4: 0.85})))
+
+
+def _strict_loads(text):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_numbers_are_written_as_null_and_load_back(tmp_path):
+    results = SweepResults.from_dict(make_results({1: 0.5, 2: 0.8, 4: 0.85}))
+    failed = results.ranks[0]
+    failed.status, failed.loss_history = "failed", [(1, 2.5), (2, float("nan")), (3, float("inf"))]
+    results.ranks[1].ece = float("nan")
+    results.ranks[1].noise_accuracy = {"0.1": float("-inf")}
+    results.save(tmp_path / "results.json")
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    payload = _strict_loads(text)  # strict JSON: a NaN / Infinity token would raise here
+    assert payload["ranks"][0]["loss_history"] == [[1, 2.5], [2, None], [3, None]]
+    assert payload["ranks"][1]["ece"] is None and payload["ranks"][1]["noise_accuracy"] == {"0.1": None}
+    loaded = SweepResults.load(tmp_path)
+    assert loaded.ranks[0].loss_history == [[1, 2.5], [2, None], [3, None]] and loaded.ranks[1].ece is None
+    report = build_report(loaded, num_bootstrap=10)
+    write_report(report, tmp_path)
+    _strict_loads((tmp_path / "report.json").read_text())
+    assert Report.load(tmp_path / "report.json").rows[0]["rank"] == 2  # rank 1 failed
+
+
+def test_report_json_of_a_report_with_non_finite_values_is_strict(tmp_path):
+    report = report_of(CURVE)
+    report.rows[0]["ece"] = float("nan")
+    report.teacher["noise_accuracy"] = {"0.1": float("inf")}
+    write_report(report, tmp_path)
+    payload = _strict_loads((tmp_path / "report.json").read_text())
+    assert payload["rows"][0]["ece"] is None and payload["teacher"]["noise_accuracy"] == {"0.1": None}
+    json.dumps(payload, allow_nan=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_report_script_into_a_read_only_directory_prints_one_line_and_fails(tmp_path, capsys):
+    import report as report_script  # scripts/report.py
+
+    SweepResults.from_dict(make_results(CURVE)).save(tmp_path / "results.json")
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            report_script.main([str(tmp_path), "--num_bootstrap", "5"])
+    finally:
+        tmp_path.chmod(0o755)
+    message = str(exit_info.value.code)
+    assert exit_info.value.code not in (0, None) and "\n" not in message
+    assert message == f"report failed: cannot write the report into {tmp_path}: Permission denied."
+
+
+def test_report_script_turns_write_errors_and_bad_results_into_one_line(tmp_path, monkeypatch):
+    import report as report_script  # scripts/report.py
+
+    SweepResults.from_dict(make_results(CURVE)).save(tmp_path / "results.json")
+
+    def refuse(report, output_dir):
+        raise PermissionError(13, "Permission denied", os.path.join(output_dir, ".report.json.x"))
+
+    monkeypatch.setattr(report_script, "write_report", refuse)
+    with pytest.raises(SystemExit) as exit_info:
+        report_script.main([str(tmp_path), "--num_bootstrap", "5"])
+    assert exit_info.value.code == f"report failed: cannot write the report into {tmp_path}: Permission denied."
+    (tmp_path / "results.json").write_text("[]")
+    with pytest.raises(SystemExit) as exit_info:
+        report_script.main([str(tmp_path)])
+    assert str(exit_info.value.code).startswith("report failed: ") and "JSON list" in str(exit_info.value.code)
+
+
+def test_knee_plot_secant_is_straight_on_the_log_axis_through_the_fitted_endpoints():
+    from hf_lowrank.plotting import pyplot
+    from hf_lowrank.report.plots import SECANT_LABEL, knee_figure
+
+    report = report_of(CURVE)
+    fig = knee_figure(report)
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log"
+        (line,) = [line for line in ax.get_lines() if line.get_label() == SECANT_LABEL]
+        ranks, values = (np.asarray(v, dtype=float) for v in line.get_data())
+        assert len(ranks) > 2  # sampled, not just the endpoints
+        curve = report.summary.curve
+        assert (ranks[0], ranks[-1]) == (1.0, 32.0)
+        np.testing.assert_allclose([values[0], values[-1]], [curve.monotone[0], curve.monotone[-1]], atol=1e-12)
+        # Straight in the plotted coordinates (log2 rank by accuracy): every point on the endpoints' line.
+        x = np.log2(ranks)
+        np.testing.assert_allclose(values, values[0] + (values[-1] - values[0]) * (x - x[0]) / (x[-1] - x[0]))
+        display = ax.transData.transform(np.column_stack([ranks, values]))  # and on the drawn figure
+        along, offsets = display[-1] - display[0], display - display[0]
+        distance = (along[0] * offsets[:, 1] - along[1] * offsets[:, 0]) / np.linalg.norm(along)  # pixels
+        assert np.abs(distance).max() < 1e-6
+    finally:
+        pyplot().close(fig)
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "seeds"),
+    [
+        ({8: 0.85}, (0,)),
+        ({4: 0.8, 8: 0.85}, (0,)),
+        ({4: {0: 0.8, 1: 0.75}, 8: {0: 0.85, 1: 0.8}}, (0, 1)),
+    ],
+)
+def test_one_or_two_rank_reports_say_not_estimated_once_without_intervals(tmp_path, accuracies, seeds):
+    report = report_of(accuracies, seeds=seeds, num_bootstrap=20)
+    write_report(report, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert text.count("not estimated (fewer than 3 ranks)") == 1
+    assert "- Region and knee: not estimated (fewer than 3 ranks)." in text
+    assert "r_low [" not in text and "Knee (headline" not in text and "## Across seeds" not in text
+    assert report.region["r_low_interval"] is None and report.region["r_high_interval"] is None
+    assert report.knee["linear_interval"] is None and report.knee["log_rank_interval"] is None
+    assert report.knee["linear_why"] == report.knee["log_rank_why"] == "not estimated (fewer than 3 ranks)"
+    assert json.loads((tmp_path / "report.json").read_text())["region"]["estimated"] is False
+
+
+def test_report_json_that_is_not_an_object_and_a_negative_bootstrap_count_are_refused(tmp_path):
+    path = _write(tmp_path / "report.json", "[1, 2]")
+    with pytest.raises(ResultsError, match=r"report.json is not a report: its top level is a JSON list"):
+        Report.load(path)
+    results = SweepResults.from_dict(make_results(CURVE))
+    with pytest.raises(ValueError, match=r"num_bootstrap must be a non-negative integer \(0: no intervals\); got -1"):
+        build_report(results, num_bootstrap=-1)

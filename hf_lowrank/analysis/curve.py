@@ -7,10 +7,13 @@ maximum does not let one lucky point lift every rank after it). The raw points a
 """
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import brentq, minimize_scalar
+
+from .validation import check_curve_inputs, check_thresholds
 
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "find_knee",
     "fit_curve",
     "isotonic",
+    "secant",
     "threshold_rank",
 ]
 
@@ -60,17 +64,19 @@ class Curve:
 
 
 def fit_curve(ranks, accuracies, teacher_accuracy: float) -> Curve:
-    """Monotone PCHIP fit of normalised accuracy against rank (at least two distinct ranks)."""
-    ranks = np.asarray(ranks, dtype=float)
-    accuracies = np.asarray(accuracies, dtype=float)
-    if ranks.shape != accuracies.shape or ranks.ndim != 1:
-        raise ValueError(
-            f"ranks and accuracies must be 1-D and of equal length, got {ranks.shape} and {accuracies.shape}."
-        )
-    if len(np.unique(ranks)) != len(ranks) or len(ranks) < 2:
-        raise ValueError(f"need at least two distinct ranks, got {ranks.tolist()}.")
-    if not teacher_accuracy > 0:
-        raise ValueError(f"teacher_accuracy must be > 0, got {teacher_accuracy}.")
+    """Monotone PCHIP fit of normalised accuracy against rank (at least two distinct ranks).
+
+    Raises ValueError (naming the argument and the value) for ranks that are not finite, positive and distinct,
+    accuracies that are not fractions in [0, 1] (percent, NaN) or not one per rank, and a teacher accuracy outside
+    (0, 1]."""
+    ranks, accuracies, teacher_accuracy = check_curve_inputs(ranks, accuracies, teacher_accuracy)
+    return _fit_checked(ranks, accuracies, teacher_accuracy)
+
+
+def _fit_checked(ranks: np.ndarray, accuracies: np.ndarray, teacher_accuracy: float) -> Curve:
+    """`fit_curve` on inputs `check_curve_inputs` has already passed."""
+    if len(ranks) < 2:
+        raise ValueError(f"need at least two distinct ranks to fit a curve; got ranks {ranks.tolist()}.")
     order = np.argsort(ranks)
     ranks, raw = ranks[order], accuracies[order] / teacher_accuracy
     monotone = isotonic(raw)
@@ -82,6 +88,9 @@ def threshold_rank(curve: Curve, level: float) -> float | None:
 
     At the smallest measured rank already above `level`, that rank is returned (the crossing may lie below it).
     """
+    _check_curve(curve)
+    if isinstance(level, bool) or not isinstance(level, Real) or not np.isfinite(level):
+        raise ValueError(f"level must be a finite fraction of the teacher's accuracy, e.g. 0.85; got {level!r}.")
     lo, hi = curve.ranks[0], curve.ranks[-1]
     if curve(hi) < level:
         return None
@@ -98,10 +107,38 @@ def threshold_rank(curve: Curve, level: float) -> float | None:
 def effective_rank_region(ranks, accuracies, teacher_accuracy: float, low: float = 0.85, high: float = 0.95):
     """(r_low, r_high): smallest ranks where the monotone PCHIP curve of normalised accuracy reaches `low` and
     `high` of the teacher's accuracy; each None where the curve never gets there."""
-    if not 0 < low <= high:
-        raise ValueError(f"need 0 < low <= high, got low={low}, high={high}.")
+    low, high = check_thresholds(low, high)
     curve = fit_curve(ranks, accuracies, teacher_accuracy)
     return threshold_rank(curve, low), threshold_rank(curve, high)
+
+
+def _check_curve(curve) -> None:
+    if not isinstance(curve, Curve):
+        raise ValueError(f"curve must be a Curve (from fit_curve); got {type(curve).__name__}.")
+
+
+def _knee_axis(curve: Curve, log_rank: bool):
+    """The knee's x coordinate: rank (or log-rank) normalised to [0, 1] over the measured range, and its inverse."""
+    lo, hi = curve.ranks[0], curve.ranks[-1]
+    if log_rank:
+        log_lo, log_hi = np.log(lo), np.log(hi)
+        return (lambda r: (np.log(r) - log_lo) / (log_hi - log_lo)), (lambda x: np.exp(log_lo + x * (log_hi - log_lo)))
+    return (lambda r: (r - lo) / (hi - lo)), (lambda x: lo + x * (hi - lo))
+
+
+def secant(curve: Curve, log_rank: bool = False, num: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """`(ranks, values)`: `num` points of the secant `find_knee` measures its distance to, the straight segment
+    from the curve's first to its last measured point in the knee's coordinates (rank, or log-rank when
+    `log_rank`), evenly spaced along that axis. Drawn on an axis of the same scale it is a straight line."""
+    _check_curve(curve)
+    if isinstance(num, bool) or not isinstance(num, Integral) or num < 2:
+        raise ValueError(f"num must be an integer >= 2 (the segment's endpoints at least); got {num!r}.")
+    _, from_x = _knee_axis(curve, log_rank)
+    x = np.linspace(0.0, 1.0, num)
+    y_lo, y_hi = float(curve(curve.ranks[0])), float(curve(curve.ranks[-1]))
+    ranks = from_x(x)
+    ranks[0], ranks[-1] = curve.ranks[0], curve.ranks[-1]  # exactly the endpoints, not exp(log(r))
+    return ranks, y_lo + (y_hi - y_lo) * x
 
 
 def find_knee(curve: Curve, log_rank: bool = False) -> tuple[float | None, str | None]:
@@ -112,12 +149,9 @@ def find_knee(curve: Curve, log_rank: bool = False) -> tuple[float | None, str |
     [0, 1] (rank by its measured range, or log-rank when `log_rank`; accuracy by the curve's range): the secant is
     the diagonal and the distance is (y - x) / sqrt(2).
     """
+    _check_curve(curve)
     lo, hi = curve.ranks[0], curve.ranks[-1]
-    to_x = (
-        (lambda r: (np.log(r) - np.log(lo)) / (np.log(hi) - np.log(lo)))
-        if log_rank
-        else (lambda r: (r - lo) / (hi - lo))
-    )
+    to_x, _ = _knee_axis(curve, log_rank)
     y_lo, y_hi = float(curve(lo)), float(curve(hi))
     if y_hi - y_lo <= 1e-12:
         return None, "the curve is flat over the measured ranks"

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from .curve import Curve, find_knee, fit_curve, threshold_rank
+from .curve import Curve, _fit_checked, find_knee, threshold_rank
+from .validation import check_curve_inputs, check_positive_int, check_thresholds
 
 
 __all__ = ["MIN_RANKS", "CurveSummary", "summarize_curve"]
@@ -41,15 +42,23 @@ def summarize_curve(
     ranks, accuracies, teacher_accuracy: float, low: float = 0.85, high: float = 0.95, min_ranks: int = MIN_RANKS
 ) -> CurveSummary:
     """Fit the monotone PCHIP curve once and read the region (`low`, `high` of the teacher's accuracy) and the
-    knees (linear and log-rank axes) off it. With fewer than `min_ranks` ranks nothing is estimated."""
-    if not 0 < low <= high:
-        raise ValueError(f"need 0 < low <= high, got low={low}, high={high}.")
-    if len(ranks) < 2:
-        return CurveSummary(None, False, knee_why="fewer than 2 ranks", knee_log_why="fewer than 2 ranks")
-    curve = fit_curve(ranks, accuracies, teacher_accuracy)
-    if len(ranks) < min_ranks:
-        why = f"not estimated (fewer than {min_ranks} ranks)"
+    knees (linear and log-rank axes) off it. With fewer than `min_ranks` ranks nothing is estimated.
+
+    Raises ValueError for inputs `check_curve_inputs` rejects (accuracies in percent, NaN, ranks not positive or
+    repeated, one accuracy per rank) and thresholds outside 0 < low <= high <= 1."""
+    ranks, accuracies, teacher_accuracy = check_curve_inputs(ranks, accuracies, teacher_accuracy)
+    low, high = check_thresholds(low, high)
+    min_ranks = check_positive_int("min_ranks", min_ranks)
+    return _summarize_checked(ranks, accuracies, teacher_accuracy, low, high, min_ranks)
+
+
+def _summarize_checked(ranks, accuracies, teacher_accuracy, low, high, min_ranks) -> CurveSummary:
+    """`summarize_curve` on inputs already checked (the bootstrap checks once, then calls this per resample)."""
+    if len(ranks) < max(min_ranks, 2):
+        why = f"not estimated (fewer than {max(min_ranks, 2)} ranks)"
+        curve = _fit_checked(ranks, accuracies, teacher_accuracy) if len(ranks) >= 2 else None
         return CurveSummary(curve, False, knee_why=why, knee_log_why=why)
+    curve = _fit_checked(ranks, accuracies, teacher_accuracy)
     knee, knee_why = find_knee(curve)
     knee_log, knee_log_why = find_knee(curve, log_rank=True)
     return CurveSummary(

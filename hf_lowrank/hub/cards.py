@@ -1,6 +1,7 @@
 """Model cards of a sweep's students and of the sweep itself, rendered once from the in-memory results and report
 with huggingface_hub's `ModelCard.from_template` (Jinja templates in `model_cards/`)."""
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ BRIDGE_NOTES = {
     "widelast": "WideLast variant: the last block is not factorized (it stays at the teacher's full capacity), and "
     "the student was distilled with MSE on its final tokens plus the logit term.",
 }
+NOT_MEASURED = "not measured"
 TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
 
 
@@ -105,18 +107,31 @@ def _card_data(results: SweepResults, name: str, accuracy: float | None, is_mode
     )
 
 
+def _measured(value) -> str | None:
+    """`value` to 4 decimals when it was measured (a finite number); None when missing or NaN (not measured)."""
+    if value is None or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return f"{value:.4f}"
+
+
 def _robustness(record: StudentResult, results: SweepResults) -> dict:
-    """Card fields for calibration and noise robustness, when the sweep measured them."""
+    """Card fields for calibration and noise robustness, each where the sweep measured it (a finite value).
+
+    The card's table shows an ECE row when `ece` is set, and the card says "calibration and robustness were not
+    measured" when it is not: so with noise accuracies but no ECE, `ece` reads "not measured" (the row says so)
+    rather than claiming robustness was not measured either."""
     teacher = results.teacher
     noise = [
-        (sigma, f"{value:.4f}", f"{teacher.noise_accuracy[sigma]:.4f}")
+        (sigma, _measured(value), _measured(teacher.noise_accuracy.get(sigma)))
         for sigma, value in record.noise_accuracy.items()
-        if value is not None and teacher.noise_accuracy.get(sigma) is not None
+        if _measured(value) is not None and _measured(teacher.noise_accuracy.get(sigma)) is not None
     ]
-    measured = record.ece is not None and record.ece == record.ece  # NaN: not measured
+    ece = _measured(record.ece)
+    if ece is None and noise:
+        ece = NOT_MEASURED
     return {
-        "ece": f"{record.ece:.4f}" if measured else None,
-        "teacher_ece": f"{teacher.ece:.4f}" if teacher.ece is not None else "",
+        "ece": ece,
+        "teacher_ece": _measured(teacher.ece) or NOT_MEASURED,
         "noise": noise,
     }
 

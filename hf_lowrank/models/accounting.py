@@ -4,13 +4,14 @@ Only imports torch and `.factorized_linear` (flat), so the modeling code can use
 """
 
 from collections.abc import Iterable
+from numbers import Integral
 
 from torch import nn
 
 from .factorized_linear import FactorizedLinear
 
 
-__all__ = ["VIT_B32_CIFAR100", "count_parameters", "linear_parameters", "vit_forward_flops"]
+__all__ = ["VIT_B32_CIFAR100", "count_parameters", "linear_parameters", "parameter_change", "vit_forward_flops"]
 
 # The paper's geometry: ViT-B/32 (224x224 inputs, 12 blocks of width 768, MLP 3072) with a 100-class head.
 VIT_B32_CIFAR100 = dict(
@@ -33,6 +34,20 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
         seen.add(id(param))
         total += param.numel()
     return total
+
+
+def parameter_change(params_before: int, params_after: int) -> str:
+    """How a parameter count changed, as a ratio above 1 in the right direction: "11.00x fewer parameters" for a
+    smaller student, "1.16x more parameters" for a larger one (never "0.86x fewer"), "as many parameters" when
+    equal."""
+    for name, value in (("params_before", params_before), ("params_after", params_after)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value <= 0:
+            raise ValueError(f"{name} must be a positive parameter count; got {value!r}.")
+    if params_after < params_before:
+        return f"{params_before / params_after:.2f}x fewer parameters"
+    if params_after > params_before:
+        return f"{params_after / params_before:.2f}x more parameters"
+    return "as many parameters"
 
 
 def linear_parameters(in_features: int, out_features: int, rank: int | None = None, bias: bool = True) -> int:

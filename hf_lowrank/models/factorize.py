@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .accounting import count_parameters, linear_parameters
+from .accounting import count_parameters, linear_parameters, parameter_change
 from .factorized_linear import FactorizedLinear, check_rank
 
 
@@ -130,7 +130,7 @@ class FactorizationReport:
         lines.append(f"{len(self.layers)} factorized layers: {before:,} -> {after:,} parameters")
         lines.append(
             f"whole model: {self.total_params_before:,} -> {self.total_params_after:,} parameters "
-            f"({self.compression:.2f}x fewer)"
+            f"({parameter_change(self.total_params_before, self.total_params_after)})"
         )
         return "\n".join(lines)
 

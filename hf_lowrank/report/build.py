@@ -5,6 +5,7 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,16 @@ class Report:
         """Read a report.json (for scripts that start from a sweep directory)."""
         path = Path(path)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError, TypeError) as error:
+            payload = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ResultsError(f"cannot read the report {path}: {error}.") from error
+        if not isinstance(payload, dict):
+            raise ResultsError(
+                f"{path} is not a report: its top level is a JSON {type(payload).__name__}, not an object."
+            )
+        try:
+            return cls.from_dict(payload)
+        except TypeError as error:
             raise ResultsError(f"cannot read the report {path}: {error}.") from error
 
 
@@ -154,6 +163,8 @@ def build_report(
     teacher = results.teacher
     if teacher is None:
         raise ValueError("the results hold no teacher yet: the sweep has not finished its teacher stage.")
+    if isinstance(num_bootstrap, bool) or not isinstance(num_bootstrap, Integral) or num_bootstrap < 0:
+        raise ValueError(f"num_bootstrap must be a non-negative integer (0: no intervals); got {num_bootstrap!r}.")
     done = results.done_students()
     by_rank = defaultdict(list)
     for record in done:

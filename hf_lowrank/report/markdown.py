@@ -7,6 +7,11 @@ from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region
 __all__ = ["render_markdown"]
 
 
+def _fmt(value, spec: str, missing: str = "n/a") -> str:
+    """`value` in format `spec`, or `missing` where it is None (results.json writes a non-finite number as null)."""
+    return missing if value is None else format(value, spec)
+
+
 def _estimate_lines(report: Report) -> list[str]:
     """The headline bullets: region and knees with their intervals, or one line saying they were not estimated."""
     if not report.estimated:
@@ -29,7 +34,9 @@ def _estimate_lines(report: Report) -> list[str]:
 
 
 def _per_seed_lines(report: Report) -> list[str]:
-    if not report.per_seed:
+    """The per-seed estimates; none when the report estimated nothing (no seed has more ranks than all together,
+    so every row would repeat the headline's "not estimated")."""
+    if not report.per_seed or not report.estimated:
         return []
     lines = [
         "## Across seeds",
@@ -136,8 +143,8 @@ def _representation_lines(report: Report) -> list[str]:
     for name, d in entries:
         if d:
             lines.append(
-                f"| {name} | {d['svd_rank_p99']['0.95']:.0f} | {d['shared_dimension']} | "
-                f"{d['bandwidth']['0.9']:.2f} | {d['pooled_entropy_rank']:.2f} |"
+                f"| {name} | {_fmt(d['svd_rank_p99']['0.95'], '.0f')} | {_fmt(d['shared_dimension'], '')} | "
+                f"{_fmt(d['bandwidth']['0.9'], '.2f')} | {_fmt(d['pooled_entropy_rank'], '.2f')} |"
             )
     return lines + [""]
 
@@ -163,9 +170,9 @@ def _collapse_lines(report: Report) -> list[str]:
         (f"CNN {s['capacity']}", s["parameters"], s) for s in students
     ]
     for name, parameters, entry in entries:
-        noise = f"{entry['noise_accuracy'][sigma]:.4f} | " if sigma else ""
+        noise = f"{_fmt((entry.get('noise_accuracy') or {}).get(sigma), '.4f')} | " if sigma else ""
         erank = entry["diagnostics"]["pooled_entropy_rank"] if entry.get("diagnostics") else None
         lines.append(
-            f"| {name} | {parameters:,} | {entry['accuracy']:.4f} | {noise}{'' if erank is None else f'{erank:.2f}'} |"
+            f"| {name} | {parameters:,} | {_fmt(entry['accuracy'], '.4f')} | {noise}{_fmt(erank, '.2f', '')} |"
         )
     return lines + [""]

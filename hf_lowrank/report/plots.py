@@ -4,12 +4,13 @@ import os
 
 import numpy as np
 
+from ..analysis import secant
 from ..plotting import pyplot
 from .build import Report
 from .formatting import region_text
 
 
-__all__ = ["plot_knee", "plot_params_vs_accuracy", "plot_representations"]
+__all__ = ["knee_figure", "plot_knee", "plot_params_vs_accuracy", "plot_representations"]
 
 
 def plot_representations(report: Report, path: str | os.PathLike) -> None:
@@ -60,13 +61,19 @@ def _plot_points(ax, report: Report, ranks: np.ndarray, normalised: np.ndarray) 
         ax.plot(ranks, normalised, "o", color="tab:blue", label="students", zorder=3)
 
 
+SECANT_LABEL = "secant (log-rank knee)"
+
+
 def _plot_estimates(ax, report: Report, curve, ranks: np.ndarray) -> None:
-    """The fitted curve, the secant, the region and the knees."""
+    """The fitted curve, the secant, the region and the knees.
+
+    The x axis is logarithmic, so the secant drawn is the one the log-rank knee is measured against (`secant`
+    with `log_rank=True`: straight in log-rank, hence straight here). The linear-rank knee's secant is straight in
+    rank and would be a curve on this axis; it is not drawn."""
     grid = np.exp(np.linspace(np.log(ranks[0]), np.log(ranks[-1]), 400))
     ax.plot(grid, curve(grid), color="tab:blue", lw=1.5, label="monotone PCHIP fit")
-    y0, y1 = float(curve(ranks[0])), float(curve(ranks[-1]))
-    secant = y0 + (y1 - y0) * (grid - ranks[0]) / (ranks[-1] - ranks[0])
-    ax.plot(grid, secant, color="tab:gray", lw=1, ls="--", label="secant (linear-rank knee)")
+    secant_ranks, secant_values = secant(curve, log_rank=True, num=50)
+    ax.plot(secant_ranks, secant_values, color="tab:gray", lw=1, ls="--", label=SECANT_LABEL, gid="secant")
     region, knee = report.region, report.knee
     if report.estimated and region["r_low"] is not None:
         right = region["r_high"] if region["r_high"] is not None else ranks[-1]
@@ -80,7 +87,15 @@ def _plot_estimates(ax, report: Report, curve, ranks: np.ndarray) -> None:
 
 def plot_knee(report: Report, path: str | os.PathLike) -> None:
     """Normalised accuracy against rank (log axis): points with interval bars, the PCHIP curve, the threshold band,
-    the region, the knee and the secant."""
+    the region, the knees and the log-rank knee's secant."""
+    plt = pyplot()
+    fig = knee_figure(report)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def knee_figure(report: Report):
+    """The figure `plot_knee` saves (the caller closes it)."""
     plt = pyplot()
     ranks = np.array(report.ranks, dtype=float)
     normalised = np.array([r["normalized_accuracy"] for r in report.rows])
@@ -102,8 +117,7 @@ def plot_knee(report: Report, path: str | os.PathLike) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def plot_params_vs_accuracy(report: Report, path: str | os.PathLike) -> None:

@@ -3,7 +3,7 @@ and the Hub push, and saved as results.json (`SweepResults.save` / `SweepResults
 `RESULTS_VERSION`)."""
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from .io import RESULTS_FORMAT, RESULTS_VERSION, ResultsError, atomic_write_json, read_results_payload
@@ -12,10 +12,44 @@ from .io import RESULTS_FORMAT, RESULTS_VERSION, ResultsError, atomic_write_json
 __all__ = ["CNNStudentResult", "DatasetInfo", "StudentConfig", "StudentResult", "SweepResults", "TeacherResult"]
 
 
-def _build(cls, payload: dict | None):
-    """`cls` from a JSON mapping: the fields `cls` knows (a file from an older hf_lowrank may lack new ones)."""
+def _json_type(value) -> str:
+    """The JSON kind of a parsed value, with its article (a list, an object, ...)."""
+    kinds = {list: "a list", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _required(cls) -> list[str]:
+    """The fields of `cls` without a default: what every record of it must hold."""
+    return [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+
+
+def _check_object(payload, where: str) -> dict:
+    if not isinstance(payload, dict):
+        raise ResultsError(f"{where} must be a JSON object; got {_json_type(payload)}: {payload!r:.80}.")
+    return payload
+
+
+def _check_list(payload, where: str) -> list:
+    if not isinstance(payload, list):
+        raise ResultsError(f"{where} must be a JSON list; got {_json_type(payload)}: {payload!r:.80}.")
+    return payload
+
+
+def _build(cls, payload: dict | None, where: str | None = None):
+    """`cls` from a JSON mapping: the fields `cls` knows (a file from an older hf_lowrank may lack new ones).
+
+    Raises ResultsError naming `where` (e.g. "ranks[2]") when `payload` is not an object or lacks a field `cls`
+    requires."""
     if payload is None:
         return None
+    where = where or cls.__name__
+    _check_object(payload, where)
+    missing = [name for name in _required(cls) if name not in payload]
+    if missing:
+        raise ResultsError(
+            f"{where} ({cls.__name__}) lacks the required field(s) {', '.join(map(repr, missing))}; it has "
+            f"{sorted(payload)}."
+        )
     known = {f.name for f in fields(cls)}
     return cls(**{key: value for key, value in payload.items() if key in known})
 
@@ -81,9 +115,17 @@ class StudentResult:
     diagnostics: dict | None = None
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "StudentResult":
-        config = _build(StudentConfig, payload.get("config") or {"rank": payload["rank"]})
-        return _build(cls, {**payload, "config": config})
+    def from_dict(cls, payload: dict, where: str = "student record") -> "StudentResult":
+        """A student record of results.json; ResultsError naming `where` when a required field is missing, or
+        `rank` is not an integer."""
+        _check_object(payload, where)
+        if "rank" not in payload:
+            raise ResultsError(f"{where} lacks the required field 'rank'; it has {sorted(payload)}.")
+        rank = payload["rank"]
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ResultsError(f"{where} has 'rank' {rank!r}; it must be a positive integer.")
+        config = _build(StudentConfig, payload.get("config") or {"rank": rank}, f"{where}.config")
+        return _build(cls, {**payload, "config": config}, where)
 
 
 @dataclass
@@ -145,14 +187,24 @@ class SweepResults:
 
     @classmethod
     def from_dict(cls, payload: dict) -> "SweepResults":
+        """The typed results of a results.json payload. Raises ResultsError naming the field when the payload is
+        not an object, lacks "config" or "ranks", or holds a record without a required field."""
+        _check_object(payload, "the results")
+        missing = [name for name in ("config", "ranks") if name not in payload]
+        if missing:
+            raise ResultsError(
+                f"the results lack the required field(s) {', '.join(map(repr, missing))}; they have {sorted(payload)}."
+            )
+        ranks = _check_list(payload["ranks"], "'ranks'")
+        cnn_students = _check_list(payload.get("cnn_students", []), "'cnn_students'")
         return cls(
-            config=payload["config"],
+            config=_check_object(payload["config"], "'config'"),
             hf_lowrank_version=payload.get("hf_lowrank_version", "unknown"),
             command=payload.get("command"),
-            teacher=_build(TeacherResult, payload.get("teacher")),
-            dataset=_build(DatasetInfo, payload.get("dataset")),
-            ranks=[StudentResult.from_dict(r) for r in payload.get("ranks", [])],
-            cnn_students=[_build(CNNStudentResult, r) for r in payload.get("cnn_students", [])],
+            teacher=_build(TeacherResult, payload.get("teacher"), "'teacher'"),
+            dataset=_build(DatasetInfo, payload.get("dataset"), "'dataset'"),
+            ranks=[StudentResult.from_dict(r, f"ranks[{i}]") for i, r in enumerate(ranks)],
+            cnn_students=[_build(CNNStudentResult, r, f"cnn_students[{i}]") for i, r in enumerate(cnn_students)],
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -168,5 +220,9 @@ class SweepResults:
         payload = read_results_payload(path)
         try:
             return cls.from_dict(payload)
-        except (KeyError, TypeError) as error:
-            raise ResultsError(f"{path} does not have the layout of results version {RESULTS_VERSION}: {error}.")
+        except ResultsError as error:
+            raise ResultsError(f"{path} is not a valid results file (version {RESULTS_VERSION}): {error}") from None
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ResultsError(
+                f"{path} does not have the layout of results version {RESULTS_VERSION}: {error!r}."
+            ) from error

@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from hf_lowrank import (
+    BridgedViTForImageClassification,
     FactorizedLinear,
     FactorizedViTConfig,
     FactorizedViTForImageClassification,
@@ -406,3 +407,12 @@ def test_from_teacher_accepts_numpy_and_torch_integer_ranks():
         assert student.config.rank_pattern == {"fc2": 3}
         assert student.vit.layers[0].mlp.fc1.rank == 4 and student.vit.layers[0].mlp.fc2.rank == 3
     assert reference.vit.layers[0].mlp.fc2.rank == 4
+
+
+@pytest.mark.parametrize("path", ["outputs/sweep/rank-999", "./nothing-here"])
+def test_from_pretrained_of_a_path_that_does_not_exist_says_so(tmp_path, monkeypatch, path):
+    """transformers answers "Repo id must be in the form ..." for a relative path that is not there."""
+    monkeypatch.chdir(tmp_path)
+    for model_class in (FactorizedViTForImageClassification, BridgedViTForImageClassification):
+        with pytest.raises(FileNotFoundError, match=f"'{path}' does not exist: there is no such local directory"):
+            model_class.from_pretrained(path)

@@ -19,7 +19,7 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTMod
 from .configuration_factorized_vit import FactorizedViTConfig
 from .factorize import factorize_model, plan_factorization
 from .factorized_linear import FactorizedLinear, as_integer
-from .pretrained_source import HUB_KWARGS, check_safetensors_files, resolve_pretrained_source
+from .pretrained_source import HUB_KWARGS, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
 
@@ -76,6 +76,11 @@ class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
             local = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
             if os.path.isdir(local):  # a truncated or corrupt file is named (a Hub id: transformers' own checks)
                 check_safetensors_files(os.path.join(local, kwargs.get("subfolder") or ""))
+            elif not is_repo_id(local):
+                raise FileNotFoundError(
+                    f"{os.fspath(pretrained_model_name_or_path)!r} does not exist: there is no such local directory, "
+                    "and it is not a Hub repo id either ('namespace/name')."
+                )
         model, loading_info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
         )

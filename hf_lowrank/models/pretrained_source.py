@@ -19,7 +19,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, PretrainedConfig
 
 
-__all__ = ["PretrainedSource", "check_safetensors_files", "resolve_pretrained_source"]
+__all__ = ["PretrainedSource", "check_safetensors_files", "is_repo_id", "resolve_pretrained_source"]
 
 # `from_pretrained` keyword arguments that also decide where and how the config is read.
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
@@ -54,7 +54,8 @@ def check_safetensors_files(directory: str | os.PathLike) -> list[str]:
     return [str(path) for path in paths]
 
 
-def _is_repo_id(name: str) -> bool:
+def is_repo_id(name: str) -> bool:
+    """Whether `name` has the form of a Hub repo id ('name' or 'namespace/name')."""
     try:
         validate_repo_id(name)
     except HFValidationError:
@@ -93,7 +94,7 @@ def resolve_pretrained_source(
         source, is_local = local, True
     elif os.path.exists(local):
         raise ValueError(f"{label} is a file; give the directory of a saved model (with config.json) or a Hub id.")
-    elif not _is_repo_id(name):
+    elif not is_repo_id(name):
         raise ValueError(
             f"{label} does not exist: there is no such local directory, and it is not a Hub repo id either "
             "('name' or 'namespace/name'). Give the directory of a saved model or a Hub model id."

@@ -6,13 +6,17 @@ against 6 runs of K=1), the same data and the same number of steps, so the ratio
 
 Printed beside the measured wall-time ratio: the ideal one, (teacher + sum of students) / sum of (teacher +
 student), from the measured per-step times of the shared work (teacher forward and batch loading, both done once
-per batch in lock-step and once per batch per student one at a time) and of each student's own step.
+per batch in lock-step and once per batch per student one at a time) and of each student's own step. Also: the
+cost of a mid-training checkpoint of the group (the lock-step run again, checkpointed after every step).
 
     python benchmarks/bench_sweep.py [--steps 40] [--vit_b32_steps 3]
 """
 
 import argparse
+import copy
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -22,7 +26,13 @@ from transformers import ViTConfig, ViTForImageClassification
 
 from hf_lowrank import FactorizedViTForImageClassification
 from hf_lowrank.data import collate_pixel_values
-from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, LockstepTrainer, teacher_targets
+from hf_lowrank.distillation import (
+    BlockOutputRecorder,
+    DistillationConfig,
+    GroupCheckpoint,
+    LockstepTrainer,
+    teacher_targets,
+)
 from hf_lowrank.models import VIT_B32_CIFAR100
 from hf_lowrank.sweep import embedded_teacher
 
@@ -52,6 +62,18 @@ def measure(name: str, teacher, ranks: list[int], data: Dataset, args: Distillat
     start = time.perf_counter()
     lockstep = LockstepTrainer(accelerator, args, teacher).train(group, data)
     lockstep_seconds = time.perf_counter() - start
+
+    # The same lock-step run, checkpointed after every optimizer step (--save_steps 1): the cost of a checkpoint.
+    checkpoint_args = copy.copy(args)
+    checkpoint_args.save_steps = 1
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint = GroupCheckpoint(Path(directory) / "checkpoint", {"bench": name})
+        group = students(ranks)
+        start = time.perf_counter()
+        LockstepTrainer(accelerator, checkpoint_args, teacher).train(group, data, checkpoint)
+        checkpointed_seconds = time.perf_counter() - start
+        latest = checkpoint.latest()
+        checkpoint_bytes = sum(f.stat().st_size for f in latest.iterdir()) if latest else 0
 
     sequential_seconds = 0.0
     for rank in ranks:
@@ -92,6 +114,13 @@ def measure(name: str, teacher, ranks: list[int], data: Dataset, args: Distillat
     )
     print(f"  one rank at a time: {sequential_seconds:.2f} s   lock-step: {lockstep_seconds:.2f} s")
     print(f"  lock-step / one-at-a-time: measured {lockstep_seconds / sequential_seconds:.3f}, ideal {ideal:.3f}")
+    saves = args.max_steps - 1  # a checkpoint after every step but the last
+    per_save = (checkpointed_seconds - lockstep_seconds) / max(1, saves)
+    print(
+        f"  checkpoint of the group ({checkpoint_bytes / 2**20:.1f} MiB): {per_save:.2f} s each "
+        f"({saves} saves: lock-step {checkpointed_seconds:.2f} s with, {lockstep_seconds:.2f} s without), "
+        f"{per_save / (lockstep_seconds / args.max_steps):.2f} lock-step steps"
+    )
 
 
 def main() -> None:

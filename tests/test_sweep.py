@@ -538,3 +538,17 @@ def test_a_truncated_teacher_file_is_named(tmp_path):
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(SweepError, match=r"model\.safetensors is not a readable safetensors file"):
         _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--ranks", 2))
+
+
+def test_an_untrained_embedded_teacher_is_refused(tmp_path):
+    with pytest.raises(SweepError, match="--teacher_finetune none without --teacher"):
+        sweep_script.parse(sweep_argv(tmp_path, "--teacher_finetune", "none"))
+
+
+def test_a_chance_level_teacher_is_said_to_be_one(tmp_path, capsys):
+    """A random ViT whose labels match the dataset's is used as it is (finetune none): near chance, said twice."""
+    teacher = _teacher_dir(tmp_path, [str(i) for i in range(10)])
+    results = _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--ranks", 2, "--diagnostics_examples", 0))
+    assert results["teacher"]["finetune"] == "none" and results["teacher"]["accuracy"] < 0.19
+    assert "warning: The teacher's test accuracy" in capsys.readouterr().out
+    assert "is near chance (0.1000 for 10 classes)" in (tmp_path / "out" / "report.md").read_text()

@@ -5,7 +5,7 @@
 - `markdown`, `plots`: report.md and the figures; `write`: all of them into a sweep directory.
 """
 
-from .build import HEADLINE_KNEE, METHOD, Report, build_report
+from .build import HEADLINE_KNEE, METHOD, Report, build_report, near_chance_note
 from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text, summary_line
 from .markdown import render_markdown
 from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
@@ -22,6 +22,7 @@ __all__ = [
     "fmt_interval",
     "fmt_rank",
     "knee_text",
+    "near_chance_note",
     "plot_knee",
     "plot_params_vs_accuracy",
     "plot_representations",

@@ -114,8 +114,24 @@ def _row(rank: int, records: list[StudentResult], accuracy: float, teacher_accur
     }
 
 
-def _notes(ranks, accuracies, teacher_accuracy, summary: CurveSummary) -> list[str]:
+def near_chance_note(accuracy: float, num_labels: int) -> str | None:
+    """A warning when a teacher's accuracy is less than a tenth of the way from chance (1 / num_labels) to 1: every
+    student's accuracy relative to it then means little."""
+    chance = 1 / max(1, num_labels)
+    if accuracy >= chance + 0.1 * (1 - chance):
+        return None
+    return (
+        f"The teacher's test accuracy {accuracy:.4f} is near chance ({chance:.4f} for {num_labels} classes): the "
+        "students' accuracies relative to it mean little. Train the teacher longer (--teacher_num_train_epochs, "
+        "--teacher_learning_rate) or give a fine-tuned --teacher."
+    )
+
+
+def _notes(ranks, accuracies, teacher_accuracy, summary: CurveSummary, num_labels: int | None) -> list[str]:
     notes = []
+    chance = near_chance_note(teacher_accuracy, num_labels) if num_labels else None
+    if chance:
+        notes.append(chance)
     if not summary.estimated:
         notes.append(
             f"Only {len(ranks)} rank(s) finished: the effective rank region and the knee need at least {MIN_RANKS} "
@@ -207,6 +223,8 @@ def build_report(
         bootstrap={"num_samples": num_bootstrap, "seed": seed, "level": 0.95},
         cnn_students=[{key: getattr(r, key) for key in CNN_FIELDS} for r in results.cnn_students],
         failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"],
-        notes=_notes(ranks, accuracies, teacher.accuracy, summary),
+        notes=_notes(
+            ranks, accuracies, teacher.accuracy, summary, len(results.dataset.label_names) if results.dataset else None
+        ),
         summary=summary,
     )

@@ -165,6 +165,11 @@ class SweepArguments:
                 raise SweepError(f"ranks must be positive integers, got {bad}.")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise SweepError(f"seeds must be a non-empty list without repeats, got {self.seeds}.")
+        if self.teacher is None and self.teacher_finetune == "none":
+            raise SweepError(
+                "--teacher_finetune none without --teacher would distil from the embedded teacher untrained (a "
+                "chance-level baseline); leave it at auto, or give a trained --teacher."
+            )
         if self.teacher is None and self.dataset != DIGITS:
             raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
         bad_push = [p for p in self.push_ranks or [] if p not in ("all", "knee", "region") and not str(p).isdigit()]

@@ -9,6 +9,7 @@ from transformers import AutoImageProcessor, ViTForImageClassification
 from ..data import ImageClassificationData, preprocess
 from ..distillation import LockstepTrainer
 from ..models import check_safetensors_files, count_parameters, resolve_pretrained_source
+from ..report import near_chance_note
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
@@ -151,3 +152,6 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
     store.write()
     store.checkpoint({}).remove()
     accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(ctx.processed['test'])} examples)")
+    warning = near_chance_note(evaluation.accuracy, len(data.label_names))
+    if warning:
+        accelerator.print(f"warning: {warning}")

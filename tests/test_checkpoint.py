@@ -147,3 +147,114 @@ def test_a_half_written_checkpoint_is_never_read(tmp_path):
     (tmp_path / ".step-000004.tmp" / "state.json").write_text("{")
     position, runs = checkpoint.load()
     assert position.step == 2 and torch.equal(runs["m"]["w"], torch.ones(2))
+
+
+def test_a_checkpoint_of_a_larger_group_serves_the_models_still_pending(tmp_path):
+    """Killed after rank 1 was recorded but before rank 4 was: the rerun trains [4] alone from the group's
+    checkpoint, and rank 4 ends as in the uninterrupted group."""
+    args = _args(tmp_path)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    teacher = _teacher()
+    reference, expected = _train(args, teacher, data)
+    checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students", "seed": 5})
+    with pytest.raises(Killed):
+        _train(args, teacher, data, checkpoint, kill_after_batches=9)
+    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
+    alone = {"rank-4": FactorizedViTForImageClassification.from_teacher(teacher, rank=4)}
+    outcome = trainer.train(alone, data, checkpoint)
+    a, b = reference["rank-4"].state_dict(), alone["rank-4"].state_dict()
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert outcome["rank-4"].loss_history == expected["rank-4"].loss_history
+
+
+def test_the_end_of_training_is_checkpointed_so_a_crash_in_evaluation_loses_no_training(tmp_path):
+    args = _args(tmp_path, num_train_epochs=1)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    teacher = _teacher()
+    checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students"})
+    trained, expected = _train(args, teacher, data, checkpoint)
+    assert checkpoint.load()[0].step == expected["rank-1"].steps == 3
+    never_stepped = []
+    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
+    original = trainer._step
+    trainer._step = lambda *a: never_stepped.append(1) or original(*a)
+    students = _students(teacher)
+    outcome = trainer.train(students, data, checkpoint)
+    assert not never_stepped and outcome["rank-1"].loss_history == expected["rank-1"].loss_history
+    assert all(torch.equal(students["rank-1"].state_dict()[k], v) for k, v in trained["rank-1"].state_dict().items())
+
+
+def test_a_failed_student_stays_failed_after_a_resume(tmp_path):
+    args = _args(tmp_path)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    teacher = _teacher()
+    checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students"})
+    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
+    students = _students(teacher)
+    with torch.no_grad():
+        students["rank-1"].classifier.weight.fill_(float("nan"))  # its loss is NaN from the first step
+    step, batches = trainer._step, [0]
+
+    def dying_step(run, *rest):
+        batches[0] += run.key == "rank-4"
+        if batches[0] > 9:
+            raise Killed
+        return step(run, *rest)
+
+    trainer._step = dying_step
+    with pytest.raises(Killed):
+        trainer.train(students, data, checkpoint)
+    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
+    outcome = trainer.train(_students(teacher), data, checkpoint)
+    assert outcome["rank-1"].status == "failed" and "optimizer step 1" in outcome["rank-1"].error
+    assert outcome["rank-4"].status == "done" and outcome["rank-4"].steps == 9
+
+
+def test_rng_state_of_another_machine_is_refused_with_the_remedy():
+    from hf_lowrank.distillation import CheckpointError, RNGStream
+
+    stream = RNGStream(0)
+    state = stream.state_dict()
+    with pytest.raises(CheckpointError, match="resume on the same kind of machine, or delete the checkpoint"):
+        stream.load_state_dict({**state, "cuda": [*state["cuda"], torch.zeros(3, dtype=torch.uint8)]})
+
+
+def test_gradient_accumulation_averages_over_the_real_window_as_trainer_does(tmp_path):
+    """5 batches per epoch, 2 per optimizer step: the last step of an epoch has 1 batch, whose gradient is not
+    halved (Trainer divides by the window's real length). Checked against a hand-written SGD loop."""
+    from transformers import ViTForImageClassification
+
+    from hf_lowrank.distillation.sampling import epoch_permutation
+
+    data = pixel_dataset(20, tester.image_size, tester.num_labels)
+    args = _args(
+        tmp_path,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=0,
+        num_train_epochs=1,
+        save_strategy="no",
+        learning_rate=0.1,
+    )
+    torch.manual_seed(0)
+    model = ViTForImageClassification(tester.get_config())
+    manual = ViTForImageClassification(tester.get_config())
+    manual.load_state_dict(model.state_dict())
+    LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args).train({"m": model}, data)
+
+    order = epoch_permutation(20, args.seed, 0).tolist()
+    batches = [order[i : i + 4] for i in range(0, 20, 4)]  # 5 batches: windows [0, 1], [2, 3], [4]
+    manual.train()
+    for window in ([0, 1], [2, 3], [4]):
+        for b in window:
+            rows = data[batches[b]]
+            loss = manual(pixel_values=rows["pixel_values"], labels=rows["labels"]).loss / len(window)
+            loss.backward()
+        with torch.no_grad():
+            for p in manual.parameters():
+                p -= 0.1 * p.grad
+                p.grad = None
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, manual.state_dict()[name], rtol=1e-5, atol=1e-6)

@@ -552,3 +552,76 @@ def test_a_chance_level_teacher_is_said_to_be_one(tmp_path, capsys):
     assert results["teacher"]["finetune"] == "none" and results["teacher"]["accuracy"] < 0.19
     assert "warning: The teacher's test accuracy" in capsys.readouterr().out
     assert "is near chance (0.1000 for 10 classes)" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_randomly_initialised_student_does_not_depend_on_the_stages_run_before_it(tmp_path):
+    """Narrow students start from random weights: rank 2 built in a resumed process (teacher stage skipped, rank 3
+    done before) equals rank 2 built in one go."""
+    narrow = ["--student_bridge", "lift", "--student_hidden_size", 24, "--student_num_attention_heads", 4]
+    narrow += ["--diagnostics_examples", 0, "--noise_sigmas", 0]
+    at_once = _run(sweep_argv(tmp_path / "at-once", "--ranks", 2, *narrow))
+    _run(sweep_argv(tmp_path / "grown", "--ranks", 3, *narrow))
+    grown = _run(sweep_argv(tmp_path / "grown", "--ranks", 3, 2, *narrow))
+    assert _strip(grown["ranks"][0]) == _strip(at_once["ranks"][0])
+    a = AutoModelForImageClassification.from_pretrained(tmp_path / "at-once" / "rank-002").state_dict()
+    b = AutoModelForImageClassification.from_pretrained(tmp_path / "grown" / "rank-002").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_in_training(monkeypatch):
+    from hf_lowrank.distillation import LockstepTrainer
+
+    def crash(self, *args, **kwargs):
+        raise _Crash
+
+    monkeypatch.setattr(LockstepTrainer, "train", crash)
+
+
+def test_a_sweep_that_crashed_in_the_teacher_stage_refuses_other_settings(tmp_path, monkeypatch):
+    """Before, nothing was recorded until the teacher was trained: a rerun with another teacher learning rate
+    resumed the crashed run's teacher checkpoint silently."""
+    argv = sweep_argv(tmp_path, "--ranks", 2)
+    with monkeypatch.context() as patch:
+        _crash_in_training(patch)
+        with pytest.raises(_Crash):
+            _run(argv)
+    with pytest.raises(SweepError, match=r"sweep\.teacher_learning_rate 0\.002 -> 0\.001"):
+        _run([*argv, "--teacher_learning_rate", "0.001"])
+
+
+def test_an_overwrite_that_fails_after_starting_leaves_no_stale_report(finished_sweep, tmp_path, monkeypatch):
+    output_dir, _ = _grow(finished_sweep, tmp_path)
+    assert (output_dir / "report.md").exists() and (output_dir / "README.md").exists()
+    _crash_in_training(monkeypatch)
+    with pytest.raises(_Crash):
+        _run(sweep_argv(output_dir, "--ranks", 1, "--learning_rate", 5e-4, "--overwrite_output_dir"))
+    left = sorted(p.name for p in output_dir.iterdir())
+    assert left == ["results.json"], left  # the new sweep's fingerprint, nothing of the old one
+    assert read_results_payload(output_dir / "results.json")["teacher"] is None
+
+
+def test_bf16_teacher_in_memory_is_the_teacher_reloaded(tmp_path):
+    """With --bf16 the fine-tuned teacher used to keep accelerate's autocast forward in memory, so students of an
+    uninterrupted run saw bf16 teacher targets and those of a resumed run fp32 ones."""
+    from hf_lowrank.sweep import run as run_module
+    from hf_lowrank.sweep.teacher_stage import run_teacher_stage
+
+    sweep, training = sweep_script.parse(sweep_argv(tmp_path, "--ranks", 2, "--bf16", "--diagnostics_examples", 0))
+    ctx = run_module._open(sweep, training, None)
+    data = load_image_classification_data(max_train_samples=160, max_test_samples=90, seed=0)
+    run_teacher_stage(ctx, data)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "teacher").eval()
+    pixels = ctx.processed["test"][:8]["pixel_values"]
+    with torch.no_grad():
+        assert torch.equal(ctx.teacher(pixel_values=pixels).logits, reloaded(pixel_values=pixels).logits)
+
+
+def test_a_batch_larger_than_the_data_with_drop_last_is_refused(tmp_path):
+    with pytest.raises(SweepError, match=r"--dataloader_drop_last with 160 training examples"):
+        _run(
+            sweep_argv(tmp_path, "--ranks", 2, "--per_device_train_batch_size", 512, "--dataloader_drop_last", "true")
+        )

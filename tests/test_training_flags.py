@@ -175,14 +175,106 @@ def _parse_error(argv) -> str:
         (["--report_to", "wandb"], "--report_to ['wandb'] is not supported"),
         (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),
-        (["--optim", "lomo"], "optim 'lomo'"),
+        (["--optim", "lomo"], "--optim 'lomo'"),
+        (["--optim", "schedule_free_adamw"], "schedule-free optimizers need train/eval switches"),
+        (["--lr_scheduler_type", "cosine_with_min_lr"], "--lr_scheduler_type 'cosine_with_min_lr' with"),
+        (["--lr_scheduler_kwargs", '{"bogus": 1}'], 'with --lr_scheduler_kwargs {"bogus": 1} cannot be built'),
+        (["--save_strategy", "best"], "--save_strategy 'best' is not supported; use steps, epoch or no"),
+        (["--seeds", 0, 1, "--data_seed", 3], "--data_seed 3 with --seeds [0, 1]"),
     ],
 )
 def test_refused_flags_stop_the_sweep_before_any_work(tmp_path, argv, message):
     from hf_lowrank.sweep.run import check_arguments
 
-    sweep, training = sweep_script.parse(["--output_dir", str(tmp_path / "out"), *argv])
+    sweep, training = sweep_script.parse(["--output_dir", str(tmp_path / "out"), *map(str, argv)])
     with pytest.raises(SweepError) as error:
         check_arguments(sweep, training)
     assert message in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+def _train_tiny(tmp_path, **overrides):
+    """Weights and loss history of a tiny model after 4 optimizer steps (one epoch of 4 batches)."""
+    args = _args(
+        tmp_path, num_train_epochs=1, per_device_train_batch_size=4, disable_tqdm=True, logging_steps=3, **overrides
+    )
+    accelerator = Accelerator(cpu=True)
+    model = _student()
+    result = LockstepTrainer(accelerator, args).train({"m": model}, pixel_dataset(16, tester.image_size, 5))["m"]
+    return model.state_dict(), result.loss_history
+
+
+# Non-default values of the honoured-but-not-number-changing and harmless fields, set after construction.
+_OTHER_VALUES = {
+    "output_dir": "elsewhere",
+    "save_strategy": "epoch",
+    "save_steps": 1,
+    "logging_steps": 1,
+    "logging_strategy": "epoch",
+    "logging_first_step": True,
+    "disable_tqdm": False,
+    "push_to_hub": True,
+    "hub_model_id": "me/x",
+    "hub_token": "hf_x",
+    "hub_private_repo": True,
+    "dataloader_num_workers": 1,
+    "dataloader_pin_memory": False,
+    "dataloader_persistent_workers": True,
+    "dataloader_prefetch_factor": 3,
+    "dataloader_multiprocessing_context": "spawn",
+    "ddp_timeout": 60,
+    "local_rank": 0,
+}
+
+
+def test_fields_outside_number_changing_do_not_change_the_numbers(tmp_path):
+    """The fingerprint holds NUMBER_CHANGING only: every other honoured or harmless field must leave the trained
+    weights bit for bit as they were (the dataloader worker fields together, with one worker)."""
+    baseline, _ = _train_tiny(tmp_path)
+    defaults = _args(tmp_path)
+    missing = sorted(set(HONOURED) - set(NUMBER_CHANGING) - set(_OTHER_VALUES))
+    assert not missing, f"give these fields a test value: {missing}"
+    harmless = {n: not getattr(defaults, n) if isinstance(getattr(defaults, n), bool) else "other" for n in HARMLESS}
+    workers = {k: v for k, v in _OTHER_VALUES.items() if k.startswith("dataloader_")}
+    trials = [workers] + [{k: v} for k, v in {**_OTHER_VALUES, **harmless}.items() if k not in workers]
+    for trial in trials:
+        args = _args(tmp_path, num_train_epochs=1, per_device_train_batch_size=4, disable_tqdm=True, logging_steps=3)
+        for name, value in trial.items():
+            setattr(args, name, value)
+        accelerator = Accelerator(cpu=True)
+        model = _student()
+        LockstepTrainer(accelerator, args).train({"m": model}, pixel_dataset(16, tester.image_size, 5))
+        state = model.state_dict()
+        assert all(torch.equal(state[k], baseline[k]) for k in baseline), f"{trial} changed the trained weights"
+
+
+def test_logging_strategy_steps_first_step_epoch_and_no(tmp_path):
+    assert [s for s, _ in _train_tiny(tmp_path)[1]] == [3, 4]
+    assert [s for s, _ in _train_tiny(tmp_path, logging_first_step=True)[1]] == [1, 3, 4]
+    assert [s for s, _ in _train_tiny(tmp_path, logging_strategy="epoch")[1]] == [4]
+    assert _train_tiny(tmp_path, logging_strategy="no")[1] == []
+
+
+def test_an_empty_training_loader_is_refused_not_looped_over(tmp_path):
+    args = _args(tmp_path, per_device_train_batch_size=32, dataloader_drop_last=True, disable_tqdm=True)
+    with pytest.raises(ValueError, match=r"no training batch: 16 examples, per_device_train_batch_size 32"):
+        LockstepTrainer(Accelerator(cpu=True), args).train({"m": _student()}, pixel_dataset(16, tester.image_size, 5))
+
+
+def test_the_recorded_command_hides_the_hub_token():
+    from hf_lowrank.sweep.cli import redact
+
+    assert redact(["--hub_token", "hf_secret", "--seed", "1", "--hub_token=hf_x"]) == [
+        "--hub_token",
+        "***",
+        "--seed",
+        "1",
+        "--hub_token=***",
+    ]
+
+
+def test_yaml_mappings_become_json_flags(tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text("lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr: 0.0001\n")
+    _, training = sweep_script.parse(["--config", str(config)])
+    assert training.lr_scheduler_kwargs == {"min_lr": 0.0001}

@@ -75,10 +75,21 @@ def decode(encoded, tensors: dict):
     return float(payload) if kind == "float" else payload
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory's entries, to the disk (a power loss after this keeps it)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _write_json(path: Path, payload) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, allow_nan=False))
+    _fsync(tmp)
     os.replace(tmp, path)
+    _fsync(path.parent)
 
 
 class GroupCheckpoint:
@@ -106,6 +117,8 @@ class GroupCheckpoint:
             save_file(tensors, tmp / f"{key}.safetensors")
         payload = {"version": CHECKPOINT_VERSION, "identity": self.identity, "position": asdict(position)}
         (tmp / "state.json").write_text(json.dumps({**payload, "runs": states}, allow_nan=False))
+        for file in (*tmp.iterdir(), tmp):
+            _fsync(file)
         shutil.rmtree(self.directory / name, ignore_errors=True)
         os.replace(tmp, self.directory / name)
         _write_json(self.directory / LATEST, {"checkpoint": name})
@@ -131,7 +144,10 @@ class GroupCheckpoint:
         try:
             state = json.loads((path / "state.json").read_text())
         except ValueError as error:
-            raise CheckpointError(f"{path / 'state.json'} is not valid JSON: {error}") from error
+            raise CheckpointError(
+                f"{path / 'state.json'} is not valid JSON ({error}); delete {self.directory} to restart this stage "
+                "from its beginning."
+            ) from error
         if state.get("version") != CHECKPOINT_VERSION or state.get("identity") != self.identity:
             return None
         runs = {}
@@ -140,7 +156,10 @@ class GroupCheckpoint:
             try:
                 tensors = load_file(file)
             except Exception as error:  # safetensors raises its own error types
-                raise CheckpointError(f"{file} is not a readable safetensors file: {error}") from error
+                raise CheckpointError(
+                    f"{file} is not a readable safetensors file ({error}); delete {self.directory} to restart this "
+                    "stage from its beginning."
+                ) from error
             runs[key] = decode(encoded, tensors)
         return TrainingPosition(**state["position"]), runs
 
@@ -151,7 +170,7 @@ class GroupCheckpoint:
             return None
         try:
             state = json.loads((path / "state.json").read_text())
-            return f"step {state['position']['step']} of {state['identity']}"
+            return f"step {state['position']['step']} of {sorted(state['runs'])}"
         except (OSError, ValueError, KeyError, TypeError):
             return str(path)
 

@@ -5,10 +5,12 @@
 A field this table does not know (one a newer transformers added) is refused when it is not at its default.
 """
 
+import json
 import math
 from dataclasses import MISSING, fields
 
-from transformers import Trainer, TrainingArguments
+import torch
+from transformers import Trainer, TrainingArguments, get_scheduler
 from transformers.trainer_pt_utils import AcceleratorConfig
 
 
@@ -59,6 +61,8 @@ HONOURED = {
     "save_strategy": "mid-training checkpoints: steps, epoch or no",
     "save_steps": "checkpoint every this many optimizer steps (< 1: a fraction of the steps)",
     "logging_steps": "loss history every this many optimizer steps (< 1: a fraction of the steps)",
+    "logging_strategy": "loss history every logging_steps, at epoch ends, or none",
+    "logging_first_step": "the first optimizer step's loss in the history too",
     "disable_tqdm": "progress bars",
     "push_to_hub": "push the students and the report at the end",
     "hub_model_id": "repository prefix",
@@ -74,8 +78,6 @@ HONOURED = {
 }
 
 HARMLESS = {
-    "logging_strategy": "the loss history follows logging_steps",
-    "logging_first_step": "logging only",
     "log_on_each_node": "logging only",
     "logging_nan_inf_filter": "logging only (a non-finite loss stops that student with a message)",
     "log_level": "logging only",
@@ -174,15 +176,40 @@ def _is_default(name: str, value, default) -> bool:
     return str(getattr(value, "value", value)) == str(getattr(default, "value", default))
 
 
-def _unsupported_optimizer(args: TrainingArguments) -> str | None:
+def _optimizer_and_schedule_problems(args: TrainingArguments) -> list[str]:
+    """Build the optimizer and the schedule `args` ask for on a one-parameter stand-in, as `LockstepTrainer` will:
+    whatever would fail there (a missing package, a bad `optim_args` or `lr_scheduler_kwargs` entry) fails here,
+    before any work, naming the flags."""
+    name = _show(args.optim)
+    if str(name).startswith("schedule_free"):
+        return [f"--optim {name!r} is not supported (schedule-free optimizers need train/eval switches)"]
     try:
         optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
     except (ImportError, ValueError, TypeError, KeyError) as error:
-        return f"optim {_show(args.optim)!r} cannot be built: {error}"
+        return [f"--optim {name!r} with --optim_args {args.optim_args!r} cannot be built: {error}"]
     if not isinstance(optimizer_cls, type) or {"model", "optimizer_dict", "params"} & set(kwargs):
-        name = _show(args.optim)
-        return f"optim {name!r} is not supported by LockstepTrainer (it needs the model, not parameter groups)"
-    return None
+        return [f"--optim {name!r} is not supported by LockstepTrainer (it needs the model, not parameter groups)"]
+    try:
+        optimizer = optimizer_cls([torch.nn.Parameter(torch.zeros(2, 2))], **kwargs)
+    except (ValueError, TypeError) as error:
+        return [f"--optim {name!r} with --optim_args {args.optim_args!r} cannot be built: {error}"]
+    schedule = _show(args.lr_scheduler_type)
+    if isinstance(args.lr_scheduler_kwargs, str):
+        return [
+            f"--lr_scheduler_kwargs {args.lr_scheduler_kwargs!r}: must be a JSON object, e.g. '{{\"min_lr\": 1e-5}}'"
+        ]
+    try:
+        get_scheduler(
+            args.lr_scheduler_type,
+            optimizer,
+            num_warmup_steps=args.get_warmup_steps(10),
+            num_training_steps=10,
+            scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+        )
+    except (ValueError, TypeError, KeyError) as error:
+        kwargs_text = json.dumps(args.lr_scheduler_kwargs) if args.lr_scheduler_kwargs else "none"
+        return [f"--lr_scheduler_type {schedule!r} with --lr_scheduler_kwargs {kwargs_text} cannot be built: {error}"]
+    return []
 
 
 def _show(value):
@@ -232,12 +259,17 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
             continue
         reason = REFUSED.get(field.name, "a field hf_lowrank does not know yet")
         problems.append(f"--{field.name} {_show(value)!r} is not supported ({reason}); leave it at {_show(default)!r}")
-    if str(getattr(args.save_strategy, "value", args.save_strategy)) not in ("steps", "epoch", "no"):
-        problems.append(f"--save_strategy {args.save_strategy!r} is not supported; use steps, epoch or no")
-    if str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)) == "reduce_lr_on_plateau":
+    if str(_show(args.save_strategy)) not in ("steps", "epoch", "no"):
+        problems.append(f"--save_strategy {_show(args.save_strategy)!r} is not supported; use steps, epoch or no")
+    if str(_show(args.logging_strategy)) not in ("steps", "epoch", "no"):
+        problems.append(
+            f"--logging_strategy {_show(args.logging_strategy)!r} is not supported; use steps, epoch or no"
+        )
+    if str(_show(args.lr_scheduler_type)) == "reduce_lr_on_plateau":
         problems.append("--lr_scheduler_type reduce_lr_on_plateau needs evaluation during training, which is refused")
-    optimizer = _unsupported_optimizer(args)
-    return problems + ([optimizer] if optimizer else []) + check_training_values(args)
+        return problems + check_training_values(args)
+    values = check_training_values(args)
+    return problems + values + (_optimizer_and_schedule_problems(args) if not values else [])
 
 
 def checkpoint_interval(args: TrainingArguments, total_steps: int) -> int | None:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from transformers import Trainer, TrainingArguments, get_scheduler
 
 from ..data import collate_pixel_values
-from .checkpoint import GroupCheckpoint, TrainingPosition
+from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .flags import check_training_arguments, checkpoint_interval
 from .sampling import EpochShuffleSampler
@@ -35,10 +35,12 @@ __all__ = ["LockstepTrainer", "RNGStream", "TrainResult", "build_optimizer", "nu
 
 
 class RNGStream:
-    """A private torch RNG stream (CPU, and CUDA when used), started as `torch.manual_seed(seed)` would start it."""
+    """A private torch RNG stream (CPU, and this process's CUDA device when there is one), started as
+    `torch.manual_seed(seed)` would start it. Every process of a group draws the same numbers from it (same seed,
+    same shapes), so one process's state stands for all of them in a checkpoint."""
 
     def __init__(self, seed: int):
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         self._devices = devices
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -61,7 +63,11 @@ class RNGStream:
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["cuda"]) != len(self._devices):
-            raise ValueError(f"RNG state of {len(state['cuda'])} CUDA devices, this machine has {len(self._devices)}")
+            raise CheckpointError(
+                f"the checkpoint's RNG streams are of {len(state['cuda'])} CUDA device(s) per process, this process "
+                f"has {len(self._devices)}: resume on the same kind of machine, or delete the checkpoint directory "
+                "to restart this stage."
+            )
         self._cpu, self._cuda = state["cpu"].clone(), [s.clone() for s in state["cuda"]]
 
 
@@ -216,14 +222,18 @@ class LockstepTrainer:
         model, optimizer = self.accelerator.prepare(model, optimizer)
         return _Run(key, model, optimizer, scheduler, RNGStream(args.seed), recorder)
 
-    def _step(self, run: _Run, batch, targets, step: int) -> bool:
+    def _step(self, run: _Run, batch, targets, step: int, window: int) -> bool:
         """Forward and backward of one model on `batch`, then (at an accumulation boundary) clipping and the
-        optimizer step. Returns False when the gradient became non-finite: the model is stopped."""
+        optimizer step. `window` is the number of batches of this optimizer step (fewer than the accumulation steps
+        at the end of an epoch): the gradient is the mean over them, as in `Trainer`. Returns False when the
+        gradient became non-finite: the model is stopped."""
         accelerator, args = self.accelerator, self.args
         start = time.perf_counter()
         with run.rng.active():
             loss = self._loss(run, batch, targets)
-            accelerator.backward(loss)
+            # accelerate divides by gradient_accumulation_steps; a short last window divides by its own length.
+            scale = args.gradient_accumulation_steps / window
+            accelerator.backward(loss * scale if scale != 1 else loss)
         run.last_loss = loss.item()
         if accelerator.sync_gradients:
             max_norm = args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else math.inf
@@ -242,14 +252,14 @@ class LockstepTrainer:
         return True
 
     def _resume(self, checkpoint: GroupCheckpoint | None, runs: list[_Run], batches: int) -> TrainingPosition:
-        """The position to start from: the checkpoint's (its states loaded into `runs`), or the beginning."""
+        """The position to start from: the checkpoint's (its states loaded into `runs`), or the beginning. A
+        checkpoint of a larger group (some of whose models were recorded since) serves its remaining models."""
         saved = checkpoint.load() if checkpoint is not None else None
-        if saved is None:
+        keys = [run.key for run in runs]
+        if saved is None or not set(keys) <= set(saved[1]):
             stale = checkpoint.describe() if checkpoint is not None else None
             if stale:
-                self.accelerator.print(
-                    f"not resuming the checkpoint in {checkpoint.directory} ({stale}): another group"
-                )
+                self.accelerator.print(f"not resuming the checkpoint in {checkpoint.directory} ({stale}): not {keys}")
             return TrainingPosition()
         position, states = saved
         for run in runs:
@@ -263,25 +273,72 @@ class LockstepTrainer:
         checkpoint.save(position, {run.key: run.state(self.accelerator) for run in runs})
         self.accelerator.wait_for_everyone()
 
+    def _window(self, batch_in_epoch: int, batches: int) -> int:
+        """Batches in the optimizer step that batch `batch_in_epoch` (1-based) of an epoch of `batches` belongs to:
+        the accumulation steps, or fewer in the epoch's last step (accelerate syncs at the end of the data)."""
+        accumulation = self.args.gradient_accumulation_steps
+        return min(accumulation, batches - (batch_in_epoch - 1) // accumulation * accumulation)
+
+    def _logged(self, position: TrainingPosition, total_steps: int, batches: int) -> bool:
+        """Whether the loss of the optimizer step just taken goes into the history (`logging_strategy`,
+        `logging_steps`, `logging_first_step`; the last step is always kept unless logging is off)."""
+        args, strategy = self.args, str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
+        if strategy == "no":
+            return False
+        if position.step == total_steps:
+            return True
+        if strategy == "epoch":
+            return position.batch == batches
+        first = args.logging_first_step and position.step == 1
+        return first or position.step % _interval(args.logging_steps, total_steps) == 0
+
+    def _batch(self, batch, active: list[_Run], position: TrainingPosition, batches: int, total_steps: int, progress):
+        """One batch through every active model; True when it completed an optimizer step."""
+        accelerator = self.accelerator
+        position.batch += 1
+        position.examples += batch["pixel_values"].shape[0]
+        targets = None
+        if self.teacher is not None:
+            targets = teacher_targets(self.teacher, self.teacher_recorder, batch["pixel_values"], self.final_tokens)
+        window = self._window(position.batch, batches)
+        with accelerator.accumulate(*[run.model for run in active]):
+            for run in list(active):
+                if not self._step(run, batch, targets, position.step, window):
+                    active.remove(run)
+                    progress.write(run.error)
+        if not accelerator.sync_gradients:
+            return False
+        position.step += 1
+        if self._logged(position, total_steps, batches):
+            for run in active:
+                run.history.append((position.step, run.last_loss))
+        progress.update(1)
+        progress.set_postfix({run.key: f"{run.last_loss:.3g}" for run in active[:6]})
+        return True
+
     def train(
         self, models: dict[str, nn.Module], train_dataset: Dataset, checkpoint: GroupCheckpoint | None = None
     ) -> dict[str, TrainResult]:
         """Train every model of `models` for `num_update_steps` optimizer steps; returns key -> `TrainResult`.
 
         With a `checkpoint`, the whole group's state is saved every `args.save_steps` optimizer steps (or at epoch
-        ends, as `args.save_strategy` says), and a matching checkpoint found there is resumed: the run then ends
-        exactly as an uninterrupted one would."""
+        ends, as `args.save_strategy` says) and when training ends, and a matching checkpoint found there is
+        resumed: the run then ends exactly as an uninterrupted one would."""
         args, accelerator = self.args, self.accelerator
         loader = self._loader(train_dataset)
-        total_steps = num_update_steps(args, len(loader))
+        batches = len(loader)
+        if batches == 0:
+            raise ValueError(
+                f"no training batch: {len(train_dataset)} examples, per_device_train_batch_size "
+                f"{args.per_device_train_batch_size} x {accelerator.num_processes} process(es) with "
+                f"dataloader_drop_last {args.dataloader_drop_last}; use a smaller batch or keep the last batch."
+            )
+        total_steps = num_update_steps(args, batches)
         runs = [self._start(key, model, total_steps) for key, model in models.items()]
-        position = self._resume(checkpoint, runs, len(loader))
-        save_every = checkpoint_interval(args, total_steps) if checkpoint is not None else None
-        save_epochs = (
-            checkpoint is not None and str(getattr(args.save_strategy, "value", args.save_strategy)) == "epoch"
-        )
-        log_every = _interval(args.logging_steps, total_steps)
-        active = [run for run in runs if run.error is None]
+        position = self._resume(checkpoint, runs, batches)
+        strategy = str(getattr(args.save_strategy, "value", args.save_strategy)) if checkpoint is not None else "no"
+        save_every = checkpoint_interval(args, total_steps) if strategy == "steps" else None
+        active, start_step = [run for run in runs if run.error is None], position.step
         accelerator.step = 0  # accumulation restarts at a step boundary (a checkpoint is always at one)
         progress = tqdm(
             total=total_steps,
@@ -293,34 +350,18 @@ class LockstepTrainer:
             loader.set_epoch(position.epoch)
             epoch_loader = accelerator.skip_first_batches(loader, position.batch) if position.batch else loader
             for batch in epoch_loader:
-                position.batch += 1
-                position.examples += batch["pixel_values"].shape[0]
-                targets = None
-                if self.teacher is not None:
-                    targets = teacher_targets(
-                        self.teacher, self.teacher_recorder, batch["pixel_values"], self.final_tokens
-                    )
-                with accelerator.accumulate(*[run.model for run in active]):
-                    for run in list(active):
-                        if not self._step(run, batch, targets, position.step):
-                            active.remove(run)
-                            progress.write(run.error)
-                if not accelerator.sync_gradients:
+                if not self._batch(batch, active, position, batches, total_steps, progress):
                     continue
-                position.step += 1
-                for run in active:
-                    if position.step % log_every == 0 or position.step == total_steps:
-                        run.history.append((position.step, run.last_loss))
-                progress.update(1)
-                progress.set_postfix({run.key: f"{run.last_loss:.3g}" for run in active[:6]})
                 if position.step >= total_steps or not active:
                     break
                 if save_every and position.step % save_every == 0:
                     self._save(checkpoint, runs, position)
             else:
                 position.epoch, position.batch = position.epoch + 1, 0
-                if save_epochs and position.step < total_steps and active:
+                if strategy == "epoch" and position.step < total_steps and active:
                     self._save(checkpoint, runs, position)
+        if strategy != "no" and position.step > start_step:  # what follows (evaluation, saving) may still crash
+            self._save(checkpoint, runs, position)
         progress.close()
         per_process = accelerator.gather(torch.tensor([position.examples], device=accelerator.device)).tolist()
         return {run.key: self._finish(run, position.step, per_process) for run in runs}

@@ -135,36 +135,40 @@ class SweepArguments:
 
     def __post_init__(self):
         if self.student_bridge not in ("none", "lift", "widelast"):
-            raise SweepError(f"student_bridge must be none, lift or widelast, got {self.student_bridge!r}.")
+            raise SweepError(f"--student_bridge {self.student_bridge!r}: must be none, lift or widelast.")
         if self.student_hidden_size is not None and self.student_bridge == "none":
             raise SweepError(
-                "student_hidden_size needs --student_bridge lift or widelast to reach the teacher's width."
+                f"--student_hidden_size {self.student_hidden_size} needs --student_bridge lift or widelast to reach "
+                "the teacher's width."
             )
         if self.student_hidden_size is not None and (
             self.student_num_attention_heads is None or self.student_hidden_size % self.student_num_attention_heads
         ):
             raise SweepError(
-                f"student_num_attention_heads ({self.student_num_attention_heads}) must be given and divide "
-                f"student_hidden_size ({self.student_hidden_size})."
+                f"--student_num_attention_heads {self.student_num_attention_heads}: must be given and divide "
+                f"--student_hidden_size {self.student_hidden_size}."
             )
         if self.student_bridge != "none" and self.exclude_modules:
-            raise SweepError("exclude_modules applies to FactorizedViT students; with a bridge, leave it unset.")
+            raise SweepError(
+                f"--exclude_modules {self.exclude_modules}: applies to FactorizedViT students; with --student_bridge "
+                f"{self.student_bridge}, leave it unset."
+            )
         unknown = [c for c in self.cnn_students or [] if c not in CNN_CAPACITIES]
         if unknown or len(set(self.cnn_students or [])) != len(self.cnn_students or []):
-            raise SweepError(f"cnn_students must be distinct among {list(CNN_CAPACITIES)}, got {self.cnn_students}.")
+            raise SweepError(f"--cnn_students {self.cnn_students}: must be distinct among {list(CNN_CAPACITIES)}.")
         if self.teacher_finetune not in FINETUNE_MODES:
-            raise SweepError(f"teacher_finetune must be one of {FINETUNE_MODES}, got {self.teacher_finetune!r}.")
+            raise SweepError(f"--teacher_finetune {self.teacher_finetune!r}: must be one of {FINETUNE_MODES}.")
         if self.ranks is not None:
             if not self.ranks:
-                raise SweepError("ranks is empty: give at least one rank, e.g. --ranks 8 16 32.")
+                raise SweepError("--ranks is empty: give at least one rank, e.g. --ranks 8 16 32.")
             duplicated = sorted({r for r in self.ranks if self.ranks.count(r) > 1})
             if duplicated:
-                raise SweepError(f"ranks lists {duplicated} more than once: {self.ranks}.")
+                raise SweepError(f"--ranks {self.ranks}: lists {duplicated} more than once.")
             bad = [r for r in self.ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
             if bad:
-                raise SweepError(f"ranks must be positive integers, got {bad}.")
+                raise SweepError(f"--ranks {self.ranks}: must be positive integers, got {bad}.")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
-            raise SweepError(f"seeds must be a non-empty list without repeats, got {self.seeds}.")
+            raise SweepError(f"--seeds {self.seeds}: must be a non-empty list without repeats.")
         if self.teacher is None and self.teacher_finetune == "none":
             raise SweepError(
                 "--teacher_finetune none without --teacher would distil from the embedded teacher untrained (a "
@@ -174,9 +178,13 @@ class SweepArguments:
             raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
         bad_push = [p for p in self.push_ranks or [] if p not in ("all", "knee", "region") and not str(p).isdigit()]
         if bad_push:
-            raise SweepError(f"push_ranks entries must be all, knee, region or rank numbers, got {bad_push}.")
+            raise SweepError(
+                f"--push_ranks {self.push_ranks}: entries must be all, knee, region or rank numbers, got {bad_push}."
+            )
         if self.lockstep_group_size < 0:
-            raise SweepError(f"lockstep_group_size must be >= 0, got {self.lockstep_group_size}.")
+            raise SweepError(
+                f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
+            )
         self._check_values()
 
     def _check_values(self) -> None:

@@ -5,6 +5,7 @@ and one clear line for a user error (the traceback is kept for bugs, or with HF_
 import argparse
 import dataclasses
 import difflib
+import json
 import os
 import shlex
 import sys
@@ -21,7 +22,7 @@ from .arguments import SweepArguments, SweepError
 from .run import run_sweep
 
 
-__all__ = ["EMBEDDED_DEFAULTS", "USER_ERRORS", "build_parser", "main", "parse", "yaml_to_argv"]
+__all__ = ["EMBEDDED_DEFAULTS", "USER_ERRORS", "build_parser", "main", "parse", "redact", "yaml_to_argv"]
 
 # Defaults sized for the embedded digits run (a few minutes on two CPU cores); every one is a flag.
 EMBEDDED_DEFAULTS = dict(
@@ -135,7 +136,10 @@ def yaml_to_argv(path: str, known: set[str] | None = None) -> list[str]:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise SweepError(f"--config {path}: unknown key {key!r}{hint} Keys are the flags' names, spelt exactly.")
         argv.append(f"--{key}")
-        argv.extend(str(v) for v in value) if isinstance(value, list) else argv.append(str(value))
+        if isinstance(value, list):
+            argv.extend(str(v) for v in value)
+        else:
+            argv.append(json.dumps(value) if isinstance(value, dict) else str(value))
     return argv
 
 
@@ -177,13 +181,28 @@ def parse(argv: list[str]) -> tuple[SweepArguments, DistillationConfig]:
     return tuple(parsed)
 
 
+def redact(argv: list[str]) -> list[str]:
+    """`argv` with the value of --hub_token hidden: the command line is recorded in results.json and the cards."""
+    shown, hide = [], False
+    for arg in argv:
+        if hide:
+            shown.append("***")
+        elif arg.startswith("--hub_token="):
+            shown.append("--hub_token=***")
+        else:
+            shown.append(arg)
+        hide = arg == "--hub_token"
+    return shown
+
+
 def main(argv: list[str] | None = None) -> None:
     """`scripts/sweep.py`: parse, run, and turn a user error into one line on stderr (exit status 2)."""
     argv = sys.argv[1:] if argv is None else argv
     launcher = "accelerate launch" if "LOCAL_RANK" in os.environ else "python"
     try:
         sweep, training = parse(argv)
-        run_sweep(sweep, training, command=f"{launcher} scripts/sweep.py {shlex.join(argv)}".strip())
+        command = f"{launcher} scripts/sweep.py {shlex.join(redact(argv))}".strip()
+        run_sweep(sweep, training, command=command)
     except USER_ERRORS as error:
         if os.environ.get("HF_LOWRANK_TRACEBACK"):
             raise

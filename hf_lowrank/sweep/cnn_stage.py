@@ -5,6 +5,7 @@ from ..models import CNNEmbeddingStudent, count_parameters
 from ..results import CNNStudentResult
 from .context import SweepContext
 from .measurements import diagnose, robustness
+from .students import seeded
 
 
 __all__ = ["run_cnn_stage"]
@@ -18,9 +19,12 @@ def run_cnn_stage(ctx: SweepContext) -> None:
         return
     accelerator, args = ctx.accelerator, ctx.args
     sample = ctx.processed["train"][: args.per_device_train_batch_size]["pixel_values"].to(accelerator.device)
-    students = {c: CNNEmbeddingStudent.from_teacher(ctx.teacher, c, sample) for c in pending}
+    students = {}
+    for capacity in pending:
+        with seeded(args.seed, "cnn", capacity):
+            students[capacity] = CNNEmbeddingStudent.from_teacher(ctx.teacher, capacity, sample)
     trainer = LockstepTrainer(accelerator, args, teacher=ctx.teacher, description=f"distilling CNN students {pending}")
-    checkpoint = ctx.store.checkpoint({"stage": "cnn", "students": pending, "seed": args.seed})
+    checkpoint = ctx.store.checkpoint({"stage": "cnn", "seed": args.seed})
     outcomes = trainer.train({f"cnn-{c}": s for c, s in students.items()}, ctx.processed["train"], checkpoint)
     trainer.close()
     evaluations = ctx.evaluate(students, "evaluating CNN students")

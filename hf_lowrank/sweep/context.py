@@ -23,6 +23,7 @@ class SweepContext:
     args: DistillationConfig
     accelerator: Accelerator
     store: SweepStore
+    teacher_source: object | None = None  # models.PretrainedSource of --teacher (None: the embedded teacher)
     teacher: nn.Module | None = None
     processor: object | None = None
     processed: DatasetDict | None = None

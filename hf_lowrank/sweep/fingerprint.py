@@ -9,7 +9,7 @@ from ..distillation import NUMBER_CHANGING, DistillationConfig
 from .arguments import SweepArguments
 
 
-__all__ = ["GROWABLE_OR_OUTPUT_ONLY", "TRAINING_LOOP_VERSION", "differences", "fingerprint"]
+__all__ = ["GROWABLE_OR_OUTPUT_ONLY", "TRAINING_LOOP_VERSION", "describe_differences", "differences", "fingerprint"]
 
 
 # Arguments a rerun may change without touching finished results: lists that can grow, and output-only flags.
@@ -42,13 +42,16 @@ def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Ac
     """Everything that changes a sweep's numbers: every sweep argument but the growable lists and output-only flags,
     every training argument of `NUMBER_CHANGING`, and the environment. A rerun must match it to resume.
 
-    The numbers are reproducible for one seed, process count, device type and CPU thread count: the thread count
-    changes the order of floating-point sums (`accelerate launch` sets OMP_NUM_THREADS=1 on CPU by default)."""
+    The numbers are reproducible for one seed, process count, device (type and GPU model), torch version and CPU
+    thread count: the thread count changes the order of floating-point sums (`accelerate launch` sets
+    OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items() if k not in GROWABLE_OR_OUTPUT_ONLY}
     training = {key: _plain(getattr(args, key)) for key in sorted(NUMBER_CHANGING)}
     environment = {
         "num_processes": accelerator.num_processes,
         "device_type": accelerator.device.type,
+        "device_name": torch.cuda.get_device_name(accelerator.device) if accelerator.device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
         "training_loop": TRAINING_LOOP_VERSION,
     }
@@ -67,3 +70,13 @@ def differences(fingerprint: dict, previous: dict) -> list[str]:
             if values.get(key) != old:
                 changed.append(f"{section}.{key}")
     return changed
+
+
+def describe_differences(changed: list[str], fingerprint: dict, previous: dict) -> str:
+    """`changed` (from `differences`) with each setting's value then and now: "training.learning_rate 0.001 -> 0.5"."""
+
+    def value(config: dict, key: str):
+        section, name = key.split(".", 1)
+        return config.get(section, {}).get(name, "(not recorded)")
+
+    return ", ".join(f"{key} {value(previous, key)!r} -> {value(fingerprint, key)!r}" for key in changed)

@@ -23,7 +23,7 @@ from .embedded import default_ranks
 from .fingerprint import fingerprint
 from .store import TEACHER_DIR, SweepStore, check_writable
 from .students import run_student_group, student_max_rank
-from .teacher_stage import run_teacher_stage
+from .teacher_stage import run_teacher_stage, teacher_source
 
 
 __all__ = ["build_accelerator", "check_arguments", "run_sweep"]
@@ -42,6 +42,11 @@ def build_accelerator(args: DistillationConfig) -> Accelerator:
 def check_arguments(sweep: SweepArguments, args: DistillationConfig) -> None:
     """Refuse, before any work, training arguments the sweep would ignore or that would train nonsense."""
     problems = check_training_arguments(args)
+    if args.data_seed is not None and len(sweep.seeds or []) > 1:
+        problems.append(
+            f"--data_seed {args.data_seed} with --seeds {sweep.seeds}: every seed would see one data order, and the "
+            "SVD-initialised students would come out identical; leave --data_seed unset"
+        )
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100)")
     if problems:
@@ -49,8 +54,10 @@ def check_arguments(sweep: SweepArguments, args: DistillationConfig) -> None:
 
 
 def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) -> SweepContext:
-    """The process group, the seed, and the sweep directory (new, or resumed when the fingerprint matches)."""
+    """The arguments and the teacher's source checked; then the process group, the seed, and the sweep directory
+    (new, or resumed when the fingerprint matches)."""
     check_arguments(sweep, args)
+    source = teacher_source(sweep)
     accelerator = build_accelerator(args)
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
@@ -60,7 +67,7 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
     store = SweepStore(output_dir, fingerprint(sweep, args, accelerator), accelerator, sweep.overwrite_output_dir)
     if store.results.command is None:
         store.results.command = command
-    return SweepContext(sweep, args, accelerator, store)
+    return SweepContext(sweep, args, accelerator, store, teacher_source=source)
 
 
 def _student_stages(ctx: SweepContext) -> None:

@@ -13,7 +13,7 @@ from ..distillation import GroupCheckpoint
 from ..report import REPORT_FILES
 from ..results import SweepResults
 from .arguments import SweepError
-from .fingerprint import differences
+from .fingerprint import describe_differences, differences
 
 
 __all__ = ["CHECKPOINT_DIR", "RESULTS_FILE", "TEACHER_DIR", "SweepStore", "check_writable"]
@@ -56,7 +56,8 @@ class SweepStore:
                 self.results.config = fingerprint  # arguments added since, at their defaults, are recorded
             elif not overwrite:
                 raise SweepError(
-                    f"{output_dir} holds a sweep made with another configuration (differs in: {', '.join(changed)}). "
+                    f"{output_dir} holds a sweep made with another configuration (differs in: "
+                    f"{describe_differences(changed, fingerprint, previous.config)}). "
                     "Use another --output_dir, rerun with the same arguments to resume, or pass "
                     "--overwrite_output_dir to start afresh."
                 )
@@ -74,7 +75,9 @@ class SweepStore:
         self.accelerator.wait_for_everyone()
 
     def checkpoint(self, identity: dict) -> GroupCheckpoint:
-        """The mid-training checkpoint of the stage `identity` names (only one stage runs at a time)."""
+        """The mid-training checkpoint of the stage `identity` names (only one stage runs at a time); it resumes
+        only under this sweep's fingerprint."""
+        identity = {**identity, "config": self.results.config}
         return GroupCheckpoint(self.dir / CHECKPOINT_DIR, identity, self.accelerator.is_main_process)
 
     def finished(self) -> set[tuple[int, int]]:

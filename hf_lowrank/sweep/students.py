@@ -1,8 +1,11 @@
 """The rank students: which ranks are valid, how a student of each kind is built from the teacher, and the
 lock-step training of a group of them (one seed), with their evaluation and records."""
 
+import contextlib
 import copy
 
+import numpy as np
+import torch
 from torch import nn
 
 from ..distillation import LockstepTrainer
@@ -18,7 +21,7 @@ from .context import SweepContext
 from .measurements import diagnose, robustness
 
 
-__all__ = ["build_student", "check_ranks", "run_student_group", "student_dir", "student_max_rank"]
+__all__ = ["build_student", "check_ranks", "run_student_group", "seeded", "student_dir", "student_max_rank"]
 
 
 def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
@@ -53,6 +56,22 @@ def build_student(teacher, rank: int, sweep: SweepArguments) -> nn.Module:
     )
 
 
+@contextlib.contextmanager
+def seeded(seed: int, *keys):
+    """Draw from a torch RNG seeded by (seed, *keys) inside the block (the global RNG is left as it was): a randomly
+    initialised student is then the same whichever stages ran before it in this process (a resumed sweep skips
+    some)."""
+    stream = int(np.random.SeedSequence([seed, *map(_as_int, keys)]).generate_state(1, np.uint64)[0])
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(stream)
+        yield
+
+
+def _as_int(key) -> int:
+    return key if isinstance(key, int) else int.from_bytes(str(key).encode(), "little") % 2**63
+
+
 def student_dir(rank: int, seed: int, primary_seed: int) -> str:
     """`rank-008` for the primary seed, `rank-008-seed-1` for the others."""
     return f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
@@ -68,11 +87,14 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     if seed != args.seed:
         args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
         args.seed = seed
-    students = {rank: build_student(ctx.teacher, rank, ctx.sweep) for rank in group}
+    students = {}
+    for rank in group:
+        with seeded(seed, rank):
+            students[rank] = build_student(ctx.teacher, rank, ctx.sweep)
     trainer = LockstepTrainer(
         ctx.accelerator, args, teacher=ctx.teacher, description=f"distilling ranks {group}, seed {seed}"
     )
-    checkpoint = ctx.store.checkpoint({"stage": "students", "ranks": group, "seed": seed})
+    checkpoint = ctx.store.checkpoint({"stage": "students", "seed": seed})
     outcomes = trainer.train(
         {_key(rank): student for rank, student in students.items()}, ctx.processed["train"], checkpoint
     )

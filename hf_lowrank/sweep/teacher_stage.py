@@ -8,7 +8,7 @@ from transformers import AutoImageProcessor, ViTForImageClassification
 
 from ..data import ImageClassificationData, preprocess
 from ..distillation import LockstepTrainer
-from ..models import check_safetensors_files, count_parameters, resolve_pretrained_source
+from ..models import PretrainedSource, check_safetensors_files, count_parameters, resolve_pretrained_source
 from ..report import near_chance_note
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
@@ -19,30 +19,39 @@ from .store import TEACHER_DIR
 from .students import check_ranks
 
 
-__all__ = ["LORA_TARGETS", "finetune_teacher", "load_teacher", "run_teacher_stage"]
+__all__ = ["LORA_TARGETS", "finetune_teacher", "load_teacher", "run_teacher_stage", "teacher_source"]
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
 
 
-def load_teacher(sweep: SweepArguments, label_names: list[str]):
-    """The teacher and its image processor, and how it still has to be fine-tuned on these labels.
-
-    The config is read first, so a teacher of another family or with other labels is refused before any weights
-    are loaded."""
+def teacher_source(sweep: SweepArguments) -> PretrainedSource | None:
+    """Where --teacher comes from (None: the embedded teacher), its config read and its files checked, before any
+    data is loaded: a path that does not exist, a model of another family or a truncated file stop the run here."""
     if sweep.teacher is None:
-        model, processor = embedded_teacher(label_names)
-        return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
+        return None
     try:
         source = resolve_pretrained_source(sweep.teacher, argument="--teacher", model_types=None)
     except ValueError as error:
         raise SweepError(str(error)) from error
-    config = source.config
-    if config.model_type != "vit":
-        kind = ", ".join(config.architectures or []) or f"model_type {config.model_type!r}"
+    if source.config.model_type != "vit":
+        kind = ", ".join(source.config.architectures or []) or f"model_type {source.config.model_type!r}"
         raise SweepError(
             f"teacher {sweep.teacher!r} is a {kind}; hf_lowrank distils ViTForImageClassification teachers "
             "(model_type 'vit')."
         )
+    return source
+
+
+def load_teacher(sweep: SweepArguments, label_names: list[str], source: PretrainedSource | None = None):
+    """The teacher and its image processor, and how it still has to be fine-tuned on these labels.
+
+    The config is read first (`teacher_source`), so a teacher of another family or with other labels is refused
+    before any weights are loaded."""
+    if sweep.teacher is None:
+        model, processor = embedded_teacher(label_names)
+        return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
+    source = source or teacher_source(sweep)
+    config = source.config
     teacher_labels = [config.id2label[i] for i in range(config.num_labels)]
     same_labels = teacher_labels == label_names
     mode = sweep.teacher_finetune
@@ -96,10 +105,22 @@ def finetune_teacher(ctx: SweepContext, model, mode: str):
     )["teacher"]
     if result.status != "done":
         raise RuntimeError(f"the teacher stage failed: {result.error}")
-    model = accelerator.unwrap_model(model)
+    model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # a plain forward, as when reloaded
     if mode == "lora":
         model = model.merge_and_unload()
     return model.eval(), result.examples_per_process
+
+
+def check_batches(ctx: SweepContext) -> None:
+    """Refuse a training split that gives no batch (all dropped by --dataloader_drop_last)."""
+    args, examples = ctx.args, len(ctx.processed["train"])
+    per_step = args.per_device_train_batch_size * ctx.accelerator.num_processes
+    if args.dataloader_drop_last and examples < per_step:
+        raise SweepError(
+            f"--dataloader_drop_last with {examples} training examples and --per_device_train_batch_size "
+            f"{args.per_device_train_batch_size} on {ctx.accelerator.num_processes} process(es) leaves no batch; "
+            "use a smaller batch or keep the last batch."
+        )
 
 
 def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
@@ -117,13 +138,15 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
         ctx.processor = AutoImageProcessor.from_pretrained(teacher_dir)
         accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {ctx.results.teacher.accuracy:.4f})")
     else:
-        ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names)
+        ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names, ctx.teacher_source)
     with accelerator.main_process_first():
         ctx.processed = preprocess(data, ctx.processor)
     check_ranks(ctx)
+    check_batches(ctx)
     if finished:
         return
     store.start_afresh()  # an overwritten sweep goes only now, with everything this run needs loaded
+    store.write()  # the fingerprint, from now on: a rerun with other settings is refused, not resumed
 
     start = time.perf_counter()
     examples_per_process = []

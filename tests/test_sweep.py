@@ -625,3 +625,13 @@ def test_a_batch_larger_than_the_data_with_drop_last_is_refused(tmp_path):
         _run(
             sweep_argv(tmp_path, "--ranks", 2, "--per_device_train_batch_size", 512, "--dataloader_drop_last", "true")
         )
+
+
+def test_a_checkpoint_left_after_the_last_stage_was_recorded_is_removed(finished_sweep, tmp_path):
+    output_dir, results = _grow(finished_sweep, tmp_path)
+    stale = output_dir / "checkpoint" / "step-000004"
+    stale.mkdir(parents=True)
+    (output_dir / "checkpoint" / "latest.json").write_text('{"checkpoint": "step-000004"}')
+    again = _run(sweep_argv(output_dir, "--ranks", 1, 3))
+    assert [_strip(r) for r in again["ranks"]] == [_strip(r) for r in results["ranks"]]
+    assert not (output_dir / "checkpoint").exists()

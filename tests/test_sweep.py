@@ -90,10 +90,11 @@ def test_other_configuration_is_refused_unless_overwritten(finished_sweep):
 
 
 def _checkpoint_identity(output_dir) -> dict | None:
-    """The identity of the running stage's latest mid-training checkpoint, if there is one."""
+    """The identity of the running stage's latest mid-training checkpoint (with "runs": its models), if any."""
     try:
         name = json.loads((output_dir / "checkpoint" / "latest.json").read_text())["checkpoint"]
-        return json.loads((output_dir / "checkpoint" / name / "state.json").read_text())["identity"]
+        state = json.loads((output_dir / "checkpoint" / name / "state.json").read_text())
+        return {**state["identity"], "runs": sorted(state["runs"])}
     except (OSError, ValueError, KeyError):
         return None
 
@@ -132,11 +133,11 @@ def test_resume_after_kills_mid_teacher_between_stages_and_mid_group_matches_an_
     killed = tmp_path / "killed"
     argv = sweep_argv(killed, "--ranks", 1, 2, "--lockstep_group_size", 1, "--save_steps", 3)
     _kill_when(argv, killed, lambda out: (_checkpoint_identity(out) or {}).get("stage") == "teacher")
-    assert not (killed / "results.json").exists()
+    assert read_results_payload(killed / "results.json")["teacher"] is None  # the fingerprint only
     _kill_when(argv, killed, lambda out: _recorded_ranks(out) == 1)
     stamp = (killed / "rank-001" / "model.safetensors").stat().st_mtime_ns
-    _kill_when(argv, killed, lambda out: (_checkpoint_identity(out) or {}).get("ranks") == [2])
-    assert _recorded_ranks(killed) == 1 and _checkpoint_identity(killed)["ranks"] == [2]
+    _kill_when(argv, killed, lambda out: (_checkpoint_identity(out) or {}).get("runs") == ["rank-002"])
+    assert _recorded_ranks(killed) == 1 and _checkpoint_identity(killed)["runs"] == ["rank-002"]
 
     resumed = _run(argv)
     uninterrupted = _run(sweep_argv(tmp_path / "clean", "--ranks", 1, 2, "--lockstep_group_size", 1))

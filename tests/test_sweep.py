@@ -106,11 +106,28 @@ def _recorded_ranks(output_dir) -> int:
         return -1
 
 
-def _kill_when(argv, output_dir, condition) -> None:
-    """Start the sweep script and kill -9 it as soon as `condition(output_dir)` holds."""
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc)."""
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        found += frontier
+    return found
+
+
+def _kill_when(argv, output_dir, condition, launcher=()) -> None:
+    """Start the sweep script (under `launcher`, e.g. accelerate launch) and kill -9 it, with every process it
+    started, as soon as `condition(output_dir)` holds."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, str(SWEEP_SCRIPT), *argv],
+        [*(launcher or [sys.executable]), str(SWEEP_SCRIPT), *argv],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -119,7 +136,11 @@ def _kill_when(argv, output_dir, condition) -> None:
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if condition(output_dir):
-            process.send_signal(signal.SIGKILL)
+            for pid in [process.pid, *_descendants(process.pid)]:  # torchrun's workers are in their own groups
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             break
         time.sleep(0.02)
     process.wait(timeout=60)
@@ -151,6 +172,49 @@ def test_resume_after_kills_mid_teacher_between_stages_and_mid_group_matches_an_
         a = AutoModelForImageClassification.from_pretrained(killed / name).state_dict()
         b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+_TWO_PROCESSES = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
+
+
+@pytest.mark.slow
+def test_a_two_process_sweep_killed_mid_group_resumes_as_an_uninterrupted_one(tmp_path):
+    argv = sweep_argv(tmp_path / "killed", "--ranks", 2, "--save_steps", 2, "--diagnostics_examples", 0)
+    _kill_when(
+        argv,
+        tmp_path / "killed",
+        lambda out: (_checkpoint_identity(out) or {}).get("runs") == ["rank-002"],
+        launcher=_TWO_PROCESSES,
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    outputs = []
+    for args in (argv, sweep_argv(tmp_path / "clean", "--ranks", 2, "--diagnostics_examples", 0)):
+        result = subprocess.run(
+            [*_TWO_PROCESSES, str(SWEEP_SCRIPT), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(result.stdout)
+    assert "resuming distilling ranks [2], seed 0 at optimizer step" in outputs[0]
+    resumed = read_results_payload(tmp_path / "killed" / "results.json")
+    clean = read_results_payload(tmp_path / "clean" / "results.json")
+    assert resumed["config"]["environment"]["num_processes"] == 2
+    assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in clean["ranks"]]
+    a = AutoModelForImageClassification.from_pretrained(tmp_path / "killed" / "rank-002").state_dict()
+    b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / "rank-002").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow

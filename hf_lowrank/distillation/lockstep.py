@@ -256,7 +256,16 @@ class LockstepTrainer:
         checkpoint of a larger group (some of whose models were recorded since) serves its remaining models."""
         saved = checkpoint.load() if checkpoint is not None else None
         keys = [run.key for run in runs]
-        if saved is None or not set(keys) <= set(saved[1]):
+        if saved is not None and not set(keys) <= set(saved[1]):
+            saved = None
+        found = torch.tensor([saved[0].step if saved else -1], device=self.accelerator.device)
+        if len(set(self.accelerator.gather(found).tolist())) > 1:
+            raise CheckpointError(
+                f"the processes found different checkpoints in {checkpoint.directory} (optimizer steps "
+                f"{self.accelerator.gather(found).tolist()}, -1: none): put the output directory on a filesystem "
+                "every process sees."
+            )
+        if saved is None:
             stale = checkpoint.describe() if checkpoint is not None else None
             if stale:
                 self.accelerator.print(f"not resuming the checkpoint in {checkpoint.directory} ({stale}): not {keys}")

@@ -47,4 +47,4 @@ def run_cnn_stage(ctx: SweepContext) -> None:
             )
         )
         ctx.store.write()
-    checkpoint.remove()
+    ctx.store.remove_checkpoint()

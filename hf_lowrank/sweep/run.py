@@ -146,7 +146,7 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
     run_teacher_stage(ctx, data)
     _student_stages(ctx)
     run_cnn_stage(ctx)
-    ctx.store.checkpoint({}).remove()  # one left by a run killed between recording a stage and removing it
+    ctx.store.remove_checkpoint()  # one left by a run killed between recording a stage and removing it
     _print_summary(ctx)
     if ctx.accelerator.is_main_process:
         _publish(ctx)

@@ -88,6 +88,12 @@ class SweepStore:
             if record.status == "failed" or (self.dir / record.model_dir).is_dir()
         }
 
+    def remove_checkpoint(self) -> None:
+        """Remove the mid-training checkpoint (its stage is recorded); every process waits for it."""
+        if self.accelerator.is_main_process:
+            shutil.rmtree(self.dir / CHECKPOINT_DIR, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
     def save_model(self, name: str, model: nn.Module, processor=None) -> str:
         """Save atomically (a temporary directory renamed into place): `save_pretrained`, or `save` for a model
         that is not a transformers model (a CNN student)."""

@@ -138,4 +138,4 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
             record.diagnostics = diagnose(ctx, record.model_dir, student)
         ctx.results.record_student(record)
         ctx.store.write()
-    checkpoint.remove()  # every student of the group is recorded
+    ctx.store.remove_checkpoint()  # every student of the group is recorded

@@ -173,7 +173,7 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
         label_names=data.label_names,
     )
     store.write()
-    store.checkpoint({}).remove()
+    store.remove_checkpoint()
     accelerator.print(f"teacher: test accuracy {evaluation.accuracy:.4f} ({len(ctx.processed['test'])} examples)")
     warning = near_chance_note(evaluation.accuracy, len(data.label_names))
     if warning:

@@ -258,3 +258,30 @@ def test_gradient_accumulation_averages_over_the_real_window_as_trainer_does(tmp
                 p.grad = None
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, manual.state_dict()[name], rtol=1e-5, atol=1e-6)
+
+
+def test_loading_some_models_reads_only_their_files(tmp_path):
+    checkpoint = GroupCheckpoint(tmp_path, {"stage": "students"})
+    checkpoint.save(TrainingPosition(step=3), {"a": {"w": torch.ones(2)}, "b": {"w": torch.zeros(2)}})
+    (checkpoint.latest() / "b.safetensors").write_bytes(b"broken")
+    position, runs = checkpoint.load(["a"])
+    assert position.step == 3 and list(runs) == ["a"] and checkpoint.keys() == ["a", "b"]
+    assert checkpoint.load(["a", "c"]) is None
+    with pytest.raises(Exception, match=r"b\.safetensors is not a readable safetensors file .*delete"):
+        checkpoint.load()
+
+
+def test_ranks_an_interrupted_group_holds_are_grouped_first_to_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from hf_lowrank.sweep.students import student_groups
+
+    config = {"sweep": {}}
+    store = SimpleNamespace(checkpoint=lambda identity: GroupCheckpoint(tmp_path, {**identity, "config": config}))
+    ctx = SimpleNamespace(store=store, sweep=SimpleNamespace(lockstep_group_size=1))
+    assert student_groups(ctx, [4, 8, 16, 32], seed=0) == [[4], [8], [16], [32]]
+    store.checkpoint({"stage": "students", "seed": 0}).save(
+        TrainingPosition(step=239), {"rank-008": {"w": torch.ones(1)}, "rank-016": {"w": torch.ones(1)}}
+    )
+    assert student_groups(ctx, [4, 8, 16, 32], seed=0) == [[8, 16], [4], [32]]
+    assert student_groups(ctx, [4, 8, 16, 32], seed=1) == [[4], [8], [16], [32]]  # another seed's groups

@@ -700,3 +700,13 @@ def test_a_checkpoint_left_after_the_last_stage_was_recorded_is_removed(finished
     again = _run(sweep_argv(output_dir, "--ranks", 1, 3))
     assert [_strip(r) for r in again["ranks"]] == [_strip(r) for r in results["ranks"]]
     assert not (output_dir / "checkpoint").exists()
+
+
+def test_resuming_a_finished_teacher_does_not_need_the_teacher_source_any_more(tmp_path):
+    """The --teacher path of a preempted run may be gone (a scratch disk): OUT/teacher is what a resume reads."""
+    teacher = _teacher_dir(tmp_path, [str(i) for i in range(10)])
+    argv = sweep_argv(tmp_path / "out", "--teacher", teacher, "--diagnostics_examples", 0)
+    _run([*argv, "--ranks", "2"])
+    shutil.rmtree(teacher)
+    again = _run([*argv, "--ranks", "2", "3"])
+    assert [r["rank"] for r in again["ranks"]] == [2, 3]

@@ -181,6 +181,8 @@ def _parse_error(argv) -> str:
         (["--lr_scheduler_kwargs", '{"bogus": 1}'], 'with --lr_scheduler_kwargs {"bogus": 1} cannot be built'),
         (["--save_strategy", "best"], "--save_strategy 'best' is not supported; use steps, epoch or no"),
         (["--seeds", 0, 1, "--data_seed", 3], "--data_seed 3 with --seeds [0, 1]"),
+        (["--max_grad_norm", "inf"], "--max_grad_norm inf: must be a finite number >= 0"),
+        (["--temperature", "inf"], "--temperature inf: must be finite"),
     ],
 )
 def test_refused_flags_stop_the_sweep_before_any_work(tmp_path, argv, message):
@@ -252,6 +254,7 @@ def test_logging_strategy_steps_first_step_epoch_and_no(tmp_path):
     assert [s for s, _ in _train_tiny(tmp_path)[1]] == [3, 4]
     assert [s for s, _ in _train_tiny(tmp_path, logging_first_step=True)[1]] == [1, 3, 4]
     assert [s for s, _ in _train_tiny(tmp_path, logging_strategy="epoch")[1]] == [4]
+    assert [s for s, _ in _train_tiny(tmp_path, logging_strategy="epoch", logging_first_step=True)[1]] == [1, 4]
     assert _train_tiny(tmp_path, logging_strategy="no")[1] == []
 
 
@@ -264,17 +267,41 @@ def test_an_empty_training_loader_is_refused_not_looped_over(tmp_path):
 def test_the_recorded_command_hides_the_hub_token():
     from hf_lowrank.sweep.cli import redact
 
-    assert redact(["--hub_token", "hf_secret", "--seed", "1", "--hub_token=hf_x"]) == [
+    argv = ["--hub_token", "hf_secret", "--seed", "1", "--hub_token=hf_x", "--hub-token", "hf_y", "--hub-token=hf_z"]
+    assert redact(argv) == [
         "--hub_token",
         "***",
         "--seed",
         "1",
         "--hub_token=***",
+        "--hub-token",
+        "***",
+        "--hub-token=***",
     ]
 
 
 def test_yaml_mappings_become_json_flags(tmp_path):
     config = tmp_path / "sweep.yaml"
-    config.write_text("lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr: 0.0001\n")
+    config.write_text(
+        "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr: 1e-5\n"
+    )  # YAML 1.1: a str
     _, training = sweep_script.parse(["--config", str(config)])
-    assert training.lr_scheduler_kwargs == {"min_lr": 0.0001}
+    assert training.lr_scheduler_kwargs == {"min_lr": 1e-5}
+
+
+def test_an_accelerator_accumulating_otherwise_than_the_arguments_is_refused(tmp_path):
+    args = _args(tmp_path, gradient_accumulation_steps=4)
+    with pytest.raises(
+        ValueError, match="the Accelerator accumulates 1 batches per step, --gradient_accumulation_steps"
+    ):
+        LockstepTrainer(Accelerator(cpu=True), args)
+
+
+def test_the_fingerprint_is_as_results_json_holds_it(tmp_path):
+    import json
+
+    from hf_lowrank.results import strict_json
+
+    args = _args(tmp_path, lr_scheduler_kwargs={"min_lr": 1e-5}, lr_scheduler_type="cosine_with_min_lr")
+    print_ = fingerprint(SweepArguments(noise_sigmas=[0.1]), args, Accelerator(cpu=True))
+    assert json.loads(json.dumps(strict_json(print_), allow_nan=False)) == print_

@@ -135,9 +135,8 @@ class GroupCheckpoint:
         path = self.directory / name
         return path if (path / "state.json").is_file() else None
 
-    def load(self) -> tuple[TrainingPosition, dict[str, dict]] | None:
-        """The position and run states of the latest checkpoint, or None when there is none or it belongs to
-        another group (see `describe_mismatch`)."""
+    def _state(self) -> tuple[Path, dict] | None:
+        """The latest checkpoint's directory and state.json, when it is of this identity (None otherwise)."""
         path = self.latest()
         if path is None:
             return None
@@ -150,8 +149,26 @@ class GroupCheckpoint:
             ) from error
         if state.get("version") != CHECKPOINT_VERSION or state.get("identity") != self.identity:
             return None
+        return path, state
+
+    def keys(self) -> list[str]:
+        """The models of the latest checkpoint of this identity ([] when there is none); reads no tensor."""
+        found = self._state()
+        return sorted(found[1]["runs"]) if found else []
+
+    def load(self, keys: list[str] | None = None) -> tuple[TrainingPosition, dict[str, dict]] | None:
+        """The position and the states of `keys` (default: every model) of the latest checkpoint; None when there
+        is none, it belongs to another stage or sweep, or it lacks one of `keys`. Only the tensors of `keys` are
+        read."""
+        found = self._state()
+        if found is None:
+            return None
+        path, state = found
+        keys = list(state["runs"]) if keys is None else keys
+        if not set(keys) <= set(state["runs"]):
+            return None
         runs = {}
-        for key, encoded in state["runs"].items():
+        for key in keys:
             file = path / f"{key}.safetensors"
             try:
                 tensors = load_file(file)
@@ -160,7 +177,7 @@ class GroupCheckpoint:
                     f"{file} is not a readable safetensors file ({error}); delete {self.directory} to restart this "
                     "stage from its beginning."
                 ) from error
-            runs[key] = decode(encoded, tensors)
+            runs[key] = decode(state["runs"][key], tensors)
         return TrainingPosition(**state["position"]), runs
 
     def describe(self) -> str | None:

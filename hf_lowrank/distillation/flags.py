@@ -239,7 +239,14 @@ def check_training_values(args: TrainingArguments) -> list[str]:
     need(0 <= args.adam_beta1 < 1, "adam_beta1", "in [0, 1)")
     need(0 <= args.adam_beta2 < 1, "adam_beta2", "in [0, 1)")
     need(finite(args.adam_epsilon) and args.adam_epsilon > 0, "adam_epsilon", "a finite number > 0")
-    need(args.max_grad_norm is None or args.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0: no clipping)")
+    need(
+        args.max_grad_norm is None or (finite(args.max_grad_norm) and args.max_grad_norm >= 0),
+        "max_grad_norm",
+        "a finite number >= 0 (0: no clipping)",
+    )
+    for name in ("temperature", "ce_weight"):  # DistillationConfig's own; TrainingArguments has neither
+        if hasattr(args, name):
+            need(finite(getattr(args, name)), name, "finite")
     need(finite(args.logging_steps) and args.logging_steps > 0, "logging_steps", "a number > 0")
     need(finite(args.save_steps) and args.save_steps > 0, "save_steps", "a number > 0 (< 1: a fraction of steps)")
     need(0 <= args.seed < 2**32, "seed", "an integer in [0, 2**32 - 1]")

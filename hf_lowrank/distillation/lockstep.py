@@ -158,6 +158,12 @@ class LockstepTrainer:
         description: str = "training",
     ):
         problems = check_training_arguments(args)
+        if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
+            problems.append(
+                f"the Accelerator accumulates {accelerator.gradient_accumulation_steps} batches per step, "
+                f"--gradient_accumulation_steps says {args.gradient_accumulation_steps}: build it with "
+                "Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps)"
+            )
         if problems:
             raise ValueError("LockstepTrainer cannot honour these arguments:\n  " + "\n  ".join(problems))
         self.accelerator = accelerator
@@ -254,10 +260,8 @@ class LockstepTrainer:
     def _resume(self, checkpoint: GroupCheckpoint | None, runs: list[_Run], batches: int) -> TrainingPosition:
         """The position to start from: the checkpoint's (its states loaded into `runs`), or the beginning. A
         checkpoint of a larger group (some of whose models were recorded since) serves its remaining models."""
-        saved = checkpoint.load() if checkpoint is not None else None
         keys = [run.key for run in runs]
-        if saved is not None and not set(keys) <= set(saved[1]):
-            saved = None
+        saved = checkpoint.load(keys) if checkpoint is not None else None
         found = torch.tensor([saved[0].step if saved else -1], device=self.accelerator.device)
         if len(set(self.accelerator.gather(found).tolist())) > 1:
             raise CheckpointError(
@@ -294,12 +298,11 @@ class LockstepTrainer:
         args, strategy = self.args, str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
         if strategy == "no":
             return False
-        if position.step == total_steps:
+        if position.step == total_steps or (args.logging_first_step and position.step == 1):
             return True
         if strategy == "epoch":
             return position.batch == batches
-        first = args.logging_first_step and position.step == 1
-        return first or position.step % _interval(args.logging_steps, total_steps) == 0
+        return position.step % _interval(args.logging_steps, total_steps) == 0
 
     def _batch(self, batch, active: list[_Run], position: TrainingPosition, batches: int, total_steps: int, progress):
         """One batch through every active model; True when it completed an optimizer step."""

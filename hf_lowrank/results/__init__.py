@@ -1,6 +1,6 @@
 """A sweep's results: typed objects (`schema`) and their file on disk (`io`)."""
 
-from .io import RESULTS_FORMAT, RESULTS_VERSION, ResultsError, atomic_write_json, read_results_payload
+from .io import RESULTS_FORMAT, RESULTS_VERSION, ResultsError, atomic_write_json, read_results_payload, strict_json
 from .schema import CNNStudentResult, DatasetInfo, StudentConfig, StudentResult, SweepResults, TeacherResult
 
 
@@ -16,4 +16,5 @@ __all__ = [
     "TeacherResult",
     "atomic_write_json",
     "read_results_payload",
+    "strict_json",
 ]

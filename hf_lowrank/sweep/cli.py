@@ -139,7 +139,7 @@ def yaml_to_argv(path: str, known: set[str] | None = None) -> list[str]:
         if isinstance(value, list):
             argv.extend(str(v) for v in value)
         else:
-            argv.append(json.dumps(value) if isinstance(value, dict) else str(value))
+            argv.append(json.dumps(_numbers(value)) if isinstance(value, dict) else str(value))
     return argv
 
 
@@ -182,17 +182,32 @@ def parse(argv: list[str]) -> tuple[SweepArguments, DistillationConfig]:
 
 
 def redact(argv: list[str]) -> list[str]:
-    """`argv` with the value of --hub_token hidden: the command line is recorded in results.json and the cards."""
+    """`argv` with the value of every option naming a token (--hub_token, --hub-token, ...) hidden: the command line
+    is recorded in results.json and the cards."""
     shown, hide = [], False
     for arg in argv:
+        name = arg.split("=", 1)[0]
+        secret = arg.startswith("--") and "token" in name.lower()
         if hide:
             shown.append("***")
-        elif arg.startswith("--hub_token="):
-            shown.append("--hub_token=***")
+        elif secret and "=" in arg:
+            shown.append(f"{name}=***")
         else:
             shown.append(arg)
-        hide = arg == "--hub_token"
+        hide = secret and "=" not in arg
     return shown
+
+
+def _numbers(value):
+    """Numbers inside a YAML mapping that YAML 1.1 read as strings ("1e-5") made numbers again."""
+    if isinstance(value, dict):
+        return {key: _numbers(item) for key, item in value.items()}
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:

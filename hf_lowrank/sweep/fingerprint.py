@@ -6,6 +6,7 @@ import torch
 from accelerate import Accelerator
 
 from ..distillation import NUMBER_CHANGING, DistillationConfig
+from ..results import strict_json
 from .arguments import SweepArguments
 
 
@@ -55,7 +56,8 @@ def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Ac
         "torch_num_threads": torch.get_num_threads(),
         "training_loop": TRAINING_LOOP_VERSION,
     }
-    return {"sweep": own, "training": training, "environment": environment}
+    # As results.json and the checkpoints hold it (strict JSON), so that the copies compare equal.
+    return strict_json({"sweep": own, "training": training, "environment": environment})
 
 
 def differences(fingerprint: dict, previous: dict) -> list[str]:

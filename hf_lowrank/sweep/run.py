@@ -22,7 +22,7 @@ from .context import SweepContext
 from .embedded import default_ranks
 from .fingerprint import fingerprint
 from .store import TEACHER_DIR, SweepStore, check_writable
-from .students import run_student_group, student_max_rank
+from .students import run_student_group, student_groups, student_max_rank
 from .teacher_stage import run_teacher_stage, teacher_source
 
 
@@ -57,7 +57,6 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
     """The arguments and the teacher's source checked; then the process group, the seed, and the sweep directory
     (new, or resumed when the fingerprint matches)."""
     check_arguments(sweep, args)
-    source = teacher_source(sweep)
     accelerator = build_accelerator(args)
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
@@ -67,11 +66,14 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
     store = SweepStore(output_dir, fingerprint(sweep, args, accelerator), accelerator, sweep.overwrite_output_dir)
     if store.results.command is None:
         store.results.command = command
-    return SweepContext(sweep, args, accelerator, store, teacher_source=source)
+    # The teacher's source is checked now, before any data is loaded, unless this sweep's teacher is finished (a
+    # resume needs OUT/teacher only, not --teacher, which may be gone).
+    finished = store.results.teacher is not None and (output_dir / TEACHER_DIR).is_dir()
+    return SweepContext(sweep, args, accelerator, store, teacher_source=None if finished else teacher_source(sweep))
 
 
 def _student_stages(ctx: SweepContext) -> None:
-    """Every (rank, seed) not finished yet, in lock-step groups of `lockstep_group_size`."""
+    """Every (rank, seed) not finished yet, in lock-step groups (`student_groups`)."""
     ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx.teacher, ctx.sweep))
     finished = ctx.store.finished()
     for seed in ctx.sweep.seeds or [ctx.args.seed]:
@@ -80,9 +82,8 @@ def _student_stages(ctx: SweepContext) -> None:
             ctx.accelerator.print(
                 f"resuming: seed {seed}, ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}"
             )
-        group_size = ctx.sweep.lockstep_group_size or len(pending) or 1
-        for first in range(0, len(pending), group_size):
-            run_student_group(ctx, pending[first : first + group_size], seed)
+        for group in student_groups(ctx, pending, seed):
+            run_student_group(ctx, group, seed)
 
 
 def _publish(ctx: SweepContext) -> None:

@@ -21,7 +21,16 @@ from .context import SweepContext
 from .measurements import diagnose, robustness
 
 
-__all__ = ["build_student", "check_ranks", "run_student_group", "seeded", "student_dir", "student_max_rank"]
+__all__ = [
+    "build_student",
+    "check_ranks",
+    "group_checkpoint",
+    "run_student_group",
+    "seeded",
+    "student_dir",
+    "student_groups",
+    "student_max_rank",
+]
 
 
 def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
@@ -81,6 +90,20 @@ def _key(rank: int) -> str:
     return f"rank-{rank:03d}"
 
 
+def group_checkpoint(ctx: SweepContext, seed: int):
+    """The mid-training checkpoint of the student groups of `seed` (one group runs at a time)."""
+    return ctx.store.checkpoint({"stage": "students", "seed": seed})
+
+
+def student_groups(ctx: SweepContext, pending: list[int], seed: int) -> list[list[int]]:
+    """`pending` in lock-step groups of `lockstep_group_size`, the ranks an interrupted group's checkpoint holds
+    first and together, so that they resume from it whatever the ranks or the group size are now."""
+    held = {int(key.removeprefix("rank-")) for key in group_checkpoint(ctx, seed).keys()}
+    resumed, rest = [r for r in pending if r in held], [r for r in pending if r not in held]
+    size = ctx.sweep.lockstep_group_size or len(pending) or 1
+    return ([resumed] if resumed else []) + [rest[first : first + size] for first in range(0, len(rest), size)]
+
+
 def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
     args = ctx.args
@@ -94,7 +117,7 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     trainer = LockstepTrainer(
         ctx.accelerator, args, teacher=ctx.teacher, description=f"distilling ranks {group}, seed {seed}"
     )
-    checkpoint = ctx.store.checkpoint({"stage": "students", "seed": seed})
+    checkpoint = group_checkpoint(ctx, seed)
     outcomes = trainer.train(
         {_key(rank): student for rank, student in students.items()}, ctx.processed["train"], checkpoint
     )

@@ -4,7 +4,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .summary import _summarize_checked
+from .summary import summarize_checked
 from .validation import check_fractions, check_level, check_positive_int, check_ranks, check_thresholds
 
 
@@ -19,6 +19,32 @@ def _interval(samples, level=0.95):
         return None, None, missing
     tail = (1 - level) / 2 * 100
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)), missing
+
+
+def _checked(ranks, student_correct, teacher_correct, num_samples, seed, low, high, level):
+    """`bootstrap_intervals`' arguments checked (ValueError naming the argument) and as arrays."""
+    ranks = check_ranks(ranks)
+    num_samples = check_positive_int("num_samples", num_samples)
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
+    low, high = check_thresholds(low, high)
+    level = check_level(level)
+    teacher_correct = check_fractions("teacher_correct", teacher_correct, label="example", percent_hint=False)
+    num_examples = teacher_correct.shape[0]
+    if num_examples == 0:
+        raise ValueError("teacher_correct must hold at least one test example; got none.")
+    try:
+        student_correct = np.asarray(student_correct, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"student_correct must be a (num_ranks, num_examples) array of 0/1; {error}.") from None
+    if student_correct.shape != (len(ranks), num_examples):
+        raise ValueError(
+            f"student_correct must be (num_ranks, num_examples) = ({len(ranks)}, {num_examples}), "
+            f"got {student_correct.shape}."
+        )
+    for rank, row in zip(ranks, student_correct):
+        check_fractions(f"student_correct (row of rank {rank:g})", row, label="example", percent_hint=False)
+    return ranks, student_correct, teacher_correct, num_samples, low, high, level
 
 
 def bootstrap_intervals(
@@ -47,27 +73,10 @@ def bootstrap_intervals(
         {"accuracy": [(lo, hi)] per rank, "teacher_accuracy": (lo, hi), "r_low", "r_high", "knee", "knee_log":
         (lo, hi, fraction of resamples where it was undefined)}.
     """
-    ranks = check_ranks(ranks)
-    num_samples = check_positive_int("num_samples", num_samples)
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
-    low, high = check_thresholds(low, high)
-    level = check_level(level)
-    teacher_correct = check_fractions("teacher_correct", teacher_correct, label="example", percent_hint=False)
+    ranks, student_correct, teacher_correct, num_samples, low, high, level = _checked(
+        ranks, student_correct, teacher_correct, num_samples, seed, low, high, level
+    )
     num_examples = teacher_correct.shape[0]
-    if num_examples == 0:
-        raise ValueError("teacher_correct must hold at least one test example; got none.")
-    try:
-        student_correct = np.asarray(student_correct, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"student_correct must be a (num_ranks, num_examples) array of 0/1; {error}.") from None
-    if student_correct.shape != (len(ranks), num_examples):
-        raise ValueError(
-            f"student_correct must be (num_ranks, num_examples) = ({len(ranks)}, {num_examples}), "
-            f"got {student_correct.shape}."
-        )
-    for rank, row in zip(ranks, student_correct):
-        check_fractions(f"student_correct (row of rank {rank:g})", row, label="example", percent_hint=False)
     rng = np.random.default_rng(seed)
     student_accuracy = np.empty((num_samples, len(ranks)))
     teacher_accuracy = np.empty(num_samples)
@@ -77,7 +86,7 @@ def bootstrap_intervals(
         student_accuracy[b] = student_correct[:, sample].mean(axis=1)
         teacher_accuracy[b] = teacher_correct[sample].mean()
         if teacher_accuracy[b] > 0 and len(ranks) >= 2:
-            summary = _summarize_checked(ranks, student_accuracy[b], teacher_accuracy[b], low, high, 2)
+            summary = summarize_checked(ranks, student_accuracy[b], teacher_accuracy[b], low, high, 2)
             summaries.append((summary.r_low, summary.r_high, summary.knee, summary.knee_log))
         else:
             summaries.append((None, None, None, None))

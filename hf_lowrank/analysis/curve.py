@@ -18,6 +18,7 @@ from .validation import check_curve_inputs, check_thresholds
 
 __all__ = [
     "Curve",
+    "fit_checked",
     "effective_knee",
     "effective_rank_region",
     "find_knee",
@@ -70,10 +71,10 @@ def fit_curve(ranks, accuracies, teacher_accuracy: float) -> Curve:
     accuracies that are not fractions in [0, 1] (percent, NaN) or not one per rank, and a teacher accuracy outside
     (0, 1]."""
     ranks, accuracies, teacher_accuracy = check_curve_inputs(ranks, accuracies, teacher_accuracy)
-    return _fit_checked(ranks, accuracies, teacher_accuracy)
+    return fit_checked(ranks, accuracies, teacher_accuracy)
 
 
-def _fit_checked(ranks: np.ndarray, accuracies: np.ndarray, teacher_accuracy: float) -> Curve:
+def fit_checked(ranks: np.ndarray, accuracies: np.ndarray, teacher_accuracy: float) -> Curve:
     """`fit_curve` on inputs `check_curve_inputs` has already passed."""
     if len(ranks) < 2:
         raise ValueError(f"need at least two distinct ranks to fit a curve; got ranks {ranks.tolist()}.")

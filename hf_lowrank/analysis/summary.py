@@ -2,11 +2,11 @@
 
 from dataclasses import dataclass
 
-from .curve import Curve, _fit_checked, find_knee, threshold_rank
+from .curve import Curve, find_knee, fit_checked, threshold_rank
 from .validation import check_curve_inputs, check_positive_int, check_thresholds
 
 
-__all__ = ["MIN_RANKS", "CurveSummary", "summarize_curve"]
+__all__ = ["MIN_RANKS", "CurveSummary", "summarize_checked", "summarize_curve"]
 
 MIN_RANKS = 3  # fewer measured ranks: region and knee are not estimated
 
@@ -49,16 +49,16 @@ def summarize_curve(
     ranks, accuracies, teacher_accuracy = check_curve_inputs(ranks, accuracies, teacher_accuracy)
     low, high = check_thresholds(low, high)
     min_ranks = check_positive_int("min_ranks", min_ranks)
-    return _summarize_checked(ranks, accuracies, teacher_accuracy, low, high, min_ranks)
+    return summarize_checked(ranks, accuracies, teacher_accuracy, low, high, min_ranks)
 
 
-def _summarize_checked(ranks, accuracies, teacher_accuracy, low, high, min_ranks) -> CurveSummary:
+def summarize_checked(ranks, accuracies, teacher_accuracy, low, high, min_ranks) -> CurveSummary:
     """`summarize_curve` on inputs already checked (the bootstrap checks once, then calls this per resample)."""
     if len(ranks) < max(min_ranks, 2):
         why = f"not estimated (fewer than {max(min_ranks, 2)} ranks)"
-        curve = _fit_checked(ranks, accuracies, teacher_accuracy) if len(ranks) >= 2 else None
+        curve = fit_checked(ranks, accuracies, teacher_accuracy) if len(ranks) >= 2 else None
         return CurveSummary(curve, False, knee_why=why, knee_log_why=why)
-    curve = _fit_checked(ranks, accuracies, teacher_accuracy)
+    curve = fit_checked(ranks, accuracies, teacher_accuracy)
     knee, knee_why = find_knee(curve)
     knee_log, knee_log_why = find_knee(curve, log_rank=True)
     return CurveSummary(

@@ -6,7 +6,8 @@
 - `trainer`: `DistillationTrainer` (a transformers `Trainer`) for one student.
 - `lockstep`: `LockstepTrainer`, several students on the same batches with one teacher pass per batch.
 - `flags`: what `LockstepTrainer` does with every `TrainingArguments` field (honoured, harmless, refused).
-- `sampling`: the seeded data order, a function of (seed, epoch); `checkpoint`: mid-training checkpoints.
+- `sampling`: the seeded data order, a function of (seed, epoch); `checkpoint`: mid-training checkpoints;
+  `rng`: a model's private RNG stream.
 - `evaluation`: accuracy, calibration and noise robustness of several models in one pass.
 """
 
@@ -14,7 +15,7 @@ from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .evaluation import EvalResult, evaluate_models, example_noise
 from .flags import HARMLESS, HONOURED, NUMBER_CHANGING, REFUSED, check_training_arguments
-from .lockstep import LockstepTrainer, RNGStream, TrainResult, build_optimizer, num_update_steps
+from .lockstep import LockstepTrainer, TrainResult, build_optimizer, num_update_steps
 from .losses import (
     DISTILLATION_MODES,
     bridged_distillation_loss,
@@ -24,6 +25,7 @@ from .losses import (
     kd_loss,
     mse_cosine_loss,
 )
+from .rng import RNGStream
 from .targets import (
     BlockOutputRecorder,
     FinalTokenRecorder,

@@ -4,7 +4,6 @@ Each model keeps its own optimizer, learning-rate schedule, gradient clipping an
 as it would alone with the same seed: a student's result does not depend on which others train beside it.
 """
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from ..data import collate_pixel_values
 from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .flags import check_training_arguments, checkpoint_interval
+from .rng import RNGStream
 from .sampling import EpochShuffleSampler
 from .targets import (
     BlockOutputRecorder,
@@ -32,43 +32,6 @@ from .targets import (
 
 
 __all__ = ["LockstepTrainer", "RNGStream", "TrainResult", "build_optimizer", "num_update_steps"]
-
-
-class RNGStream:
-    """A private torch RNG stream (CPU, and this process's CUDA device when there is one), started as
-    `torch.manual_seed(seed)` would start it. Every process of a group draws the same numbers from it (same seed,
-    same shapes), so one process's state stands for all of them in a checkpoint."""
-
-    def __init__(self, seed: int):
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        self._devices = devices
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            self._cpu = torch.get_rng_state()
-            self._cuda = [torch.cuda.get_rng_state(d) for d in devices]
-
-    @contextlib.contextmanager
-    def active(self):
-        """Draw from this stream inside the block; the global RNG is left as it was."""
-        with torch.random.fork_rng(devices=self._devices):
-            torch.set_rng_state(self._cpu)
-            for device, state in zip(self._devices, self._cuda):
-                torch.cuda.set_rng_state(state, device)
-            yield
-            self._cpu = torch.get_rng_state()
-            self._cuda = [torch.cuda.get_rng_state(d) for d in self._devices]
-
-    def state_dict(self) -> dict:
-        return {"cpu": self._cpu.clone(), "cuda": [state.clone() for state in self._cuda]}
-
-    def load_state_dict(self, state: dict) -> None:
-        if len(state["cuda"]) != len(self._devices):
-            raise CheckpointError(
-                f"the checkpoint's RNG streams are of {len(state['cuda'])} CUDA device(s) per process, this process "
-                f"has {len(self._devices)}: resume on the same kind of machine, or delete the checkpoint directory "
-                "to restart this stage."
-            )
-        self._cpu, self._cuda = state["cpu"].clone(), [s.clone() for s in state["cuda"]]
 
 
 @dataclass

@@ -209,6 +209,11 @@ def plan_factorization(
             f"Selected nn.Linear layers: {selected_names}."
         )
 
+    _warn_above_break_even(plan)
+    return plan
+
+
+def _warn_above_break_even(plan: list[LayerFactorization]) -> None:
     wasteful = [layer for layer in plan if layer.params_after >= layer.params_before]
     if wasteful:
         names = ", ".join(f"{layer.name} (rank {layer.rank} >= {layer.break_even_rank:.1f})" for layer in wasteful[:6])
@@ -216,9 +221,8 @@ def plan_factorization(
             f"{len(wasteful)} layer(s) are factorized at or above the break-even rank in*out/(in+out), where the "
             f"factorization saves no parameters: {names}{', ...' if len(wasteful) > 6 else ''}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return plan
 
 
 def factorize_model(

@@ -6,6 +6,7 @@ rest of hf_lowrank.
 """
 
 from .accounting import VIT_B32_CIFAR100, count_parameters, linear_parameters, vit_forward_flops
+from .architectures import BLOCK_LAYOUTS, BlockLayout, block_layout, block_output_modules, find_blocks
 from .cnn_student import CNN_CAPACITIES, CNNEmbeddingStudent, CNNStudentOutput
 from .configuration_bridged_vit import BRIDGES, BridgedViTConfig
 from .configuration_factorized_vit import FactorizedViTConfig
@@ -33,7 +34,9 @@ from .teacher_weights import copy_teacher_weights
 
 
 __all__ = [
+    "BLOCK_LAYOUTS",
     "BRIDGES",
+    "BlockLayout",
     "BridgedViTConfig",
     "BridgedViTForImageClassification",
     "BridgedViTOutput",
@@ -41,6 +44,8 @@ __all__ = [
     "CNNEmbeddingStudent",
     "CNNStudentOutput",
     "CNN_CAPACITIES",
+    "block_layout",
+    "block_output_modules",
     "DEFAULT_EXCLUDE_MODULES",
     "FactorizationReport",
     "FactorizedLinear",
@@ -59,6 +64,7 @@ __all__ = [
     "energy_rank",
     "factorization_report",
     "factorize_model",
+    "find_blocks",
     "linear_parameters",
     "name_matches",
     "plan_factorization",

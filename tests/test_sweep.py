@@ -239,18 +239,7 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WRITE_LOG_DIR": str(tmp_path)}
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *_TWO_PROCESSES,
         str(wrapper),
         *sweep_argv(tmp_path / "ddp", "--ranks", 2),
     ]

@@ -303,5 +303,5 @@ def test_the_fingerprint_is_as_results_json_holds_it(tmp_path):
     from hf_lowrank.results import strict_json
 
     args = _args(tmp_path, lr_scheduler_kwargs={"min_lr": 1e-5}, lr_scheduler_type="cosine_with_min_lr")
-    print_ = fingerprint(SweepArguments(noise_sigmas=[0.1]), args, Accelerator(cpu=True))
-    assert json.loads(json.dumps(strict_json(print_), allow_nan=False)) == print_
+    recorded = fingerprint(SweepArguments(noise_sigmas=[0.1]), args, Accelerator(cpu=True))
+    assert json.loads(json.dumps(strict_json(recorded), allow_nan=False)) == recorded

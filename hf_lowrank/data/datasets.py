@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 from PIL import Image as PILImage
+
+from ..models import is_repo_id
 
 
 __all__ = [
@@ -94,14 +95,6 @@ def _pick_split(splits: DatasetDict, candidates: tuple[str, ...], kind: str, req
     raise ValueError(f"no {kind} split among {list(splits)}; name one with --{kind}_split.")
 
 
-def _is_repo_id(name: str) -> bool:
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
-
-
 def _load_source(dataset: str) -> tuple[DatasetDict, str | None]:
     """`dataset` (not ``"digits"``) loaded: an image folder (also returned, to explain a folder without labels) or a
     Hub dataset id; a path that exists as neither says so."""
@@ -111,7 +104,7 @@ def _load_source(dataset: str) -> tuple[DatasetDict, str | None]:
     valid = f"give {DIGITS!r}, the directory of an image folder (one subfolder per class) or a Hub dataset id"
     if os.path.exists(folder):
         raise ValueError(f"dataset {dataset!r} is a file, not a directory: {valid}.")
-    if not _is_repo_id(dataset):
+    if not is_repo_id(dataset):
         raise ValueError(
             f"dataset {dataset!r} does not exist: there is no such local directory, and it is not a Hub dataset id "
             f"('name' or 'namespace/name') either; {valid}."

@@ -14,7 +14,7 @@
 from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .evaluation import EvalResult, evaluate_models, example_noise
-from .flags import HARMLESS, HONOURED, NUMBER_CHANGING, REFUSED, check_training_arguments
+from .flags import HARMLESS, HONOURED, NUMBER_CHANGING, REFUSED, check_training_arguments, plain_value
 from .lockstep import LockstepTrainer, TrainResult, build_optimizer, num_update_steps
 from .losses import (
     DISTILLATION_MODES,
@@ -26,6 +26,7 @@ from .losses import (
     mse_cosine_loss,
 )
 from .rng import RNGStream
+from .sampling import derived_seed
 from .targets import (
     BlockOutputRecorder,
     FinalTokenRecorder,
@@ -58,6 +59,7 @@ __all__ = [
     "bridged_distillation_loss",
     "build_optimizer",
     "cosine_embedding_loss",
+    "derived_seed",
     "distillation_loss",
     "evaluate_models",
     "example_noise",
@@ -66,6 +68,7 @@ __all__ = [
     "kd_loss",
     "mse_cosine_loss",
     "num_update_steps",
+    "plain_value",
     "prepare_teacher",
     "student_loss",
     "teacher_targets",

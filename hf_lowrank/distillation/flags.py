@@ -22,6 +22,8 @@ __all__ = [
     "check_training_arguments",
     "check_training_values",
     "checkpoint_interval",
+    "plain_value",
+    "steps_interval",
 ]
 
 # Honoured fields that change a run's numbers: the resume fingerprint holds every one of them.
@@ -173,14 +175,14 @@ def _is_default(name: str, value, default) -> bool:
         return True
     if name == "accelerator_config" and default is None:
         return value == AcceleratorConfig()
-    return str(getattr(value, "value", value)) == str(getattr(default, "value", default))
+    return str(plain_value(value)) == str(plain_value(default))
 
 
 def _optimizer_and_schedule_problems(args: TrainingArguments) -> list[str]:
     """Build the optimizer and the schedule `args` ask for on a one-parameter stand-in, as `LockstepTrainer` will:
     whatever would fail there (a missing package, a bad `optim_args` or `lr_scheduler_kwargs` entry) fails here,
     before any work, naming the flags."""
-    name = _show(args.optim)
+    name = plain_value(args.optim)
     if str(name).startswith("schedule_free"):
         return [f"--optim {name!r} is not supported (schedule-free optimizers need train/eval switches)"]
     try:
@@ -193,7 +195,7 @@ def _optimizer_and_schedule_problems(args: TrainingArguments) -> list[str]:
         optimizer = optimizer_cls([torch.nn.Parameter(torch.zeros(2, 2))], **kwargs)
     except (ValueError, TypeError) as error:
         return [f"--optim {name!r} with --optim_args {args.optim_args!r} cannot be built: {error}"]
-    schedule = _show(args.lr_scheduler_type)
+    schedule = plain_value(args.lr_scheduler_type)
     if isinstance(args.lr_scheduler_kwargs, str):
         return [
             f"--lr_scheduler_kwargs {args.lr_scheduler_kwargs!r}: must be a JSON object, e.g. '{{\"min_lr\": 1e-5}}'"
@@ -212,9 +214,12 @@ def _optimizer_and_schedule_problems(args: TrainingArguments) -> list[str]:
     return []
 
 
-def _show(value):
+def plain_value(value):
+    """A training argument as plain data: enums by their value, in lists and dicts too."""
     if isinstance(value, (list, tuple)):
-        return [_show(item) for item in value]
+        return [plain_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain_value(item) for key, item in value.items()}
     return getattr(value, "value", value)
 
 
@@ -265,22 +270,29 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
         if _is_default(field.name, value, default):
             continue
         reason = REFUSED.get(field.name, "a field hf_lowrank does not know yet")
-        problems.append(f"--{field.name} {_show(value)!r} is not supported ({reason}); leave it at {_show(default)!r}")
-    if str(_show(args.save_strategy)) not in ("steps", "epoch", "no"):
-        problems.append(f"--save_strategy {_show(args.save_strategy)!r} is not supported; use steps, epoch or no")
-    if str(_show(args.logging_strategy)) not in ("steps", "epoch", "no"):
         problems.append(
-            f"--logging_strategy {_show(args.logging_strategy)!r} is not supported; use steps, epoch or no"
+            f"--{field.name} {plain_value(value)!r} is not supported ({reason}); leave it at {plain_value(default)!r}"
         )
-    if str(_show(args.lr_scheduler_type)) == "reduce_lr_on_plateau":
+    if plain_value(args.save_strategy) not in ("steps", "epoch", "no"):
+        problems.append(
+            f"--save_strategy {plain_value(args.save_strategy)!r} is not supported; use steps, epoch or no"
+        )
+    if plain_value(args.logging_strategy) not in ("steps", "epoch", "no"):
+        problems.append(
+            f"--logging_strategy {plain_value(args.logging_strategy)!r} is not supported; use steps, epoch or no"
+        )
+    if plain_value(args.lr_scheduler_type) == "reduce_lr_on_plateau":
         problems.append("--lr_scheduler_type reduce_lr_on_plateau needs evaluation during training, which is refused")
         return problems + check_training_values(args)
     values = check_training_values(args)
     return problems + values + (_optimizer_and_schedule_problems(args) if not values else [])
 
 
+def steps_interval(value: float, total_steps: int) -> int:
+    """A `*_steps` argument in optimizer steps: a value < 1 is a fraction of `total_steps` (as in Trainer)."""
+    return max(1, math.ceil(value * total_steps)) if value < 1 else int(value)
+
+
 def checkpoint_interval(args: TrainingArguments, total_steps: int) -> int | None:
     """Optimizer steps between mid-training checkpoints (None: at epoch ends or never, as save_strategy says)."""
-    if str(getattr(args.save_strategy, "value", args.save_strategy)) != "steps":
-        return None
-    return max(1, math.ceil(args.save_steps * total_steps)) if args.save_steps < 1 else int(args.save_steps)
+    return steps_interval(args.save_steps, total_steps) if plain_value(args.save_strategy) == "steps" else None

@@ -18,7 +18,7 @@ from transformers import Trainer, TrainingArguments, get_scheduler
 from ..data import collate_pixel_values
 from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
-from .flags import check_training_arguments, checkpoint_interval
+from .flags import check_training_arguments, checkpoint_interval, plain_value, steps_interval
 from .rng import RNGStream
 from .sampling import EpochShuffleSampler
 from .targets import (
@@ -64,11 +64,6 @@ def build_optimizer(model: nn.Module, args: TrainingArguments) -> torch.optim.Op
     ]
     optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     return optimizer_cls(groups, **kwargs)
-
-
-def _interval(value: float, total_steps: int) -> int:
-    """A `*_steps` argument in optimizer steps: a value < 1 is a fraction of `total_steps`."""
-    return max(1, math.ceil(value * total_steps)) if value < 1 else int(value)
 
 
 @dataclass
@@ -258,14 +253,14 @@ class LockstepTrainer:
     def _logged(self, position: TrainingPosition, total_steps: int, batches: int) -> bool:
         """Whether the loss of the optimizer step just taken goes into the history (`logging_strategy`,
         `logging_steps`, `logging_first_step`; the last step is always kept unless logging is off)."""
-        args, strategy = self.args, str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
+        args, strategy = self.args, plain_value(self.args.logging_strategy)
         if strategy == "no":
             return False
         if position.step == total_steps or (args.logging_first_step and position.step == 1):
             return True
         if strategy == "epoch":
             return position.batch == batches
-        return position.step % _interval(args.logging_steps, total_steps) == 0
+        return position.step % steps_interval(args.logging_steps, total_steps) == 0
 
     def _batch(self, batch, active: list[_Run], position: TrainingPosition, batches: int, total_steps: int, progress):
         """One batch through every active model; True when it completed an optimizer step."""
@@ -311,8 +306,8 @@ class LockstepTrainer:
         total_steps = num_update_steps(args, batches)
         runs = [self._start(key, model, total_steps) for key, model in models.items()]
         position = self._resume(checkpoint, runs, batches)
-        strategy = str(getattr(args.save_strategy, "value", args.save_strategy)) if checkpoint is not None else "no"
-        save_every = checkpoint_interval(args, total_steps) if strategy == "steps" else None
+        strategy = plain_value(args.save_strategy) if checkpoint is not None else "no"
+        save_every = checkpoint_interval(args, total_steps) if checkpoint is not None else None
         active, start_step = [run for run in runs if run.error is None], position.step
         accelerator.step = 0  # accumulation restarts at a step boundary (a checkpoint is always at one)
         progress = tqdm(

@@ -6,14 +6,20 @@ import torch
 from torch.utils.data import Sampler
 
 
-__all__ = ["EpochShuffleSampler", "epoch_permutation"]
+__all__ = ["EpochShuffleSampler", "derived_seed", "epoch_permutation"]
+
+
+def derived_seed(*keys: int) -> int:
+    """A 64-bit seed that is a function of `keys` (non-negative integers) alone, through numpy's SeedSequence:
+    independent streams for distinct keys (seed 0 epoch 1 is not seed 1 epoch 0)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0])
 
 
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
     """The order of epoch `epoch`: a permutation of range(num_examples) drawn from a generator seeded by
-    (seed, epoch) through numpy's SeedSequence (independent streams for every pair). Shape (num_examples,)."""
-    stream = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
-    return torch.randperm(num_examples, generator=torch.Generator().manual_seed(stream))
+    `derived_seed(seed, epoch)`. Shape (num_examples,)."""
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch))
+    return torch.randperm(num_examples, generator=generator)
 
 
 class EpochShuffleSampler(Sampler[int]):

@@ -28,7 +28,7 @@ from .modeling_factorized_vit import (
     FactorizedViTPreTrainedModel,
     dense_layers_in_place_of_factors,
 )
-from .pretrained_source import PretrainedSource, check_safetensors_files, resolve_pretrained_source
+from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .registration import register_auto_classes
 from .teacher_weights import copy_teacher_weights
 
@@ -65,6 +65,7 @@ __all__ = [
     "factorization_report",
     "factorize_model",
     "find_blocks",
+    "is_repo_id",
     "linear_parameters",
     "name_matches",
     "plan_factorization",

@@ -5,7 +5,7 @@ from dataclasses import MISSING, asdict, fields
 import torch
 from accelerate import Accelerator
 
-from ..distillation import NUMBER_CHANGING, DistillationConfig
+from ..distillation import NUMBER_CHANGING, DistillationConfig, plain_value
 from ..results import strict_json
 from .arguments import SweepArguments
 
@@ -30,15 +30,6 @@ GROWABLE_OR_OUTPUT_ONLY = (
 TRAINING_LOOP_VERSION = 2
 
 
-def _plain(value):
-    """A training argument as plain JSON (enums by their value)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return getattr(value, "value", value)
-
-
 def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Accelerator) -> dict:
     """Everything that changes a sweep's numbers: every sweep argument but the growable lists and output-only flags,
     every training argument of `NUMBER_CHANGING`, and the environment. A rerun must match it to resume.
@@ -47,7 +38,7 @@ def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Ac
     thread count: the thread count changes the order of floating-point sums (`accelerate launch` sets
     OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items() if k not in GROWABLE_OR_OUTPUT_ONLY}
-    training = {key: _plain(getattr(args, key)) for key in sorted(NUMBER_CHANGING)}
+    training = {key: plain_value(getattr(args, key)) for key in sorted(NUMBER_CHANGING)}
     environment = {
         "num_processes": accelerator.num_processes,
         "device_type": accelerator.device.type,

@@ -68,8 +68,8 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
         store.results.command = command
     # The teacher's source is checked now, before any data is loaded, unless this sweep's teacher is finished (a
     # resume needs OUT/teacher only, not --teacher, which may be gone).
-    finished = store.results.teacher is not None and (output_dir / TEACHER_DIR).is_dir()
-    return SweepContext(sweep, args, accelerator, store, teacher_source=None if finished else teacher_source(sweep))
+    source = None if store.teacher_finished() else teacher_source(sweep)
+    return SweepContext(sweep, args, accelerator, store, teacher_source=source)
 
 
 def _student_stages(ctx: SweepContext) -> None:

@@ -80,6 +80,10 @@ class SweepStore:
         identity = {**identity, "config": self.results.config}
         return GroupCheckpoint(self.dir / CHECKPOINT_DIR, identity, self.accelerator.is_main_process)
 
+    def teacher_finished(self) -> bool:
+        """The teacher stage is recorded and its model directory is in place."""
+        return self.results.teacher is not None and (self.dir / TEACHER_DIR).is_dir()
+
     def finished(self) -> set[tuple[int, int]]:
         """(rank, seed) of every student recorded as failed, or as done with its model directory in place."""
         return {
@@ -90,8 +94,7 @@ class SweepStore:
 
     def remove_checkpoint(self) -> None:
         """Remove the mid-training checkpoint (its stage is recorded); every process waits for it."""
-        if self.accelerator.is_main_process:
-            shutil.rmtree(self.dir / CHECKPOINT_DIR, ignore_errors=True)
+        self.checkpoint({}).remove()
         self.accelerator.wait_for_everyone()
 
     def save_model(self, name: str, model: nn.Module, processor=None) -> str:

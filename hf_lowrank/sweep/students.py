@@ -4,11 +4,10 @@ lock-step training of a group of them (one seed), with their evaluation and reco
 import contextlib
 import copy
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..distillation import LockstepTrainer
+from ..distillation import LockstepTrainer, derived_seed
 from ..models import (
     BridgedViTForImageClassification,
     FactorizedViTForImageClassification,
@@ -70,7 +69,7 @@ def seeded(seed: int, *keys):
     """Draw from a torch RNG seeded by (seed, *keys) inside the block (the global RNG is left as it was): a randomly
     initialised student is then the same whichever stages ran before it in this process (a resumed sweep skips
     some)."""
-    stream = int(np.random.SeedSequence([seed, *map(_as_int, keys)]).generate_state(1, np.uint64)[0])
+    stream = derived_seed(seed, *map(_as_int, keys))
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(stream)

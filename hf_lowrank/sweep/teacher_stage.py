@@ -128,7 +128,7 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
     `ctx.teacher`, `ctx.processor` and `ctx.processed`."""
     store, accelerator, sweep = ctx.store, ctx.accelerator, ctx.sweep
     teacher_dir = store.dir / TEACHER_DIR
-    finished = ctx.results.teacher is not None and teacher_dir.is_dir()
+    finished = store.teacher_finished()
     if finished:
         try:
             check_safetensors_files(teacher_dir)

@@ -1,7 +1,8 @@
 """hf_lowrank: how much of a vision transformer's capacity a task really uses.
 
-Importing the package registers `FactorizedViTConfig`, `BridgedViTConfig` and their models with the transformers
-Auto classes (AutoConfig, AutoModel, AutoModelForImageClassification, AutoImageProcessor), and marks them for
+Importing the package registers `FactorizedViTConfig`, `BridgedViTConfig`, `LowRankConfig` and their models with the
+transformers Auto classes (AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification,
+AutoImageProcessor), and marks them for
 `trust_remote_code` saving. The layers of the package are described in ARCHITECTURE.md.
 """
 
@@ -19,6 +20,10 @@ from .models import (  # noqa: E402
     FactorizedViTModel,
     FactorizedViTPreTrainedModel,
     LayerFactorization,
+    LowRankConfig,
+    LowRankForImageClassification,
+    LowRankForSequenceClassification,
+    LowRankModel,
     copy_teacher_weights,
     count_parameters,
     energy_rank,
@@ -45,6 +50,10 @@ __all__ = [
     "FactorizedViTModel",
     "FactorizedViTPreTrainedModel",
     "LayerFactorization",
+    "LowRankConfig",
+    "LowRankForImageClassification",
+    "LowRankForSequenceClassification",
+    "LowRankModel",
     "SweepResults",
     "copy_teacher_weights",
     "count_parameters",

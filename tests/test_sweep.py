@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoModelForImageClassification, ConvNextConfig, ConvNextForImageClassification
+from transformers import AutoModelForImageClassification, ResNetConfig, ResNetForImageClassification
 
 from hf_lowrank.data import find_columns, load_image_classification_data, preprocess
 from hf_lowrank.results import ResultsError, SweepResults, read_results_payload
@@ -390,13 +390,16 @@ def test_labels_outside_the_teacher_label_set(tmp_path):
         _run(sweep_argv(tmp_path / "out", "--teacher", teacher, "--teacher_finetune", "none", "--ranks", 2))
 
 
-def test_teacher_that_is_not_a_vit_classifier(tmp_path):
-    config = ConvNextConfig(
-        num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10, image_size=8
-    )
-    ConvNextForImageClassification(config).save_pretrained(tmp_path / "convnext")
-    with pytest.raises(SweepError, match="ConvNextForImageClassification"):
-        _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "convnext", "--ranks", 2))
+def test_teacher_of_a_family_the_table_does_not_know(tmp_path):
+    config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10)
+    ResNetForImageClassification(config).save_pretrained(tmp_path / "resnet")
+    with pytest.raises(
+        SweepError,
+        match=r"has model_type 'resnet', which hf_lowrank's block table does not know; supported: \['beit', 'bert', "
+        r".*name its blocks by hand: --block_pattern",
+    ):
+        _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "resnet", "--ranks", 2))
+    assert not (tmp_path / "out" / "results.json").exists()
 
 
 def test_empty_split_and_missing_columns(tmp_path):

@@ -1,22 +1,47 @@
-"""Datasets for the sweep: loading image-classification sources (`datasets`) and making model inputs
-(`preprocess`)."""
+"""Datasets for the sweep: loading image- and text-classification sources (`datasets`, `text`), making model
+inputs (`preprocess`) and reading batches (`batches`)."""
 
+from .batches import BOOKKEEPING_COLUMNS, batch_size, model_inputs
 from .datasets import (
     DIGITS,
+    ClassificationSource,
     ImageClassificationData,
     find_columns,
     load_digits_dataset,
     load_image_classification_data,
+    load_source,
 )
-from .preprocess import collate_pixel_values, preprocess
+from .preprocess import collate_examples, collate_pixel_values, preprocess, preprocess_images, preprocess_text
+from .text import (
+    MODALITIES,
+    TextClassificationData,
+    dataset_modality,
+    find_text_columns,
+    load_classification_data,
+    load_text_classification_data,
+)
 
 
 __all__ = [
+    "BOOKKEEPING_COLUMNS",
     "DIGITS",
+    "MODALITIES",
+    "ClassificationSource",
     "ImageClassificationData",
+    "TextClassificationData",
+    "batch_size",
+    "collate_examples",
     "collate_pixel_values",
+    "dataset_modality",
     "find_columns",
+    "find_text_columns",
+    "load_classification_data",
     "load_digits_dataset",
     "load_image_classification_data",
+    "load_source",
+    "load_text_classification_data",
+    "model_inputs",
     "preprocess",
+    "preprocess_images",
+    "preprocess_text",
 ]

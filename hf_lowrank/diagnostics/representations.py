@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data import collate_pixel_values
+from ..data import collate_examples, model_inputs
 from .spectra import (
     dataset_pca_retention,
     entropy_effective_rank,
@@ -40,14 +40,14 @@ def _as_tokens(hidden: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-def _pooled(model: nn.Module, outputs, pixel_values: torch.Tensor) -> torch.Tensor:
+def _pooled(model: nn.Module, outputs, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """`(batch, dim)`: the pooler output (of the model, else of its base model), else the CLS token of the base
     model's final normalised hidden state."""
     if getattr(outputs, "pooler_output", None) is not None:
         return outputs.pooler_output.flatten(1)
     if getattr(outputs, "bridged_tokens", None) is not None:  # Lift / WideLast: the CLS token the classifier reads
         return outputs.bridged_tokens[:, 0]
-    base_outputs = getattr(model, "base_model", model)(pixel_values=pixel_values)
+    base_outputs = getattr(model, "base_model", model)(**inputs)
     if getattr(base_outputs, "pooler_output", None) is not None:
         return base_outputs.pooler_output.flatten(1)  # e.g. a CNN's global average pool
     return base_outputs.last_hidden_state[:, 0]
@@ -60,9 +60,10 @@ def collect_representations(model: nn.Module, dataset, max_examples: int = 256, 
     model.eval()
     rows = dataset.select(range(min(max_examples, len(dataset))))
     layers, pooled = None, []
-    for batch in DataLoader(rows, batch_size=batch_size, collate_fn=collate_pixel_values):
+    for batch in DataLoader(rows, batch_size=batch_size, collate_fn=collate_examples):
+        inputs = model_inputs(batch)
         try:
-            outputs = model(pixel_values=batch["pixel_values"], output_hidden_states=True)
+            outputs = model(**inputs, output_hidden_states=True)
         except TypeError as error:
             raise RepresentationError(
                 f"{type(model).__name__} does not take output_hidden_states: every diagnostic needs the hidden "
@@ -78,7 +79,7 @@ def collect_representations(model: nn.Module, dataset, max_examples: int = 256, 
         layers = [[] for _ in tokens] if layers is None else layers
         for store, layer in zip(layers, tokens):
             store.append(None if layer is None else layer.float().cpu().numpy())
-        pooled.append(_pooled(model, outputs, batch["pixel_values"]).float().cpu().numpy())
+        pooled.append(_pooled(model, outputs, inputs).float().cpu().numpy())
     matrices = [None if any(part is None for part in layer) else np.concatenate(layer) for layer in layers]
     return matrices, np.concatenate(pooled)
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..data import collate_pixel_values
+from ..data import collate_examples, model_inputs
 from ..diagnostics.calibration import expected_calibration_error
 from ..metrics import load_accuracy
 
@@ -47,14 +47,15 @@ def evaluate_models(
 ) -> dict[str, EvalResult]:
     """Top-1 accuracy, per-example correctness and calibration (ECE, 15 bins) of every model on `dataset`, in one
     pass over the data; with `noise_sigmas`, also the accuracy under additive Gaussian noise of each standard
-    deviation on the normalised inputs (seeded per example by `noise_seed`).
+    deviation on the normalised inputs (seeded per example by `noise_seed`; images only: text inputs are token ids,
+    and their `noise_accuracy` is empty).
 
     Predictions are gathered across processes with `gather_for_metrics` and put back in dataset order through the
     `index` column. `metric` is an `evaluate` accuracy metric (defaults to the one shipped with hf_lowrank).
     """
     if metric is None:
         metric = load_accuracy()
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, collate_fn=collate_pixel_values))
+    loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, collate_fn=collate_examples))
     for model in models.values():
         model.eval()
     predictions = {key: [] for key in models}
@@ -65,20 +66,21 @@ def evaluate_models(
         labels, index = accelerator.gather_for_metrics((batch["labels"], batch["index"]))
         references.append(labels.cpu())
         indices.append(index.cpu())
-        pixel_values = batch["pixel_values"]
+        inputs = model_inputs(batch)
+        pixel_values = inputs.get("pixel_values")  # None for text: no input noise
         noise = (
             example_noise(batch["index"], pixel_values.shape[1:], noise_seed).to(pixel_values)
-            if noise_sigmas
+            if noise_sigmas and pixel_values is not None
             else None
         )
         for key, model in models.items():
-            probabilities = model(pixel_values=pixel_values).logits.softmax(-1)  # (batch, num_labels)
+            probabilities = model(**inputs).logits.softmax(-1)  # (batch, num_labels)
             confidence, predicted = probabilities.max(-1)
             predicted, confidence = accelerator.gather_for_metrics((predicted, confidence))
             predictions[key].append(predicted.cpu())
             confidences[key].append(confidence.float().cpu())
-            for sigma in noise_sigmas:
-                noisy_predicted = model(pixel_values=pixel_values + sigma * noise).logits.argmax(-1)
+            for sigma in noise_sigmas if noise is not None else ():
+                noisy_predicted = model(**inputs | {"pixel_values": pixel_values + sigma * noise}).logits.argmax(-1)
                 noisy[(key, sigma)].append(accelerator.gather_for_metrics(noisy_predicted).cpu())
     order = torch.argsort(torch.cat(indices))
     references = torch.cat(references)[order].numpy()
@@ -91,6 +93,7 @@ def evaluate_models(
         robust = {
             sigma: float((torch.cat(noisy[(key, sigma)])[order].numpy() == references).mean())
             for sigma in noise_sigmas
+            if noisy[(key, sigma)]
         }
         results[key] = EvalResult(float(accuracy), correct, ece, robust)
     return results

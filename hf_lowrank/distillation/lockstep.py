@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainingArguments, get_scheduler
 
-from ..data import collate_pixel_values
+from ..data import batch_size, collate_examples, model_inputs
+from ..models import BlockLayout
 from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .flags import check_training_arguments, checkpoint_interval, plain_value, steps_interval
@@ -114,7 +115,10 @@ class LockstepTrainer:
         args: DistillationConfig,
         teacher: nn.Module | None = None,
         description: str = "training",
+        block_layout: BlockLayout | None = None,
     ):
+        """`block_layout`: the teacher's blocks, for a family hf_lowrank's table does not know (students record
+        their own)."""
         problems = check_training_arguments(args)
         if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
             problems.append(
@@ -129,18 +133,18 @@ class LockstepTrainer:
         self.description = description
         self.teacher = prepare_teacher(teacher, accelerator.device) if teacher is not None else None
         geometric = teacher is not None and args.distillation_mode == "geometric"
-        self.teacher_recorder = BlockOutputRecorder(self.teacher) if geometric else None
+        self.teacher_recorder = BlockOutputRecorder(self.teacher, block_layout) if geometric else None
         # Final tokens, for Lift / WideLast students (a hook that only keeps a reference: free for the others).
         self.final_tokens = FinalTokenRecorder(self.teacher) if teacher is not None else None
 
     def _loss(self, run: _Run, batch, targets) -> torch.Tensor:
         if self.teacher is None:
-            return run.model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+            return run.model(**model_inputs(batch), labels=batch["labels"]).loss
         teacher_logits, teacher_blocks, teacher_tokens = targets
         loss, _ = student_loss(
             run.model,
             run.recorder,
-            batch["pixel_values"],
+            model_inputs(batch),
             batch["labels"],
             teacher_logits,
             teacher_blocks,
@@ -159,7 +163,7 @@ class LockstepTrainer:
             train_dataset,
             batch_size=args.per_device_train_batch_size,
             sampler=EpochShuffleSampler(len(train_dataset), seed),
-            collate_fn=collate_pixel_values,
+            collate_fn=collate_examples,
             drop_last=args.dataloader_drop_last,
             num_workers=workers,
             pin_memory=args.dataloader_pin_memory and self.accelerator.device.type == "cuda",
@@ -266,10 +270,10 @@ class LockstepTrainer:
         """One batch through every active model; True when it completed an optimizer step."""
         accelerator = self.accelerator
         position.batch += 1
-        position.examples += batch["pixel_values"].shape[0]
+        position.examples += batch_size(batch)
         targets = None
         if self.teacher is not None:
-            targets = teacher_targets(self.teacher, self.teacher_recorder, batch["pixel_values"], self.final_tokens)
+            targets = teacher_targets(self.teacher, self.teacher_recorder, model_inputs(batch), self.final_tokens)
         window = self._window(position.batch, batches)
         with accelerator.accumulate(*[run.model for run in active]):
             for run in list(active):

@@ -3,15 +3,13 @@ targets of a batch, and one student's loss against them. Shared by `Distillation
 
 import torch
 from torch import nn
-from transformers.models.vit.modeling_vit import ViTAttention, ViTMLP
 
-from ..models import CNNEmbeddingStudent
+from ..models import BlockLayout, CNNEmbeddingStudent, block_output_modules
 from .config import DistillationConfig
 from .losses import bridged_distillation_loss, cosine_embedding_loss, distillation_loss
 
 
 __all__ = [
-    "BLOCK_OUTPUT_TYPES",
     "BlockOutputRecorder",
     "FinalTokenRecorder",
     "is_bridged",
@@ -20,25 +18,26 @@ __all__ = [
     "teacher_targets",
 ]
 
-# The two outputs of every ViT block the geometric loss aligns: attention output (before the residual) and MLP output.
-BLOCK_OUTPUT_TYPES = (ViTAttention, ViTMLP)
-
 
 class BlockOutputRecorder:
-    """Forward hooks that record the attention output and MLP output of every ViT block of `model`, in order.
+    """Forward hooks that record the attention output and MLP output of every block of `model`, in order, where
+    `models.block_output_modules` finds them (the per-family table, or the layout a LowRank student records).
 
-    `pop()` returns the outputs of the last forward pass (`2 * num_blocks` tensors of shape `(batch, tokens,
-    hidden)`) and clears them; `clear()` before a forward pass drops anything recorded by a recompute
-    (gradient checkpointing) in between.
+    `pop()` returns the outputs of the last forward pass (per block: the attention output, when the family has
+    attention, then the MLP output; `(batch, tokens, hidden)`, or `(batch, h, w, channels)` for ConvNeXt, or
+    `(batch * windows, window_tokens, hidden)` for Swin) and clears them; `clear()` before a forward pass drops
+    anything recorded by a recompute (gradient checkpointing) in between.
     """
 
-    def __init__(self, model: nn.Module):
-        modules = [m for m in model.modules() if isinstance(m, BLOCK_OUTPUT_TYPES)]
-        if not modules:
+    def __init__(self, model: nn.Module, layout: BlockLayout | None = None):
+        model = getattr(model, "module", model)  # DDP-wrapped
+        try:
+            modules = block_output_modules(model, layout)
+        except ValueError as error:
             raise ValueError(
-                f"{type(model).__name__} has no ViT blocks (ViTAttention / ViTMLP modules) whose outputs geometric "
-                "distillation could align; use distillation_mode='logits' or 'kd'."
-            )
+                f"geometric distillation cannot find the block outputs of {type(model).__name__}: {error} Or use "
+                "distillation_mode='logits' or 'kd'."
+            ) from error
         self.num_outputs = len(modules)
         self._outputs: list[torch.Tensor] = []
         self._handles = [m.register_forward_hook(self._record) for m in modules]
@@ -71,13 +70,15 @@ class FinalTokenRecorder:
 
     def __init__(self, model: nn.Module):
         self.tokens = None
-        self._handle = model.vit.layernorm.register_forward_hook(self._record)
+        layernorm = getattr(getattr(model, "vit", None), "layernorm", None)  # only ViT teachers have Lift students
+        self._handle = layernorm.register_forward_hook(self._record) if layernorm is not None else None
 
     def _record(self, module, args, output):
         self.tokens = output
 
     def remove(self) -> None:
-        self._handle.remove()
+        if self._handle is not None:
+            self._handle.remove()
 
 
 def is_bridged(model: nn.Module) -> bool:
@@ -91,14 +92,15 @@ def is_bridged(model: nn.Module) -> bool:
 def teacher_targets(
     teacher: nn.Module,
     recorder: BlockOutputRecorder | None,
-    pixel_values: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
     final_tokens: FinalTokenRecorder | None = None,
 ):
     """The teacher's logits `(batch, num_labels)`, block outputs (empty without a recorder) and final tokens (None
-    without a `final_tokens` recorder), computed in one forward pass."""
+    without a `final_tokens` recorder), computed in one forward pass on `inputs` (the forward's keyword arguments,
+    `data.model_inputs` of a batch)."""
     if recorder is not None:
         recorder.clear()
-    logits = teacher(pixel_values=pixel_values).logits
+    logits = teacher(**inputs).logits
     blocks = recorder.pop() if recorder is not None else []
     return logits, blocks, (final_tokens.tokens if final_tokens is not None else None)
 
@@ -106,18 +108,18 @@ def teacher_targets(
 def student_loss(
     student: nn.Module,
     recorder: BlockOutputRecorder | None,
-    pixel_values: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
     labels: torch.Tensor | None,
     teacher_logits: torch.Tensor,
     teacher_blocks: list[torch.Tensor],
     args: DistillationConfig,
     teacher_tokens: torch.Tensor | None = None,
 ):
-    """Run `student` on `pixel_values` and return `(loss, outputs)` against the teacher's targets; a Lift /
-    WideLast student is distilled with `bridged_distillation_loss` on its bridged tokens."""
+    """Run `student` on `inputs` (the forward's keyword arguments) and return `(loss, outputs)` against the teacher's
+    targets; a Lift / WideLast student is distilled with `bridged_distillation_loss` on its bridged tokens."""
     if recorder is not None:
         recorder.clear()
-    outputs = student(pixel_values=pixel_values)
+    outputs = student(**inputs)
     if getattr(outputs, "student_embedding", None) is not None:  # a CNN student: cosine on the embedding
         return cosine_embedding_loss(outputs.student_embedding, teacher_tokens[:, 0]), outputs
     if getattr(outputs, "bridged_tokens", None) is not None:

@@ -3,6 +3,7 @@
 from torch import nn
 from transformers import Trainer
 
+from ..data import model_inputs
 from .config import DistillationConfig
 from .targets import (
     BlockOutputRecorder,
@@ -42,14 +43,14 @@ class DistillationTrainer(Trainer):
         self._final_tokens = FinalTokenRecorder(self.teacher_model) if bridged else None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        pixel_values = inputs["pixel_values"]
+        forward_inputs = model_inputs(inputs)
         teacher_logits, teacher_blocks, teacher_tokens = teacher_targets(
-            self.teacher_model, self._teacher_recorder, pixel_values, self._final_tokens
+            self.teacher_model, self._teacher_recorder, forward_inputs, self._final_tokens
         )
         loss, outputs = student_loss(
             model,
             self._student_recorder,
-            pixel_values,
+            forward_inputs,
             inputs.get("labels"),
             teacher_logits,
             teacher_blocks,

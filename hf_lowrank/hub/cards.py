@@ -14,7 +14,17 @@ from ..report import Report, fmt_interval, knee_text, region_text, render_markdo
 from ..results import StudentResult, SweepResults
 
 
-__all__ = ["TAGS", "SweepCards", "render_cards", "select_students", "student_card", "sweep_card", "write_cards"]
+__all__ = [
+    "TAGS",
+    "TEXT_TAGS",
+    "SweepCards",
+    "card_tags",
+    "render_cards",
+    "select_students",
+    "student_card",
+    "sweep_card",
+    "write_cards",
+]
 
 BRIDGE_NOTES = {
     "lift": "Lift variant: a linear projector after the last block (initialised to the identity) is kept at "
@@ -24,6 +34,16 @@ BRIDGE_NOTES = {
 }
 NOT_MEASURED = "not measured"
 TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
+TEXT_TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "text-classification"]
+
+
+def card_tags(results: SweepResults) -> list[str]:
+    """The Hub tags of a sweep's cards: ViT students keep `TAGS`; another family is tagged with its model_type."""
+    teacher = results.teacher
+    if teacher.model_type == "vit":
+        return list(TAGS)
+    base = TEXT_TAGS if teacher.task == "text-classification" else TAGS[:4]
+    return [*base, teacher.model_type, "lowrank"]
 
 
 def _template(name: str) -> str:
@@ -87,7 +107,7 @@ def _card_data(results: SweepResults, name: str, accuracy: float | None, is_mode
     if accuracy is not None:
         eval_results = [
             EvalResult(
-                task_type="image-classification",
+                task_type=results.teacher.task,
                 dataset_type=dataset,
                 dataset_name=dataset,
                 dataset_split="test",
@@ -97,11 +117,11 @@ def _card_data(results: SweepResults, name: str, accuracy: float | None, is_mode
         ]
     return ModelCardData(
         library_name="transformers" if is_model else None,
-        pipeline_tag="image-classification" if is_model else None,
+        pipeline_tag=results.teacher.task if is_model else None,
         license="apache-2.0",
         base_model=_hub_id(results.teacher.source),
         datasets=[dataset] if _hub_id(dataset) else None,
-        tags=list(TAGS),
+        tags=card_tags(results),
         model_name=name,
         eval_results=eval_results,
     )
@@ -133,6 +153,24 @@ def _robustness(record: StudentResult, results: SweepResults) -> dict:
         "ece": ece,
         "teacher_ece": _measured(teacher.ece) or NOT_MEASURED,
         "noise": noise,
+    }
+
+
+def _task_fields(results: SweepResults) -> dict:
+    """The student card's family- and task-dependent words: which layers were factorized, the pipeline task, and
+    the classes that load the student and its processor."""
+    teacher = results.teacher
+    text = teacher.task == "text-classification"
+    layers = (
+        "query, key, value, attention output, MLP fc1 and fc2 of each block"
+        if teacher.model_type == "vit"
+        else f"every linear layer inside the {teacher.model_type} blocks"
+    )
+    return {
+        "layers_note": layers,
+        "task": teacher.task,
+        "auto_class": "AutoModelForSequenceClassification" if text else "AutoModelForImageClassification",
+        "processor_class": "AutoTokenizer" if text else "AutoImageProcessor",
     }
 
 
@@ -173,6 +211,7 @@ def student_card(
         num_seeds=len(results.seeds),
         above_break_even=record.compression <= 1,
         bridge_note=BRIDGE_NOTES.get(record.config.bridge),
+        **_task_fields(results),
         **_robustness(record, results),
     )
 

@@ -6,10 +6,12 @@ rest of hf_lowrank.
 """
 
 from .accounting import VIT_B32_CIFAR100, count_parameters, linear_parameters, vit_forward_flops
-from .architectures import BLOCK_LAYOUTS, BlockLayout, block_layout, block_output_modules, find_blocks
+from .architectures import BLOCK_LAYOUTS, BlockLayout, block_layout, block_output_modules, find_blocks, layout_of
+from .checkpoint_loading import FactorizedCheckpointMixin, dense_layers_in_place_of_factors
 from .cnn_student import CNN_CAPACITIES, CNNEmbeddingStudent, CNNStudentOutput
 from .configuration_bridged_vit import BRIDGES, BridgedViTConfig
 from .configuration_factorized_vit import FactorizedViTConfig
+from .configuration_lowrank import LowRankConfig
 from .factorize import (
     DEFAULT_EXCLUDE_MODULES,
     FactorizationReport,
@@ -26,7 +28,13 @@ from .modeling_factorized_vit import (
     FactorizedViTForImageClassification,
     FactorizedViTModel,
     FactorizedViTPreTrainedModel,
-    dense_layers_in_place_of_factors,
+)
+from .modeling_lowrank import (
+    LowRankForImageClassification,
+    LowRankForSequenceClassification,
+    LowRankModel,
+    LowRankPreTrainedModel,
+    encoder_linear_names,
 )
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .registration import register_auto_classes
@@ -48,12 +56,18 @@ __all__ = [
     "block_output_modules",
     "DEFAULT_EXCLUDE_MODULES",
     "FactorizationReport",
+    "FactorizedCheckpointMixin",
     "FactorizedLinear",
     "FactorizedViTConfig",
     "FactorizedViTForImageClassification",
     "FactorizedViTModel",
     "FactorizedViTPreTrainedModel",
     "LayerFactorization",
+    "LowRankConfig",
+    "LowRankForImageClassification",
+    "LowRankForSequenceClassification",
+    "LowRankModel",
+    "LowRankPreTrainedModel",
     "PretrainedSource",
     "VIT_B32_CIFAR100",
     "check_rank",
@@ -61,11 +75,13 @@ __all__ = [
     "copy_teacher_weights",
     "count_parameters",
     "dense_layers_in_place_of_factors",
+    "encoder_linear_names",
     "energy_rank",
     "factorization_report",
     "factorize_model",
     "find_blocks",
     "is_repo_id",
+    "layout_of",
     "linear_parameters",
     "name_matches",
     "plan_factorization",

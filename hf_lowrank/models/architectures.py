@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from torch import nn
 
 
-__all__ = ["BLOCK_LAYOUTS", "BlockLayout", "block_layout", "block_output_modules", "find_blocks"]
+__all__ = [
+    "BLOCK_LAYOUTS",
+    "BlockLayout",
+    "block_layout",
+    "block_output_modules",
+    "find_blocks",
+    "layout_of",
+]
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,17 @@ def block_layout(model_type: str) -> BlockLayout:
     return BLOCK_LAYOUTS[model_type]
 
 
-def _layout_of(model: nn.Module, layout: BlockLayout | None) -> BlockLayout:
+def layout_of(model: nn.Module, layout: BlockLayout | None = None) -> BlockLayout:
+    """`layout` if given, else the one `model.config` records (a LowRank student), else the table's entry for
+    `model.config.model_type`."""
     if layout is not None:
         return layout
     config = getattr(model, "config", None)
     if config is None:
         raise ValueError(f"{type(model).__name__} has no config to read a model_type from; {_MANUAL}.")
+    recorded = getattr(config, "block_layout", None)  # hf_lowrank's students record their base family's layout
+    if isinstance(recorded, dict):
+        return BlockLayout(**recorded)
     return block_layout(config.model_type)
 
 
@@ -81,7 +93,7 @@ def find_blocks(model: nn.Module, layout: BlockLayout | None = None) -> list[tup
     """The blocks of `model` as (name, module), in forward order (module registration order). `layout` defaults
     to the table's entry for `model.config.model_type`. A layout that matches no module is an error listing a few
     module names, to write the pattern from."""
-    layout = _layout_of(model, layout)
+    layout = layout_of(model, layout)
     blocks = [(name, module) for name, module in model.named_modules() if re.fullmatch(layout.blocks, name)]
     if not blocks:
         names = [name for name, _ in model.named_modules() if name][:12]
@@ -96,7 +108,7 @@ def block_output_modules(model: nn.Module, layout: BlockLayout | None = None) ->
     """Per block, in order, the attention-output module (when the family has one) then the MLP-output module:
     the modules whose outputs geometric distillation aligns, block l of the student against block l of the
     teacher."""
-    layout = _layout_of(model, layout)
+    layout = layout_of(model, layout)
     outputs = []
     for name, block in find_blocks(model, layout):
         for relative in (layout.attention_output, layout.mlp_output):

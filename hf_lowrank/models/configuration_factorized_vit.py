@@ -5,6 +5,8 @@ import re
 from huggingface_hub.dataclasses import strict
 from transformers import ViTConfig
 
+from .architectures import BLOCK_LAYOUTS
+
 
 __all__ = ["FactorizedViTConfig"]
 
@@ -36,6 +38,8 @@ class FactorizedViTConfig(ViTConfig):
     ```"""
 
     model_type = "factorized_vit"
+    # Its blocks are ViT's (a class attribute, not a saved field): geometric distillation reads it.
+    block_layout = dict(vars(BLOCK_LAYOUTS["vit"]))
 
     rank: int = 32
     rank_pattern: dict[str, int] | None = None

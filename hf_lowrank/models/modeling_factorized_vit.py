@@ -7,19 +7,18 @@ copies this file and the ones it imports next to the weights for `trust_remote_c
 """
 
 import os
-import re
 
 import torch
 from torch import nn
 from transformers import ViTForImageClassification
 from transformers import initialization as init
-from transformers.conversion_mapping import get_checkpoint_conversion_mapping
 from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTModel, ViTPooler, ViTPreTrainedModel
 
+from .checkpoint_loading import FactorizedCheckpointMixin
 from .configuration_factorized_vit import FactorizedViTConfig
 from .factorize import factorize_model, plan_factorization
 from .factorized_linear import FactorizedLinear, as_integer
-from .pretrained_source import HUB_KWARGS, check_safetensors_files, is_repo_id, resolve_pretrained_source
+from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
 
@@ -48,7 +47,7 @@ def factorize_encoder(model: nn.Module, config: FactorizedViTConfig):
     )
 
 
-class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
+class FactorizedViTPreTrainedModel(FactorizedCheckpointMixin, ViTPreTrainedModel):
     config: FactorizedViTConfig
     config_class = FactorizedViTConfig
     _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
@@ -64,35 +63,6 @@ class FactorizedViTPreTrainedModel(ViTPreTrainedModel):
                 init.zeros_(module.bias)
         else:
             super()._init_weights(module)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, with transformers' conventions (weights the checkpoint lacks are
-        initialised and listed in `output_loading_info`) and one protection: a dense checkpoint where factors are
-        expected (a factorized layer with both factors missing and a dense `weight` present) is an error, and so is
-        a truncated or corrupt safetensors file in a local directory (naming the file)."""
-        output_loading_info = kwargs.pop("output_loading_info", False)
-        if pretrained_model_name_or_path is not None and kwargs.get("use_safetensors") is not False:
-            local = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
-            if os.path.isdir(local):  # a truncated or corrupt file is named (a Hub id: transformers' own checks)
-                check_safetensors_files(os.path.join(local, kwargs.get("subfolder") or ""))
-            elif not is_repo_id(local):
-                raise FileNotFoundError(
-                    f"{os.fspath(pretrained_model_name_or_path)!r} does not exist: there is no such local directory, "
-                    "and it is not a Hub repo id either ('namespace/name')."
-                )
-        model, loading_info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
-        )
-        dense = dense_layers_in_place_of_factors(model, loading_info)
-        if dense:
-            raise ValueError(
-                f"checkpoint {pretrained_model_name_or_path!s} holds dense weights where {type(model).__name__} "
-                f"expects low-rank factors, for {len(dense)} layer(s): {dense[:6]}{' ...' if len(dense) > 6 else ''}. "
-                "It is a dense model, not a factorized student: build a student from it with "
-                f"{type(model).__name__}.from_teacher(...)."
-            )
-        return (model, loading_info) if output_loading_info else model
 
 
 def resolve_rank_plan(encoder: nn.Module, rank, exclude_modules: list[str] | None):
@@ -113,34 +83,6 @@ def _plain(value):
     """An integer of any kind as a plain int; anything else unchanged (the config refuses it by name)."""
     integer = as_integer(value)
     return value if integer is None else integer
-
-
-def _strip_prefix(key: str, prefix: str) -> str:
-    return key[len(prefix) + 1 :] if key.startswith(f"{prefix}.") else key
-
-
-def _current_vit_name(key: str) -> str:
-    """A ViT checkpoint key in transformers' current layout (``encoder.layer.0.attention.attention.query`` ->
-    ``layers.0.attention.q_proj``), by transformers' own ViT conversion table: ViT checkpoints keep the old one."""
-    for renaming in get_checkpoint_conversion_mapping("ViTModel") or []:
-        for source, target in zip(renaming.source_patterns, renaming.target_patterns):
-            key = re.sub(source, target, key)
-    return key
-
-
-def dense_layers_in_place_of_factors(model: nn.Module, loading_info: dict) -> list[str]:
-    """Factorized layers of `model` whose `down` and `up` the checkpoint lacked while it had their dense `weight`
-    (names without the base-model prefix), from `from_pretrained`'s loading info."""
-    prefix = getattr(model, "base_model_prefix", "")
-    missing = {_strip_prefix(key, prefix) for key in loading_info.get("missing_keys") or []}
-    unexpected = {_current_vit_name(_strip_prefix(key, prefix)) for key in loading_info.get("unexpected_keys") or []}
-    layers = []
-    for name, module in model.named_modules():
-        if isinstance(module, FactorizedLinear):
-            name = _strip_prefix(name, prefix)
-            if {f"{name}.down", f"{name}.up"} <= missing and f"{name}.weight" in unexpected:
-                layers.append(name)
-    return layers
 
 
 class FactorizedViTModel(FactorizedViTPreTrainedModel):

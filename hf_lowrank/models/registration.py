@@ -5,14 +5,17 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
     ViTImageProcessorPil,
 )
 from transformers.utils import is_torchvision_available
 
 from .configuration_bridged_vit import BridgedViTConfig
 from .configuration_factorized_vit import FactorizedViTConfig
+from .configuration_lowrank import LowRankConfig
 from .modeling_bridged_vit import BridgedViTForImageClassification
 from .modeling_factorized_vit import FactorizedViTForImageClassification, FactorizedViTModel
+from .modeling_lowrank import LowRankForImageClassification, LowRankForSequenceClassification, LowRankModel
 
 
 __all__ = ["register_auto_classes"]
@@ -39,3 +42,11 @@ def register_auto_classes() -> None:
     FactorizedViTConfig.register_for_auto_class()
     FactorizedViTModel.register_for_auto_class("AutoModel")
     FactorizedViTForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+    AutoConfig.register(LowRankConfig.model_type, LowRankConfig, exist_ok=True)
+    AutoModel.register(LowRankConfig, LowRankModel, exist_ok=True)
+    AutoModelForImageClassification.register(LowRankConfig, LowRankForImageClassification, exist_ok=True)
+    AutoModelForSequenceClassification.register(LowRankConfig, LowRankForSequenceClassification, exist_ok=True)
+    LowRankConfig.register_for_auto_class()
+    LowRankModel.register_for_auto_class("AutoModel")
+    LowRankForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+    LowRankForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")

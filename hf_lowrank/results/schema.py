@@ -63,6 +63,8 @@ class TeacherResult:
     model_dir: str
     accuracy: float
     parameters: int
+    model_type: str = "vit"  # the teacher's transformers model_type (its family)
+    task: str = "image-classification"  # the pipeline task: image-classification or text-classification
     train_seconds: float = 0.0
     examples_per_process: list[int] = field(default_factory=list)
     correct: list[int] = field(default_factory=list)  # (num_test,) 0/1 per test example, in dataset order

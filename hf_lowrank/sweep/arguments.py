@@ -7,9 +7,10 @@ from ..data import DIGITS
 from ..models import CNN_CAPACITIES
 
 
-__all__ = ["FINETUNE_MODES", "SweepArguments", "SweepError"]
+__all__ = ["EMBEDDED_ARCHITECTURES", "FINETUNE_MODES", "SweepArguments", "SweepError"]
 
 FINETUNE_MODES = ("auto", "full", "lora", "none")
+EMBEDDED_ARCHITECTURES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
 
 
 class SweepError(ValueError):
@@ -23,18 +24,33 @@ class SweepArguments:
     teacher: str | None = field(
         default=None,
         metadata={
-            "help": "ViTForImageClassification to distil: a local path or a Hub id. Default: a small ViT "
-            "trained first on the embedded digits data."
+            "help": "Image or text classifier to distil (ViT, DeiT, BEiT, DINOv2, Swin, ConvNeXt, CLIP, SigLIP, "
+            "BERT, RoBERTa, DistilBERT, or another family with --block_pattern): a local path or a Hub id, with "
+            "its image processor or tokenizer beside it. Default: a small teacher of --teacher_architecture trained "
+            "first on the embedded digits data."
+        },
+    )
+    teacher_architecture: str = field(
+        default="vit",
+        metadata={
+            "help": "The embedded teacher's family (without --teacher): a small model of it, trained from scratch "
+            "on digits at width 48 and depth 3 where the family allows.",
+            "choices": list(EMBEDDED_ARCHITECTURES),
         },
     )
     dataset: str = field(
         default=DIGITS,
         metadata={
-            "help": "'digits' (embedded, offline), an image-folder path, or a Hub dataset id with an image "
-            "and a label column."
+            "help": "'digits' (embedded, offline), an image-folder path, a CSV / TSV / JSON-lines file with a text "
+            "and a label column (text teachers), or a Hub dataset id."
         },
     )
     image_column: str | None = field(default=None, metadata={"help": "Image column; found automatically if unset."})
+    text_column: str | None = field(default=None, metadata={"help": "Text column; found automatically if unset."})
+    max_seq_length: int = field(
+        default=128,
+        metadata={"help": "Text: tokens per example at most (padded to the dataset's longest, truncated beyond)."},
+    )
     label_column: str | None = field(default=None, metadata={"help": "Label column; found automatically if unset."})
     train_split: str | None = field(default=None, metadata={"help": "Training split (default: 'train')."})
     test_split: str | None = field(
@@ -50,6 +66,22 @@ class SweepArguments:
     )
     exclude_modules: list[str] | None = field(
         default=None, metadata={"help": "Encoder linear layers to keep dense in every student (e.g. o_proj)."}
+    )
+    block_pattern: str | None = field(
+        default=None,
+        metadata={
+            "help": "A teacher family hf_lowrank's table does not know: a regular expression the full names of its "
+            "block modules match (e.g. 'model\\.encoder\\.layers\\.\\d+'). Its encoder linears are the "
+            "nn.Linear layers inside the blocks."
+        },
+    )
+    block_attention_output: str | None = field(
+        default=None,
+        metadata={"help": "With --block_pattern: the module in a block whose output is the attention output."},
+    )
+    block_mlp_output: str | None = field(
+        default=None,
+        metadata={"help": "With --block_pattern: the module in a block whose output is the MLP output."},
     )
     student_bridge: str = field(
         default="none",
@@ -174,6 +206,23 @@ class SweepArguments:
                 "--teacher_finetune none without --teacher would distil from the embedded teacher untrained (a "
                 "chance-level baseline); leave it at auto, or give a trained --teacher."
             )
+        if self.teacher_architecture not in EMBEDDED_ARCHITECTURES:
+            raise SweepError(
+                f"--teacher_architecture {self.teacher_architecture!r}: must be one of {list(EMBEDDED_ARCHITECTURES)}."
+            )
+        if self.teacher is not None and self.teacher_architecture != "vit":
+            raise SweepError(
+                f"--teacher_architecture {self.teacher_architecture} chooses the embedded teacher's family; with "
+                f"--teacher {self.teacher!r} the teacher's own family is used: leave it unset."
+            )
+        if (self.block_attention_output is not None or self.block_mlp_output is not None) != (
+            self.block_pattern is not None
+        ) or (self.block_pattern is not None and self.block_mlp_output is None):
+            raise SweepError(
+                f"--block_pattern {self.block_pattern!r}, --block_mlp_output {self.block_mlp_output!r}: a family "
+                "named by hand needs both (and optionally --block_attention_output); without --block_pattern, "
+                "leave the other two unset."
+            )
         if self.teacher is None and self.dataset != DIGITS:
             raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
         bad_push = [p for p in self.push_ranks or [] if p not in ("all", "knee", "region") and not str(p).isdigit()]
@@ -212,6 +261,7 @@ class SweepArguments:
             "a finite number >= 0",
         )
         need(self.lora_rank >= 1, "lora_rank", "an integer >= 1")
+        need(self.max_seq_length >= 2, "max_seq_length", "an integer >= 2")
         need(all(finite(s) and s >= 0 for s in self.noise_sigmas), "noise_sigmas", "finite numbers >= 0 (0: none)")
         need(self.diagnostics_examples >= 0, "diagnostics_examples", "an integer >= 0 (0: no diagnostics)")
         need(self.max_train_samples is None or self.max_train_samples >= 1, "max_train_samples", "an integer >= 1")

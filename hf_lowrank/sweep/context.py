@@ -17,13 +17,14 @@ __all__ = ["SweepContext"]
 @dataclass
 class SweepContext:
     """The arguments, the process group, the sweep directory, and (after the teacher stage) the teacher, its image
-    processor and the preprocessed splits."""
+    processor or tokenizer and the preprocessed splits."""
 
     sweep: SweepArguments
     args: DistillationConfig
     accelerator: Accelerator
     store: SweepStore
     teacher_source: object | None = None  # models.PretrainedSource of --teacher (None: the embedded teacher)
+    modality: str = "image"  # the teacher's: "image" or "text"
     teacher: nn.Module | None = None
     processor: object | None = None
     processed: DatasetDict | None = None

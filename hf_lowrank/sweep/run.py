@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from accelerate import Accelerator, InitProcessGroupKwargs
-from transformers import enable_full_determinism, set_seed
+from transformers import AutoConfig, enable_full_determinism, set_seed
 
-from ..data import load_image_classification_data
+from ..data import load_classification_data
 from ..distillation import DistillationConfig, check_training_arguments
 from ..hub import HubPushError, connect_hub, render_cards, select_students, upload_sweep, write_cards
 from ..report import build_report, summary_line, write_report
@@ -20,6 +20,7 @@ from .arguments import SweepArguments, SweepError
 from .cnn_stage import run_cnn_stage
 from .context import SweepContext
 from .embedded import default_ranks
+from .families import teacher_modality
 from .fingerprint import fingerprint
 from .store import TEACHER_DIR, SweepStore, check_writable
 from .students import run_student_group, student_groups, student_max_rank
@@ -69,7 +70,13 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
     # The teacher's source is checked now, before any data is loaded, unless this sweep's teacher is finished (a
     # resume needs OUT/teacher only, not --teacher, which may be gone).
     source = None if store.teacher_finished() else teacher_source(sweep)
-    return SweepContext(sweep, args, accelerator, store, teacher_source=source)
+    if source is not None:
+        modality = teacher_modality(source.config)
+    elif store.teacher_finished():
+        modality = teacher_modality(AutoConfig.from_pretrained(store.dir / TEACHER_DIR))
+    else:
+        modality = "image"  # the embedded teachers
+    return SweepContext(sweep, args, accelerator, store, teacher_source=source, modality=modality)
 
 
 def _student_stages(ctx: SweepContext) -> None:
@@ -134,16 +141,21 @@ def run_sweep(sweep: SweepArguments, args: DistillationConfig, command: str | No
     line that made the sweep) is recorded for the model cards."""
     ctx = _open(sweep, args, command)
     with ctx.accelerator.main_process_first():
-        data = load_image_classification_data(
-            sweep.dataset,
-            sweep.image_column,
-            sweep.label_column,
-            sweep.train_split,
-            sweep.test_split,
-            seed=args.seed,
-            max_train_samples=sweep.max_train_samples,
-            max_test_samples=sweep.max_test_samples,
-        )
+        try:
+            data = load_classification_data(
+                sweep.dataset,
+                ctx.modality,
+                image_column=sweep.image_column,
+                text_column=sweep.text_column,
+                label_column=sweep.label_column,
+                train_split=sweep.train_split,
+                test_split=sweep.test_split,
+                seed=args.seed,
+                max_train_samples=sweep.max_train_samples,
+                max_test_samples=sweep.max_test_samples,
+            )
+        except ValueError as error:
+            raise SweepError(str(error)) from error
     run_teacher_stage(ctx, data)
     _student_stages(ctx)
     run_cnn_stage(ctx)

@@ -17,6 +17,7 @@ from ..models import (
 from ..results import StudentConfig, StudentResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
+from .families import encoder_linears, student_class, sweep_layout, teacher_modality
 from .measurements import diagnose, robustness
 
 
@@ -33,9 +34,15 @@ __all__ = [
 
 
 def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
-    """Largest rank valid for every factorized layer of the students: min over the teacher's encoder linears of
-    min(in, out), and at most a narrow student's width."""
-    dims = [min(m.in_features, m.out_features) for m in teacher.vit.layers.modules() if isinstance(m, nn.Linear)]
+    """Largest rank valid for every factorized layer of the students: min over the teacher's encoder linears (the
+    `nn.Linear`s inside its blocks) of min(in, out), and at most a narrow student's width."""
+    try:
+        linears = encoder_linears(teacher, sweep_layout(sweep))
+    except ValueError as error:  # a --block_pattern that matches no module
+        raise SweepError(f"--block_pattern {sweep.block_pattern!r}: {error}") from error
+    if not linears:
+        raise SweepError(f"the teacher's blocks hold no nn.Linear layer to factorize ({type(teacher).__name__}).")
+    dims = [min(m.in_features, m.out_features) for m in linears]
     return min(min(dims), sweep.student_hidden_size or min(dims))
 
 
@@ -44,16 +51,27 @@ def check_ranks(ctx: SweepContext) -> None:
     max_rank = student_max_rank(ctx.teacher, ctx.sweep)
     for rank in ctx.sweep.ranks or []:
         try:
-            check_rank(rank, max_rank, max_rank, layer="every factorized linear layer of the students")
+            check_rank(
+                rank,
+                max_rank,
+                max_rank,
+                layer=f"every factorized linear layer of the {ctx.teacher.config.model_type} students",
+            )
         except ValueError as error:
             raise SweepError(f"ranks {ctx.sweep.ranks}: {error}") from error
 
 
 def build_student(teacher, rank: int, sweep: SweepArguments) -> nn.Module:
-    """The student of `rank` the sweep's arguments ask for, initialised from `teacher`."""
-    if sweep.student_bridge == "none":
+    """The student of `rank` the sweep's arguments ask for, initialised from `teacher`: the named ViT student for a
+    ViT teacher, the generic `LowRank*` student of the teacher's family otherwise."""
+    layout = sweep_layout(sweep)
+    if sweep.student_bridge == "none" and teacher.config.model_type == "vit" and layout is None:
         return FactorizedViTForImageClassification.from_teacher(
             teacher, rank=rank, exclude_modules=sweep.exclude_modules
+        )
+    if sweep.student_bridge == "none":
+        return student_class(teacher_modality(teacher.config)).from_teacher(
+            teacher, rank=rank, exclude_modules=sweep.exclude_modules, layout=layout
         )
     return BridgedViTForImageClassification.from_teacher(
         teacher,
@@ -114,7 +132,11 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
         with seeded(seed, rank):
             students[rank] = build_student(ctx.teacher, rank, ctx.sweep)
     trainer = LockstepTrainer(
-        ctx.accelerator, args, teacher=ctx.teacher, description=f"distilling ranks {group}, seed {seed}"
+        ctx.accelerator,
+        args,
+        teacher=ctx.teacher,
+        description=f"distilling ranks {group}, seed {seed}",
+        block_layout=sweep_layout(ctx.sweep),
     )
     checkpoint = group_checkpoint(ctx, seed)
     outcomes = trainer.train(

@@ -4,24 +4,36 @@ record it. Its test accuracy is the baseline every student is normalised by."""
 import copy
 import time
 
-from transformers import AutoImageProcessor, ViTForImageClassification
+from torch import nn
 
-from ..data import ImageClassificationData, preprocess
+from ..data import preprocess
 from ..distillation import LockstepTrainer
-from ..models import PretrainedSource, check_safetensors_files, count_parameters, resolve_pretrained_source
+from ..models import (
+    PretrainedSource,
+    check_safetensors_files,
+    count_parameters,
+    encoder_linear_names,
+    resolve_pretrained_source,
+)
 from ..report import near_chance_note
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
-from .embedded import embedded_teacher
+from .embedded import EMBEDDED_NAMES, embedded_teacher
+from .families import (
+    TASKS,
+    load_processor,
+    sweep_layout,
+    task_auto_class,
+    teacher_family_problem,
+    teacher_modality,
+)
 from .measurements import diagnose, robustness
 from .store import TEACHER_DIR
 from .students import check_ranks
 
 
-__all__ = ["LORA_TARGETS", "finetune_teacher", "load_teacher", "run_teacher_stage", "teacher_source"]
-
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
+__all__ = ["finetune_teacher", "load_teacher", "lora_config", "run_teacher_stage", "teacher_source"]
 
 
 def teacher_source(sweep: SweepArguments) -> PretrainedSource | None:
@@ -33,12 +45,9 @@ def teacher_source(sweep: SweepArguments) -> PretrainedSource | None:
         source = resolve_pretrained_source(sweep.teacher, argument="--teacher", model_types=None)
     except ValueError as error:
         raise SweepError(str(error)) from error
-    if source.config.model_type != "vit":
-        kind = ", ".join(source.config.architectures or []) or f"model_type {source.config.model_type!r}"
-        raise SweepError(
-            f"teacher {sweep.teacher!r} is a {kind}; hf_lowrank distils ViTForImageClassification teachers "
-            "(model_type 'vit')."
-        )
+    problem = teacher_family_problem(source.config, sweep)
+    if problem:
+        raise SweepError(f"--teacher {sweep.teacher!r} {problem}.")
     return source
 
 
@@ -48,11 +57,13 @@ def load_teacher(sweep: SweepArguments, label_names: list[str], source: Pretrain
     The config is read first (`teacher_source`), so a teacher of another family or with other labels is refused
     before any weights are loaded."""
     if sweep.teacher is None:
-        model, processor = embedded_teacher(label_names)
+        model, processor = embedded_teacher(label_names, sweep.teacher_architecture)
         return model, processor, "full" if sweep.teacher_finetune in ("auto", "full") else sweep.teacher_finetune
     source = source or teacher_source(sweep)
     config = source.config
-    teacher_labels = [config.id2label[i] for i in range(config.num_labels)]
+    modality = teacher_modality(config)
+    processor = load_processor(source.name_or_path, modality)  # before any weights: a missing one stops here
+    teacher_labels = [(config.id2label or {}).get(i, str(i)) for i in range(config.num_labels or 0)]
     same_labels = teacher_labels == label_names
     mode = sweep.teacher_finetune
     if mode == "auto":
@@ -74,8 +85,27 @@ def load_teacher(sweep: SweepArguments, label_names: list[str], source: Pretrain
             ignore_mismatched_sizes=True,
         )
     )
-    model = ViTForImageClassification.from_pretrained(source.name_or_path, **relabel)
-    return model, AutoImageProcessor.from_pretrained(source.name_or_path), mode
+    model = task_auto_class(modality).from_pretrained(source.name_or_path, **relabel)
+    return model, processor, mode
+
+
+def lora_config(model, sweep: SweepArguments):
+    """peft's LoRA on every encoder linear (the layers the students factorize), the task head trained in full."""
+    from peft import LoraConfig
+
+    prefix = model.base_model_prefix
+    heads = [name for name, _ in model.named_children() if name != prefix]
+    return LoraConfig(
+        r=sweep.lora_rank,
+        lora_alpha=2 * sweep.lora_rank,
+        target_modules=[
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear)
+            and any(name.startswith(f"{block}.") for block in encoder_linear_names(model, sweep_layout(sweep)))
+        ],
+        modules_to_save=heads,
+    )
 
 
 def finetune_teacher(ctx: SweepContext, model, mode: str):
@@ -88,17 +118,9 @@ def finetune_teacher(ctx: SweepContext, model, mode: str):
     stage_args.weight_decay = sweep.teacher_weight_decay
     stage_args.max_steps = -1
     if mode == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=sweep.lora_rank,
-                lora_alpha=2 * sweep.lora_rank,
-                target_modules=LORA_TARGETS,
-                modules_to_save=["classifier"],
-            ),
-        )
+        model = get_peft_model(model, lora_config(model, sweep))
     checkpoint = ctx.store.checkpoint({"stage": "teacher", "finetune": mode})
     result = LockstepTrainer(accelerator, stage_args, teacher=None, description="teacher").train(
         {"teacher": model}, ctx.processed["train"], checkpoint
@@ -123,7 +145,7 @@ def check_batches(ctx: SweepContext) -> None:
         )
 
 
-def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
+def run_teacher_stage(ctx: SweepContext, data) -> None:
     """Load the finished teacher of an earlier run, or load/build, fine-tune, evaluate and record one. Sets
     `ctx.teacher`, `ctx.processor` and `ctx.processed`."""
     store, accelerator, sweep = ctx.store, ctx.accelerator, ctx.sweep
@@ -134,13 +156,13 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
             check_safetensors_files(teacher_dir)
         except ValueError as error:
             raise SweepError(f"the finished teacher of this sweep cannot be read back: {error}") from error
-        ctx.teacher = ViTForImageClassification.from_pretrained(teacher_dir)
-        ctx.processor = AutoImageProcessor.from_pretrained(teacher_dir)
+        ctx.teacher = task_auto_class(ctx.modality).from_pretrained(teacher_dir)
+        ctx.processor = load_processor(teacher_dir, ctx.modality, argument="the finished teacher")
         accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {ctx.results.teacher.accuracy:.4f})")
     else:
         ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names, ctx.teacher_source)
     with accelerator.main_process_first():
-        ctx.processed = preprocess(data, ctx.processor)
+        ctx.processed = preprocess(data, ctx.processor, max_length=ctx.sweep.max_seq_length)
     check_ranks(ctx)
     check_batches(ctx)
     if finished:
@@ -155,7 +177,9 @@ def run_teacher_stage(ctx: SweepContext, data: ImageClassificationData) -> None:
     evaluation = ctx.evaluate({"teacher": ctx.teacher}, "evaluating teacher")["teacher"]
     store.save_model(TEACHER_DIR, ctx.teacher, ctx.processor)
     ctx.results.teacher = TeacherResult(
-        source=sweep.teacher or "embedded digits ViT",
+        source=sweep.teacher or f"embedded digits {EMBEDDED_NAMES[sweep.teacher_architecture]}",
+        model_type=ctx.teacher.config.model_type,
+        task=TASKS[ctx.modality],
         finetune=mode,
         model_dir=TEACHER_DIR,
         accuracy=evaluation.accuracy,

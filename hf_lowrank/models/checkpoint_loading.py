@@ -1,0 +1,79 @@
+"""`from_pretrained` for factorized students: transformers' loading plus two protections every student kind shares.
+
+A truncated or corrupt safetensors file in a local directory is named, and a dense checkpoint loaded where factors
+are expected (a factorized layer with both factors missing and its dense `weight` present) is an error rather than
+a student with random factors. Only imports torch, transformers and flat siblings (the `trust_remote_code` unit).
+"""
+
+import os
+import re
+
+from torch import nn
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+
+from .factorized_linear import FactorizedLinear
+from .pretrained_source import check_safetensors_files, is_repo_id
+
+
+__all__ = ["FactorizedCheckpointMixin", "dense_layers_in_place_of_factors"]
+
+
+class FactorizedCheckpointMixin:
+    """Put first in the bases of a `PreTrainedModel` subclass whose modules include `FactorizedLinear`s."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with transformers' conventions (weights the checkpoint lacks are
+        initialised and listed in `output_loading_info`) and one protection: a dense checkpoint where factors are
+        expected (a factorized layer with both factors missing and a dense `weight` present) is an error, and so is
+        a truncated or corrupt safetensors file in a local directory (naming the file)."""
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        if pretrained_model_name_or_path is not None and kwargs.get("use_safetensors") is not False:
+            local = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
+            if os.path.isdir(local):  # a truncated or corrupt file is named (a Hub id: transformers' own checks)
+                check_safetensors_files(os.path.join(local, kwargs.get("subfolder") or ""))
+            elif not is_repo_id(local):
+                raise FileNotFoundError(
+                    f"{os.fspath(pretrained_model_name_or_path)!r} does not exist: there is no such local directory, "
+                    "and it is not a Hub repo id either ('namespace/name')."
+                )
+        model, loading_info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        dense = dense_layers_in_place_of_factors(model, loading_info)
+        if dense:
+            raise ValueError(
+                f"checkpoint {pretrained_model_name_or_path!s} holds dense weights where {type(model).__name__} "
+                f"expects low-rank factors, for {len(dense)} layer(s): {dense[:6]}{' ...' if len(dense) > 6 else ''}. "
+                "It is a dense model, not a factorized student: build a student from it with "
+                f"{type(model).__name__}.from_teacher(...)."
+            )
+        return (model, loading_info) if output_loading_info else model
+
+
+def _strip_prefix(key: str, prefix: str) -> str:
+    return key[len(prefix) + 1 :] if prefix and key.startswith(f"{prefix}.") else key
+
+
+def _current_vit_name(key: str) -> str:
+    """A ViT checkpoint key in transformers' current layout (``encoder.layer.0.attention.attention.query`` ->
+    ``layers.0.attention.q_proj``), by transformers' own ViT conversion table: ViT checkpoints keep the old one."""
+    for renaming in get_checkpoint_conversion_mapping("ViTModel") or []:
+        for source, target in zip(renaming.source_patterns, renaming.target_patterns):
+            key = re.sub(source, target, key)
+    return key
+
+
+def dense_layers_in_place_of_factors(model: nn.Module, loading_info: dict) -> list[str]:
+    """Factorized layers of `model` whose `down` and `up` the checkpoint lacked while it had their dense `weight`
+    (names without the base-model prefix), from `from_pretrained`'s loading info."""
+    prefix = getattr(model, "base_model_prefix", "")
+    missing = {_strip_prefix(key, prefix) for key in loading_info.get("missing_keys") or []}
+    unexpected = {_current_vit_name(_strip_prefix(key, prefix)) for key in loading_info.get("unexpected_keys") or []}
+    layers = []
+    for name, module in model.named_modules():
+        if isinstance(module, FactorizedLinear):
+            name = _strip_prefix(name, prefix)
+            if {f"{name}.down", f"{name}.up"} <= missing and f"{name}.weight" in unexpected:
+                layers.append(name)
+    return layers

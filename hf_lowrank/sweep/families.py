@@ -91,13 +91,20 @@ def load_processor(name_or_path: str | Path, modality: str, argument: str = "--t
         kind, loader, teacher, saved = "tokenizer", AutoTokenizer, "A text teacher", "tokenizer"
     else:
         kind, loader, teacher, saved = "image processor", AutoImageProcessor, "An image teacher", "image_processor"
+    advice = f"{teacher} needs its {kind} saved beside it ({saved}.save_pretrained(<teacher dir>))."
     try:
-        return loader.from_pretrained(str(name_or_path))
+        processor = loader.from_pretrained(str(name_or_path))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise SweepError(
-            f"{argument} {str(name_or_path)!r}: cannot load its {kind} ({type(error).__name__}: {error}). {teacher} "
-            f"needs its {kind} saved beside it ({saved}.save_pretrained(<teacher dir>))."
+            f"{argument} {str(name_or_path)!r}: cannot load its {kind} ({type(error).__name__}: {error}). {advice}"
         ) from error
+    # transformers 5 builds a tokenizer of the config's family with no vocabulary when no tokenizer file is there.
+    if modality == "text" and len(processor) <= len(set(processor.all_special_tokens)):
+        raise SweepError(
+            f"{argument} {str(name_or_path)!r}: cannot load its tokenizer (no vocabulary file found: what loads holds "
+            f"only the {len(processor)} special tokens). {advice}"
+        )
+    return processor
 
 
 def encoder_linears(teacher: nn.Module, layout: BlockLayout | None = None) -> list[nn.Linear]:

@@ -19,7 +19,7 @@ from ..report import near_chance_note
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
-from .embedded import EMBEDDED_NAMES, embedded_teacher
+from .embedded import EMBEDDED_NAMES, embedded_config, embedded_teacher
 from .families import (
     TASKS,
     load_processor,
@@ -40,6 +40,9 @@ def teacher_source(sweep: SweepArguments) -> PretrainedSource | None:
     """Where --teacher comes from (None: the embedded teacher), its config read and its files checked, before any
     data is loaded: a path that does not exist, a model of another family or a truncated file stop the run here."""
     if sweep.teacher is None:
+        problem = teacher_family_problem(embedded_config(sweep.teacher_architecture, ["0", "1"]), sweep)
+        if problem:
+            raise SweepError(f"--teacher_architecture {sweep.teacher_architecture}: the embedded teacher {problem}.")
         return None
     try:
         source = resolve_pretrained_source(sweep.teacher, argument="--teacher", model_types=None)

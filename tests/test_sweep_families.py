@@ -1,0 +1,199 @@
+"""The sweep on every teacher family: the embedded teachers of six families, a text teacher on a CSV file, a family
+named by hand, resume, and each bad input refused before any training."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from families import TRANSFORMER
+from sweep_helpers import sweep_argv
+from transformers import (
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    ConvNextConfig,
+    ConvNextForImageClassification,
+    ElectraConfig,
+    ElectraForSequenceClassification,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    pipeline,
+)
+
+import sweep as sweep_script
+from hf_lowrank.data import collate_examples, model_inputs
+from hf_lowrank.sweep import SweepError, run_sweep
+
+
+TINIEST = ["--max_train_samples", 64, "--max_test_samples", 40, "--teacher_num_train_epochs", 1]
+TINIEST += ["--num_train_epochs", 1, "--diagnostics_examples", 16]
+WORDS = ["good", "bad", "movie", "plot", "the", "a", "was", "great", "awful", "fine"]
+
+
+def _run(argv) -> dict:
+    sweep, training = sweep_script.parse([str(a) for a in argv])
+    run_sweep(sweep, training)
+    return json.loads((Path(training.output_dir) / "results.json").read_text())
+
+
+def _accuracy(model, dataset) -> float:
+    """Test accuracy computed here, batch by batch, independently of the sweep's evaluation."""
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(dataset), 16):
+            batch = collate_examples([dataset[i] for i in range(start, min(start + 16, len(dataset)))])
+            correct += int((model(**model_inputs(batch)).logits.argmax(-1) == batch["labels"]).sum())
+    return correct / len(dataset)
+
+
+@pytest.mark.parametrize("architecture", ["vit", "deit", "beit", "dinov2", "swin", "convnext"])
+def test_embedded_teacher_of_every_family_runs_the_sweep(architecture, tmp_path):
+    out = tmp_path / "out"
+    payload = _run(sweep_argv(out, "--teacher_architecture", architecture, "--ranks", 2, 48, *TINIEST))
+    teacher = payload["teacher"]
+    assert teacher["model_type"] == architecture and teacher["task"] == "image-classification"
+    assert [r["rank"] for r in payload["ranks"]] == [2, 48] and all(r["status"] == "done" for r in payload["ranks"])
+    student = AutoModelForImageClassification.from_pretrained(out / "rank-002")
+    expected = "FactorizedViTForImageClassification" if architecture == "vit" else "LowRankForImageClassification"
+    assert type(student).__name__ == expected
+    if architecture != "vit":
+        assert student.config.base_config.model_type == architecture
+    from hf_lowrank.data import load_image_classification_data, preprocess
+
+    data = load_image_classification_data(max_train_samples=64, max_test_samples=40)
+    processed = preprocess(data, ViTImageProcessorPil.from_pretrained(out / "teacher"))
+    record = payload["ranks"][0]
+    assert _accuracy(student.eval(), processed["test"]) == pytest.approx(record["accuracy"], abs=1e-9)
+    card = (out / "rank-002" / "README.md").read_text()
+    assert "pipeline_tag: image-classification" in card
+
+
+def test_a_hierarchical_family_resumes_without_retraining(tmp_path):
+    argv = sweep_argv(tmp_path, "--teacher_architecture", "swin", "--ranks", 4, *TINIEST)
+    first = _run(argv)
+    again = _run(argv)
+    assert again["ranks"] == first["ranks"] and again["teacher"] == first["teacher"]
+
+
+def _text_csv(path, rows: int = 120, seed: int = 0) -> str:
+    """Short sentences whose label (pos / neg) is carried by the words good/great vs bad/awful, seeded."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sentence", "sentiment"])
+        for i in range(rows):
+            positive = i % 2 == 0
+            cue = rng.choice(["good", "great"] if positive else ["bad", "awful"])
+            filler = rng.choice(["the", "a", "movie", "plot", "was", "fine"], size=rng.integers(2, 6))
+            words = [*filler, cue]
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), "pos" if positive else "neg"])
+    return str(path)
+
+
+def _tokenizer(tmp_path) -> BertTokenizer:
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    return BertTokenizer(vocab=str(vocab))
+
+
+def _text_teacher(tmp_path, model_class=BertForSequenceClassification, config=None, tokenizer=True) -> str:
+    torch.manual_seed(0)
+    config = config or BertConfig(vocab_size=16, max_position_embeddings=32, **TRANSFORMER)
+    directory = tmp_path / "text-teacher"
+    model_class(config).save_pretrained(directory)
+    if tokenizer:
+        _tokenizer(tmp_path).save_pretrained(directory)
+    return str(directory)
+
+
+def test_text_teacher_on_a_csv_file_runs_the_whole_sweep(tmp_path):
+    data = _text_csv(tmp_path / "reviews.csv")
+    out = tmp_path / "out"
+    payload = _run(
+        sweep_argv(out, "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, 12, *TINIEST[2:])
+    )
+    teacher = payload["teacher"]
+    assert teacher["model_type"] == "bert" and teacher["task"] == "text-classification"
+    assert payload["dataset"]["label_names"] == ["neg", "pos"] and payload["dataset"]["num_test"] == 24
+    assert teacher["noise_accuracy"] == {} and teacher["diagnostics"]["num_examples"] == 16  # no noise on token ids
+    diagnostics = json.loads((out / "teacher" / "diagnostics.json").read_text())
+    assert diagnostics["pooled_dim"] == 12 and diagnostics["layers"][-1]["dim"] == 12
+    assert all(r["status"] == "done" for r in payload["ranks"])
+    student = AutoModelForSequenceClassification.from_pretrained(out / "rank-002").eval()
+    assert type(student).__name__ == "LowRankForSequenceClassification"
+    classify = pipeline("text-classification", model=str(out / "rank-002"))
+    sentence = "the movie was great"
+    inputs = _tokenizer(tmp_path)(sentence, return_tensors="pt")
+    with torch.no_grad():
+        expected = student.config.id2label[int(student(**inputs).logits.argmax(-1))]
+    assert classify(sentence)[0]["label"] == expected
+    card = (out / "rank-002" / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in card and 'pipeline("text-classification"' in card
+    assert "AutoModelForSequenceClassification" in card and "AutoTokenizer" in card
+
+
+def test_a_family_named_by_hand_runs_and_a_pattern_matching_nothing_is_refused(tmp_path):
+    data = _text_csv(tmp_path / "reviews.csv")
+    config = ElectraConfig(vocab_size=16, embedding_size=12, max_position_embeddings=32, **TRANSFORMER)
+    teacher = _text_teacher(tmp_path, ElectraForSequenceClassification, config)
+    with pytest.raises(SweepError, match=r"model_type 'electra'.*--block_pattern"):
+        _run(sweep_argv(tmp_path / "refused", "--teacher", teacher, "--dataset", data, "--ranks", 2))
+    nothing = ["--block_pattern", r"nothing\.\d+", "--block_mlp_output", "output.dense"]
+    with pytest.raises(SweepError, match=r"--block_pattern 'nothing\\\\.\\\\d\+': the block pattern .* matches no"):
+        _run(sweep_argv(tmp_path / "nothing", "--teacher", teacher, "--dataset", data, "--ranks", 2, *nothing))
+    assert not (tmp_path / "nothing" / "results.json").exists()
+    by_hand = ["--block_pattern", r"(.+\.)?encoder\.layer\.\d+", "--block_mlp_output", "output.dense"]
+    by_hand += ["--block_attention_output", "attention.output.dense"]
+    out = tmp_path / "out"
+    payload = _run(sweep_argv(out, "--teacher", teacher, "--dataset", data, "--ranks", 3, *by_hand, *TINIEST[2:]))
+    assert payload["teacher"]["model_type"] == "electra" and payload["ranks"][0]["status"] == "done"
+    student = AutoModelForSequenceClassification.from_pretrained(out / "rank-003")
+    assert student.config.block_layout["mlp_output"] == "output.dense"
+    assert set(student.config.factorized_layers.values()) == {3}
+
+
+def _vit_teacher(tmp_path) -> str:
+    directory = tmp_path / "vit-teacher"
+    config = ViTConfig(image_size=8, patch_size=2, num_labels=10, **TRANSFORMER)
+    ViTForImageClassification(config).save_pretrained(directory)
+    ViTImageProcessorPil(size={"height": 8, "width": 8}).save_pretrained(directory)
+    return str(directory)
+
+
+def test_a_text_dataset_for_an_image_teacher_and_the_reverse_are_refused(tmp_path):
+    data = _text_csv(tmp_path / "reviews.csv")
+    with pytest.raises(
+        SweepError, match=r"is a text dataset \(columns: sentence \(string\), sentiment \(string\)\).*image classifier"
+    ):
+        _run(sweep_argv(tmp_path / "a", "--teacher", _vit_teacher(tmp_path), "--dataset", data, "--ranks", 2))
+    with pytest.raises(SweepError, match=r"is an image dataset \(columns: image \(Image\), label \(ClassLabel\)\)"):
+        _run(sweep_argv(tmp_path / "b", "--teacher", _text_teacher(tmp_path), "--ranks", 2))
+    assert not os.path.exists(tmp_path / "a" / "results.json") and not os.path.exists(tmp_path / "b" / "results.json")
+
+
+def test_a_teacher_without_its_processor_is_refused_before_loading_weights(tmp_path):
+    config = ConvNextConfig(num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10)
+    ConvNextForImageClassification(config).save_pretrained(tmp_path / "convnext")
+    with pytest.raises(SweepError, match=r"cannot load its image processor .* An image teacher needs its image"):
+        _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "convnext", "--ranks", 2))
+    data = _text_csv(tmp_path / "reviews.csv")
+    with pytest.raises(SweepError, match=r"cannot load its tokenizer .* A text teacher needs its tokenizer saved"):
+        _run(sweep_argv(tmp_path / "t", "--teacher", _text_teacher(tmp_path, tokenizer=False), "--dataset", data))
+
+
+def test_rank_above_the_families_smallest_layer_and_vit_only_students_are_refused(tmp_path):
+    with pytest.raises(SweepError, match=r"swin students \(48 -> 48\) must be an integer in \[1, 48\], got 49"):
+        _run(sweep_argv(tmp_path / "a", "--teacher_architecture", "swin", "--ranks", 2, 49))
+    with pytest.raises(SweepError, match=r"is a convnext model: --student_bridge lift builds ViT students only"):
+        _run(sweep_argv(tmp_path / "b", "--teacher_architecture", "convnext", "--student_bridge", "lift"))
+    with pytest.raises(SweepError, match=r"--teacher_architecture deit chooses the embedded teacher's family"):
+        sweep_script.parse(["--teacher", "x", "--teacher_architecture", "deit", "--output_dir", str(tmp_path)])
+    assert not (tmp_path / "a" / "teacher").exists()

@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from families import TRANSFORMER
-from sweep_helpers import sweep_argv
 from transformers import (
     AutoModelForImageClassification,
     AutoModelForSequenceClassification,
@@ -27,9 +25,12 @@ from transformers import (
     pipeline,
 )
 
-import sweep as sweep_script
 from hf_lowrank.data import collate_examples, model_inputs
 from hf_lowrank.sweep import SweepError, run_sweep
+
+import sweep as sweep_script
+from families import TRANSFORMER
+from sweep_helpers import sweep_argv
 
 
 TINIEST = ["--max_train_samples", 64, "--max_test_samples", 40, "--teacher_num_train_epochs", 1]

@@ -96,7 +96,7 @@ def measure(name: str, teacher, ranks: list[int], data: Dataset, args: Distillat
     ]
     start = time.perf_counter()
     for pixel_values in batches:
-        teacher_targets(teacher, recorder, pixel_values)
+        teacher_targets(teacher, recorder, {"pixel_values": pixel_values})
     teacher_seconds = time.perf_counter() - start
     students_seconds = [lockstep[f"rank-{r}"].train_seconds for r in ranks]
     shared = loading_seconds + teacher_seconds

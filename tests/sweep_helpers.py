@@ -1,5 +1,6 @@
 """Tiny sweep settings shared by the sweep tests: seconds per run on two CPU cores."""
 
+import sys
 from pathlib import Path
 
 import torch
@@ -22,6 +23,22 @@ TINY_SWEEP = [
     "32",
     "--disable_tqdm",
     "true",
+]
+
+# accelerate launch of two real processes (DDP over gloo on CPU).
+TWO_PROCESSES = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
 ]
 
 

@@ -17,7 +17,7 @@ from hf_lowrank.results import ResultsError, SweepResults, read_results_payload
 from hf_lowrank.sweep import SweepError, run_sweep
 
 import sweep as sweep_script  # scripts/sweep.py
-from sweep_helpers import REPO, SWEEP_SCRIPT, sweep_argv
+from sweep_helpers import REPO, SWEEP_SCRIPT, TWO_PROCESSES, sweep_argv
 from vit_tester import TinyViTTester
 
 
@@ -174,22 +174,6 @@ def test_resume_after_kills_mid_teacher_between_stages_and_mid_group_matches_an_
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
-_TWO_PROCESSES = [
-    sys.executable,
-    "-m",
-    "accelerate.commands.launch",
-    "--multi_gpu",
-    "--num_processes",
-    "2",
-    "--num_machines",
-    "1",
-    "--mixed_precision",
-    "no",
-    "--dynamo_backend",
-    "no",
-]
-
-
 @pytest.mark.slow
 def test_a_two_process_sweep_killed_mid_group_resumes_as_an_uninterrupted_one(tmp_path):
     argv = sweep_argv(tmp_path / "killed", "--ranks", 2, "--save_steps", 2, "--diagnostics_examples", 0)
@@ -197,13 +181,13 @@ def test_a_two_process_sweep_killed_mid_group_resumes_as_an_uninterrupted_one(tm
         argv,
         tmp_path / "killed",
         lambda out: (_checkpoint_identity(out) or {}).get("runs") == ["rank-002"],
-        launcher=_TWO_PROCESSES,
+        launcher=TWO_PROCESSES,
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     outputs = []
     for args in (argv, sweep_argv(tmp_path / "clean", "--ranks", 2, "--diagnostics_examples", 0)):
         result = subprocess.run(
-            [*_TWO_PROCESSES, str(SWEEP_SCRIPT), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+            [*TWO_PROCESSES, str(SWEEP_SCRIPT), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(result.stdout)
@@ -239,7 +223,7 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WRITE_LOG_DIR": str(tmp_path)}
     command = [
-        *_TWO_PROCESSES,
+        *TWO_PROCESSES,
         str(wrapper),
         *sweep_argv(tmp_path / "ddp", "--ranks", 2),
     ]

@@ -198,3 +198,93 @@ def test_rank_above_the_families_smallest_layer_and_vit_only_students_are_refuse
     with pytest.raises(SweepError, match=r"--teacher_architecture deit chooses the embedded teacher's family"):
         sweep_script.parse(["--teacher", "x", "--teacher_architecture", "deit", "--output_dir", str(tmp_path)])
     assert not (tmp_path / "a" / "teacher").exists()
+
+
+def test_lora_teacher_stage_on_a_text_teacher_merges_into_a_plain_classifier(tmp_path):
+    data = _text_csv(tmp_path / "reviews.csv")
+    out = tmp_path / "out"
+    argv = sweep_argv(out, "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, *TINIEST[2:])
+    payload = _run([*argv, "--teacher_finetune", "lora", "--lora_rank", 2])
+    assert payload["teacher"]["finetune"] == "lora"
+    teacher = AutoModelForSequenceClassification.from_pretrained(out / "teacher")
+    assert type(teacher).__name__ == "BertForSequenceClassification"
+    assert not any("lora" in name for name in teacher.state_dict())
+    before = BertForSequenceClassification.from_pretrained(_text_teacher(tmp_path / "again"))
+    changed = [
+        name
+        for name, tensor in teacher.state_dict().items()
+        if name in before.state_dict() and not torch.equal(tensor, before.state_dict()[name])
+    ]
+    encoder = [name for name in changed if ".encoder.layer." in name]
+    assert encoder and all(name.endswith(".weight") for name in encoder)  # LoRA merged into the encoder linears
+    assert all(".encoder." in name or name.startswith(("classifier.", "bert.pooler.")) for name in changed)
+
+
+def test_a_text_sweep_pushes_its_students_and_they_load_back_from_the_hub(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import textwrap
+
+    from hf_lowrank.hub import push_sweep
+
+    from fake_hub import FakeHub
+
+    data = _text_csv(tmp_path / "reviews.csv")
+    out = tmp_path / "out"
+    _run(sweep_argv(out, "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, *TINIEST[2:]))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    token = "hf_test_secret_token_123"
+    with FakeHub(token) as hub:
+        repo_ids = push_sweep(out, "text-sweep", token=token, endpoint=hub.url, backoff=0.01)
+        files = hub.repos[repo_ids[2]]["files"]
+        assert {"model.safetensors", "config.json", "modeling_lowrank.py", "README.md"} <= set(files)
+        assert {"tokenizer_config.json"} <= set(files) and ("vocab.txt" in files or "tokenizer.json" in files)
+        assert "pipeline_tag: text-classification" in files["README.md"].decode()
+        script = textwrap.dedent(f"""
+            import sys, torch
+            sys.modules["hf_lowrank"] = None
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            model = AutoModelForSequenceClassification.from_pretrained({repo_ids[2]!r}, trust_remote_code=True)
+            tokenizer = AutoTokenizer.from_pretrained({repo_ids[2]!r})
+            torch.save(model(**tokenizer(["the movie was great"], return_tensors="pt")).logits, sys.argv[1])
+        """)
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf-home")}
+        env["HF_HUB_DISABLE_XET"] = "1"
+        env.pop("HF_TOKEN", None)
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "remote.pt")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    student = AutoModelForSequenceClassification.from_pretrained(out / "rank-002").eval()
+    with torch.no_grad():
+        expected = student(**_tokenizer(tmp_path)(["the movie was great"], return_tensors="pt")).logits
+    torch.testing.assert_close(torch.load(tmp_path / "remote.pt"), expected, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_a_two_process_text_sweep_trains_on_both_processes(tmp_path):
+    import subprocess
+
+    from sweep_helpers import REPO, SWEEP_SCRIPT, TWO_PROCESSES
+
+    data = _text_csv(tmp_path / "reviews.csv")
+    argv = sweep_argv(tmp_path / "ddp", "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, 4)
+    argv += [str(a) for a in ["--teacher_num_train_epochs", 2, "--per_device_train_batch_size", 16]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [*TWO_PROCESSES, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert (
+        payload["config"]["environment"]["num_processes"] == 2 and payload["teacher"]["task"] == "text-classification"
+    )
+    # 96 training examples, 2 epochs of students: each process trains on its half of every batch.
+    for record in payload["ranks"]:
+        first, second = record["examples_per_process"]
+        assert record["status"] == "done" and first == second and 96 * 2 <= first + second <= 96 * 2 + 2 * 16 * 2

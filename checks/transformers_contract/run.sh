@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # transformers' own common model tests (ModelTesterMixin) against the hf_lowrank students, run as in-tree models
-# are, with plain ViT as a control. Not part of the test suite: it needs transformers' test sources, which are in the
-# sdist of the installed version (not in the wheel; the sdist has the common tests, not the per-model ones), so this
-# script downloads that sdist (PyPI) and ViT's own test module of the same tag (GitHub) into .cache/ once.
+# are, with plain ViT and plain BERT as controls. Not part of the test suite: it needs transformers' test sources, which
+# are in the sdist of the installed version (not in the wheel; the sdist has the common tests, not the per-model ones),
+# so this script downloads that sdist (PyPI) and ViT's own test module of the same tag (GitHub) into .cache/ once.
+# BERT's test module is not downloaded: test_contract.py carries a minimal BertModelTester instead.
 #
 #   bash checks/transformers_contract/run.sh [pytest args, e.g. -k Bridged]
 set -euo pipefail

@@ -97,7 +97,9 @@ def lora_config(model, sweep: SweepArguments):
     from peft import LoraConfig
 
     prefix = model.base_model_prefix
-    heads = [name for name, _ in model.named_children() if name != prefix]
+    heads = [
+        name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters())
+    ]
     return LoraConfig(
         r=sweep.lora_rank,
         lora_alpha=2 * sweep.lora_rank,

@@ -302,3 +302,34 @@ def test_one_distillation_step_in_every_mode(model_type, mode, tmp_path):
             parameter -= 1e-4 * parameter.grad / norm
     after, _ = student_loss(student, student_recorder, inputs, labels, targets[0], targets[1], args)
     assert after.item() < loss.item()  # a short step down the gradient lowers the loss it follows
+
+
+def test_labels_and_output_flags_are_one_with_the_base_config():
+    base = tiny_classifier("vit").config
+    config = LowRankConfig(base_config=base, num_labels=5)
+    assert config.base_config.num_labels == 5 and config.num_labels == 5  # given here: the head's
+    config.id2label = {0: "a", 1: "b"}
+    assert config.base_config.id2label == {0: "a", 1: "b"} and config.base_config.num_labels == 2
+    config.problem_type = "multi_label_classification"
+    config.output_hidden_states = True
+    assert config.base_config.problem_type == "multi_label_classification" and config.base_config.output_hidden_states
+    model = LowRankForImageClassification(config)
+    outputs = model(**example_inputs(tiny_classifier("vit")))
+    assert outputs.logits.shape == (2, 2) and outputs.hidden_states is not None
+    assert base.num_labels == 3  # the config given is copied, never changed
+    assert LowRankConfig(base_config=base).num_labels == 3  # not given: the base's
+
+
+def test_forward_signatures_name_the_inputs_and_checkpointing_follows_the_base():
+    import inspect
+
+    image = LowRankForImageClassification.from_teacher(tiny_classifier("vit"), rank=2)
+    text = LowRankForSequenceClassification.from_teacher(tiny_classifier("distilbert"), rank=2)
+    assert list(inspect.signature(image.forward).parameters)[:2] == ["pixel_values", "labels"]
+    assert list(inspect.signature(text.forward).parameters)[:2] == ["input_ids", "attention_mask"]
+    assert LowRankModel.from_teacher(tiny_classifier("vit"), rank=2).main_input_name == "pixel_values"
+    image.gradient_checkpointing_enable()  # ViT supports it, so its student does
+    image.train()
+    loss = image(**example_inputs(tiny_classifier("vit")), labels=torch.tensor([0, 1])).loss
+    loss.backward()
+    assert image.model.vit.layers[0].gradient_checkpointing

@@ -22,6 +22,7 @@ test_model, test_for_sequence_classification; upstream skips none of the common 
 Only the top-level hf_lowrank names are imported, so the check survives a package restructuring.
 """
 
+import inspect
 import unittest
 
 import intree  # noqa: F401  (in-tree name mappings)
@@ -251,6 +252,28 @@ class BridgedLiftFactorizedContractTest(_ViTLikeTestBody, ModelTesterMixin, unit
     config_class = BridgedViTConfig
 
 
+# --------------------------------------------------------------------------- LowRank: shared overrides
+class _LowRankTestBody:
+    """What differs for a LowRank student from the architecture it wraps. Not a TestCase itself."""
+
+    def test_model_main_input_name(self):
+        # Upstream reads the main input off the class: `model_class.main_input_name` must be the first argument of
+        # `model_class.forward`. That applies to the task classes, whose main input the task fixes (pixel_values for
+        # image classification, input_ids for sequence classification). It does not apply to LowRankModel: its
+        # inputs are its base architecture's (pixel_values over ViT, input_ids over BERT), so it can only hold its
+        # main input per instance, and is checked per instance here, against its backbone's.
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            with self.subTest(model_class=model_class.__name__):
+                if model_class is LowRankModel:
+                    model = model_class(config)
+                    self.assertEqual(model.main_input_name, model.base_model.main_input_name)
+                    continue
+                model_signature = inspect.signature(getattr(model_class, "forward"))
+                observed_main_input_name = list(model_signature.parameters.keys())[1]
+                self.assertEqual(model_class.main_input_name, observed_main_input_name)
+
+
 # --------------------------------------------------------------------------- (c) LowRank over ViT
 # LowRankConfig is a composite config (the base architecture's config is its sub-config `base_config`). ConfigTester
 # compares each of its kwargs with their JSON serialisation, so a sub-config cannot be one of them (upstream composite
@@ -303,7 +326,7 @@ class LowRankViTModelTester(ViTModelTester):
 
 
 @require_torch
-class LowRankViTContractTest(_ViTLikeTestBody, ModelTesterMixin, unittest.TestCase):
+class LowRankViTContractTest(_LowRankTestBody, _ViTLikeTestBody, ModelTesterMixin, unittest.TestCase):
     all_model_classes = (LowRankModel, LowRankForImageClassification)
     model_tester_cls = LowRankViTModelTester
     config_class = LowRankConfig
@@ -502,7 +525,7 @@ class LowRankBertModelTester(BertModelTester):
 
 
 @require_torch
-class LowRankBertContractTest(_BertLikeTestBody, ModelTesterMixin, unittest.TestCase):
+class LowRankBertContractTest(_LowRankTestBody, _BertLikeTestBody, ModelTesterMixin, unittest.TestCase):
     all_model_classes = (LowRankModel, LowRankForSequenceClassification)
     model_tester_cls = LowRankBertModelTester
     config_class = LowRankConfig

@@ -34,7 +34,7 @@ from .modeling_lowrank import (
     LowRankForSequenceClassification,
     LowRankModel,
     LowRankPreTrainedModel,
-    encoder_linear_names,
+    block_names,
 )
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .registration import register_auto_classes
@@ -75,7 +75,7 @@ __all__ = [
     "copy_teacher_weights",
     "count_parameters",
     "dense_layers_in_place_of_factors",
-    "encoder_linear_names",
+    "block_names",
     "energy_rank",
     "factorization_report",
     "factorize_model",

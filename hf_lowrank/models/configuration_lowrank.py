@@ -1,5 +1,6 @@
 """LowRank configuration: any transformers architecture with some of its linear layers factorized at given ranks."""
 
+import copy
 import re
 
 from huggingface_hub.dataclasses import strict
@@ -10,6 +11,9 @@ from .architectures import BLOCK_LAYOUTS, BlockLayout
 
 
 __all__ = ["LowRankConfig"]
+
+# Fields of the wrapper config that the base architecture's model reads from its own config.
+SHARED_WITH_BASE = ("id2label", "label2id", "problem_type", "output_hidden_states", "return_dict")
 
 
 @strict
@@ -51,12 +55,36 @@ class LowRankConfig(PretrainedConfig):
     block_layout: dict | None = None
 
     def __post_init__(self, **kwargs):
+        if isinstance(self.base_config, PretrainedConfig):  # its own copy: a teacher's config is never changed
+            self.base_config = copy.deepcopy(self.base_config)
+        given_labels = self.id2label is not None or kwargs.get("num_labels") is not None
+        given_problem = self.problem_type is not None
         super().__post_init__(**kwargs)
-        # The task head is the base architecture's: its labels are the student's (pipelines read config.id2label).
-        self.id2label = dict(self.base_config.id2label or {}) or self.id2label
-        self.label2id = dict(self.base_config.label2id or {}) or self.label2id
+        # The task head is the base architecture's, and one set of labels serves both configs (pipelines read
+        # config.id2label, the head base_config's): the ones given here, else the base config's.
+        if given_labels:
+            self.base_config.id2label, self.base_config.label2id = dict(self.id2label), dict(self.label2id)
+        else:
+            self.id2label = dict(self.base_config.id2label or {}) or self.id2label
+            self.label2id = dict(self.base_config.label2id or {}) or self.label2id
+        if given_problem:
+            self.base_config.problem_type = self.problem_type
+        else:
+            self.problem_type = self.base_config.problem_type
         if self.block_layout is None and self.base_config.model_type in BLOCK_LAYOUTS:
             self.block_layout = dict(vars(BLOCK_LAYOUTS[self.base_config.model_type]))
+
+    def __setattr__(self, key, value):
+        super().__setattr__(key, value)
+        # After construction, what the task head and the forward read is kept in step with the base config.
+        if key in SHARED_WITH_BASE and self.__dict__.get("_post_init_done"):
+            base = self.__dict__.get("base_config")
+            if isinstance(base, PretrainedConfig):
+                setattr(base, key, copy.copy(value))
+
+    def get_text_config(self, decoder=None, encoder=None) -> PretrainedConfig:
+        """The base architecture's text config (its vocabulary, for `resize_token_embeddings`)."""
+        return self.base_config.get_text_config(decoder=decoder, encoder=encoder)
 
     def validate_base_architecture(self):
         if not isinstance(self.base_architecture, str) or not re.fullmatch(r"[A-Za-z_]\w*", self.base_architecture):

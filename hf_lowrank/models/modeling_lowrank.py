@@ -21,6 +21,8 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers import initialization as init
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs
 
 from .architectures import BlockLayout, find_blocks, layout_of
 from .checkpoint_loading import FactorizedCheckpointMixin
@@ -36,7 +38,7 @@ __all__ = [
     "LowRankForSequenceClassification",
     "LowRankModel",
     "LowRankPreTrainedModel",
-    "encoder_linear_names",
+    "block_names",
 ]
 
 
@@ -51,7 +53,7 @@ def base_model_class(config: LowRankConfig) -> type[PreTrainedModel]:
     return model_class
 
 
-def encoder_linear_names(model: nn.Module, layout: BlockLayout | None = None) -> list[str]:
+def block_names(model: nn.Module, layout: BlockLayout | None = None) -> list[str]:
     """The block patterns that select `model`'s encoder linears: the names of its blocks (`find_blocks`), for
     `plan_factorization(target_modules=...)`."""
     return [name for name, _ in find_blocks(model, layout)]
@@ -140,7 +142,9 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
                 exclude_modules=(),
                 init="random",
             )
-        self.main_input_name = getattr(self.model, "main_input_name", self.main_input_name)
+        model_class = base_model_class(config)
+        self.main_input_name = model_class.main_input_name  # e.g. pixel_values
+        self.supports_gradient_checkpointing = model_class.supports_gradient_checkpointing
         self.post_init()
 
     def _build_base(self, config: LowRankConfig) -> nn.Module:
@@ -163,7 +167,7 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
     def get_input_embeddings(self):
         return self.model.get_input_embeddings()
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args, **kwargs: Unpack[TransformersKwargs]):
         """The base architecture's forward, with the same inputs and outputs."""
         return self.model(*args, **kwargs)
 
@@ -201,7 +205,7 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
         plan = plan_factorization(
             teacher,
             rank,
-            target_modules=encoder_linear_names(teacher, layout),
+            target_modules=block_names(teacher, layout),
             exclude_modules=tuple(DEFAULT_EXCLUDE_MODULES) + tuple(exclude_modules or ()),
         )
         config = LowRankConfig(
@@ -237,12 +241,40 @@ class LowRankForImageClassification(LowRankPreTrainedModel):
     main_input_name = "pixel_values"
     _auto_teacher_class = AutoModelForImageClassification
 
+    def forward(self, pixel_values=None, labels=None, **kwargs: Unpack[TransformersKwargs]):
+        """The base classifier's forward: `pixel_values` `(batch, channels, height, width)`, optional `labels`
+        `(batch,)`; its outputs (logits `(batch, num_labels)`)."""
+        return self.model(pixel_values=pixel_values, labels=labels, **kwargs)
+
 
 class LowRankForSequenceClassification(LowRankPreTrainedModel):
     """A sequence classifier of any supported family with factorized encoder linears (its inputs and outputs)."""
 
     main_input_name = "input_ids"
     _auto_teacher_class = AutoModelForSequenceClassification
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        **kwargs: Unpack[TransformersKwargs],
+    ):
+        """The base classifier's forward: token ids (or embeddings) `(batch, tokens)`, their masks, optional
+        `labels` `(batch,)`; its outputs (logits `(batch, num_labels)`). Inputs left None are not passed (a
+        DistilBERT takes no `token_type_ids`)."""
+        named = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "position_ids": position_ids,
+            "inputs_embeds": inputs_embeds,
+            "labels": labels,
+        }
+        return self.model(**{key: value for key, value in named.items() if value is not None}, **kwargs)
 
 
 class LowRankModel(LowRankPreTrainedModel):

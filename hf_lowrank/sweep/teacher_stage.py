@@ -10,9 +10,9 @@ from ..data import preprocess
 from ..distillation import LockstepTrainer
 from ..models import (
     PretrainedSource,
+    block_names,
     check_safetensors_files,
     count_parameters,
-    encoder_linear_names,
     resolve_pretrained_source,
 )
 from ..report import near_chance_note
@@ -100,16 +100,12 @@ def lora_config(model, sweep: SweepArguments):
     heads = [
         name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters())
     ]
+    blocks = tuple(f"{block}." for block in block_names(model, sweep_layout(sweep)))
+    encoder_linears = [
+        name for name, module in model.named_modules() if isinstance(module, nn.Linear) and name.startswith(blocks)
+    ]
     return LoraConfig(
-        r=sweep.lora_rank,
-        lora_alpha=2 * sweep.lora_rank,
-        target_modules=[
-            name
-            for name, module in model.named_modules()
-            if isinstance(module, nn.Linear)
-            and any(name.startswith(f"{block}.") for block in encoder_linear_names(model, sweep_layout(sweep)))
-        ],
-        modules_to_save=heads,
+        r=sweep.lora_rank, lora_alpha=2 * sweep.lora_rank, target_modules=encoder_linears, modules_to_save=heads
     )
 
 

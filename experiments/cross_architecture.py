@@ -26,11 +26,12 @@ import numpy as np  # noqa: E402
 
 from hf_lowrank.report import Report, fmt_rank  # noqa: E402
 from hf_lowrank.results import SweepResults  # noqa: E402
+from hf_lowrank.sweep import EMBEDDED_ARCHITECTURES, EMBEDDED_NAMES  # noqa: E402
 
 
-FAMILIES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
+FAMILIES = EMBEDDED_ARCHITECTURES
+NAMES = EMBEDDED_NAMES
 SWEEP = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
-NAMES = {"vit": "ViT", "deit": "DeiT", "beit": "BEiT", "dinov2": "DINOv2", "swin": "Swin", "convnext": "ConvNeXt"}
 
 
 def run_family(family: str, output_dir: Path, extra: list[str]) -> float:
@@ -50,10 +51,13 @@ def parameters_at(rank: float | None, results: SweepResults) -> float | None:
     return float(np.interp(rank, [r.rank for r in students], [r.parameters for r in students]))
 
 
-def rank_independent_parameters(results: SweepResults) -> float:
+def rank_independent_parameters(results: SweepResults) -> float | None:
     """Parameters a student keeps whatever its rank (everything outside the factorized layers' factors: embeddings,
-    dense parts, biases, head): the student count extrapolated to rank 0 along its exact line."""
+    dense parts, biases, head): the student count extrapolated to rank 0 along its exact line (None with fewer than
+    two finished ranks)."""
     students = sorted(results.done_students(results.primary_seed), key=lambda r: r.rank)
+    if len(students) < 2:
+        return None
     (r1, p1), (r2, p2) = [(s.rank, s.parameters) for s in students[:2]]
     return p1 - r1 * (p2 - p1) / (r2 - r1)
 
@@ -89,6 +93,10 @@ def _with_interval(value, interval, digits: int = 1) -> str:
     return text
 
 
+def _count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
 def markdown_table(rows: list[dict], thresholds: dict) -> str:
     low, high = f"{thresholds['low']:.0%}", f"{thresholds['high']:.0%}"
     header = f"| family | teacher parameters | teacher accuracy | r_{low[:-1]} | r_{high[:-1]} | knee |"
@@ -104,8 +112,8 @@ def markdown_table(rows: list[dict], thresholds: dict) -> str:
             f"{_with_interval(row['r_low'], row['r_low_interval'])} | "
             f"{_with_interval(row['r_high'], row['r_high_interval'])} | "
             f"{_with_interval(row['knee'], row['knee_interval'])} | "
-            f"{'n/a' if knee_parameters is None else f'{knee_parameters:,.0f}'} | "
-            f"{row['rank_independent_parameters']:,.0f} |"
+            f"{_count(knee_parameters)} | "
+            f"{_count(row['rank_independent_parameters'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -123,7 +131,7 @@ def plot_curves(rows: list[dict], thresholds: dict, path: Path) -> None:
     axis.set_xscale("log", base=2)
     axis.set_xlabel("rank of every encoder linear layer")
     axis.set_ylabel("student accuracy / teacher accuracy")
-    axis.set_title("Digits, embedded teachers of six families (knees dotted)")
+    axis.set_title(f"Digits, embedded teachers of {len(rows)} families (knees dotted)")
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -1,4 +1,4 @@
-"""hf_lowrank: how much of a vision transformer's capacity a task really uses.
+"""hf_lowrank: how much of a transformer's capacity a task really uses (ViT and every family of the block table).
 
 Importing the package registers `FactorizedViTConfig`, `BridgedViTConfig`, `LowRankConfig` and their models with the
 transformers Auto classes (AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification,

@@ -34,37 +34,49 @@ TRANSFORMER = dict(hidden_size=12, num_hidden_layers=2, num_attention_heads=3, i
 IMAGE = dict(image_size=8, patch_size=4, num_channels=3)
 
 
-def tiny_classifier(model_type: str) -> nn.Module:
+def tiny_classifier(model_type: str, num_labels: int = 3) -> nn.Module:
     """A tiny randomly initialised classifier of `model_type` (seeded): 2 blocks, width 12, 3 heads, MLP 20, 3 labels
     (Swin and ConvNeXt: 2 stages of one block, widths 6 and 12 / 10), in eval mode."""
     torch.manual_seed(0)
     builders = {
-        "vit": lambda: ViTForImageClassification(ViTConfig(**TRANSFORMER, **IMAGE, num_labels=3)),
-        "deit": lambda: DeiTForImageClassification(DeiTConfig(**TRANSFORMER, **IMAGE, num_labels=3)),
-        "beit": lambda: BeitForImageClassification(BeitConfig(**TRANSFORMER, **IMAGE, num_labels=3)),
+        "vit": lambda: ViTForImageClassification(ViTConfig(**TRANSFORMER, **IMAGE, num_labels=num_labels)),
+        "deit": lambda: DeiTForImageClassification(DeiTConfig(**TRANSFORMER, **IMAGE, num_labels=num_labels)),
+        "beit": lambda: BeitForImageClassification(BeitConfig(**TRANSFORMER, **IMAGE, num_labels=num_labels)),
         "dinov2": lambda: Dinov2ForImageClassification(
             Dinov2Config(
-                hidden_size=12, num_hidden_layers=2, num_attention_heads=3, mlp_ratio=2, **IMAGE, num_labels=3
+                hidden_size=12, num_hidden_layers=2, num_attention_heads=3, mlp_ratio=2, **IMAGE, num_labels=num_labels
             )
         ),
         "swin": lambda: SwinForImageClassification(
             SwinConfig(
-                image_size=8, patch_size=2, embed_dim=6, depths=[1, 1], num_heads=[1, 2], window_size=2, num_labels=3
+                image_size=8,
+                patch_size=2,
+                embed_dim=6,
+                depths=[1, 1],
+                num_heads=[1, 2],
+                window_size=2,
+                num_labels=num_labels,
             )
         ),
         "convnext": lambda: ConvNextForImageClassification(
-            ConvNextConfig(num_stages=2, hidden_sizes=[6, 10], depths=[1, 1], num_labels=3)
+            ConvNextConfig(num_stages=2, hidden_sizes=[6, 10], depths=[1, 1], num_labels=num_labels)
         ),
         "clip": lambda: CLIPForImageClassification(
-            CLIPConfig(vision_config=dict(**TRANSFORMER, **IMAGE), text_config=dict(**TRANSFORMER), num_labels=3)
+            CLIPConfig(
+                vision_config=dict(**TRANSFORMER, **IMAGE), text_config=dict(**TRANSFORMER), num_labels=num_labels
+            )
         ),
         "siglip": lambda: SiglipForImageClassification(
-            SiglipConfig(vision_config=dict(**TRANSFORMER, **IMAGE), text_config=dict(**TRANSFORMER), num_labels=3)
+            SiglipConfig(
+                vision_config=dict(**TRANSFORMER, **IMAGE), text_config=dict(**TRANSFORMER), num_labels=num_labels
+            )
         ),
-        "bert": lambda: BertForSequenceClassification(BertConfig(vocab_size=40, **TRANSFORMER, num_labels=3)),
-        "roberta": lambda: RobertaForSequenceClassification(RobertaConfig(vocab_size=40, **TRANSFORMER, num_labels=3)),
+        "bert": lambda: BertForSequenceClassification(BertConfig(vocab_size=40, **TRANSFORMER, num_labels=num_labels)),
+        "roberta": lambda: RobertaForSequenceClassification(
+            RobertaConfig(vocab_size=40, **TRANSFORMER, num_labels=num_labels)
+        ),
         "distilbert": lambda: DistilBertForSequenceClassification(
-            DistilBertConfig(vocab_size=40, dim=12, n_layers=2, n_heads=3, hidden_dim=20, num_labels=3)
+            DistilBertConfig(vocab_size=40, dim=12, n_layers=2, n_heads=3, hidden_dim=20, num_labels=num_labels)
         ),
     }
     return builders[model_type]().eval()

@@ -1,10 +1,13 @@
 """Tiny sweep settings shared by the sweep tests: seconds per run on two CPU cores."""
 
+import csv
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from datasets import Array3D, Dataset, Features, Value
+from transformers import BertTokenizer
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,3 +65,29 @@ def pixel_dataset(num_examples: int, image_size: int, num_labels: int, seed: int
         {"pixel_values": pixels.numpy(), "labels": labels.tolist(), "index": list(range(num_examples))},
         features=features,
     ).with_format("torch")
+
+
+WORDS = ["good", "bad", "movie", "plot", "the", "a", "was", "great", "awful", "fine"]
+
+
+def text_csv(path, rows: int = 120, seed: int = 0) -> str:
+    """Short sentences whose label (pos / neg) is carried by the words good/great vs bad/awful, seeded."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sentence", "sentiment"])
+        for i in range(rows):
+            positive = i % 2 == 0
+            cue = rng.choice(["good", "great"] if positive else ["bad", "awful"])
+            filler = rng.choice(["the", "a", "movie", "plot", "was", "fine"], size=rng.integers(2, 6))
+            words = [*filler, cue]
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), "pos" if positive else "neg"])
+    return str(path)
+
+
+def word_tokenizer(tmp_path) -> BertTokenizer:
+    """A WordPiece tokenizer over the words of `text_csv` (its vocab file written into `tmp_path`)."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    return BertTokenizer(vocab=str(vocab))

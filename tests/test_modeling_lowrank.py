@@ -18,7 +18,6 @@ from transformers import (
     AutoModel,
     AutoModelForImageClassification,
     AutoModelForSequenceClassification,
-    BertTokenizer,
     ElectraConfig,
     ElectraForSequenceClassification,
     ViTImageProcessorPil,
@@ -36,10 +35,11 @@ from hf_lowrank.distillation import DISTILLATION_MODES, BlockOutputRecorder, Dis
 from hf_lowrank.distillation.targets import student_loss, teacher_targets
 from hf_lowrank.models import BLOCK_LAYOUTS, BlockLayout, find_blocks
 
-from families import TRANSFORMER, example_inputs, tiny_classifier
+from families import TEXT_MODEL_TYPES, TRANSFORMER, example_inputs, tiny_classifier
+from sweep_helpers import word_tokenizer
 
 
-TEXT = ("bert", "roberta", "distilbert")
+TEXT = TEXT_MODEL_TYPES
 FAMILIES = sorted(BLOCK_LAYOUTS)
 
 
@@ -58,10 +58,6 @@ def _encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
         for name, m in model.named_modules()
         if isinstance(m, nn.Linear) and any(name.startswith(f"{block}.") for block in blocks)
     }
-
-
-def _full_rank(teacher: nn.Module) -> int:
-    return max(min(m.in_features, m.out_features) for m in _encoder_linears(teacher).values())
 
 
 @pytest.mark.parametrize("model_type", FAMILIES)
@@ -143,7 +139,13 @@ def test_config_validates_its_fields():
     with pytest.raises(StrictDataclassError, match=r"`block_layout` must be a dict with exactly the keys"):
         LowRankConfig(block_layout={"blocks": "x"})
     with pytest.raises(ValueError, match=r"`base_architecture` 'NoSuchModelForImageClassification' is not a"):
-        LowRankForImageClassification(LowRankConfig(base_architecture="NoSuchModelForImageClassification"))
+        LowRankModel(LowRankConfig(base_architecture="NoSuchModelForImageClassification"))
+    with pytest.raises(
+        ValueError,
+        match=r"LowRankForImageClassification wraps image-classification models, but `base_architecture` is "
+        r"'BertForSequenceClassification'",
+    ):
+        LowRankForImageClassification.from_teacher(tiny_classifier("bert"), rank=2)
 
 
 def test_config_mirrors_the_base_labels_and_records_the_layout():
@@ -171,15 +173,9 @@ def test_an_unlisted_family_is_refused_then_works_with_a_layout_by_hand():
     assert len(BlockOutputRecorder(student).__dict__["_handles"]) == 4  # the recorded layout finds the blocks
 
 
-def _write_vocab(path) -> str:
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "plot", "the", "a", "was"]
-    path.write_text("\n".join(words + [f"w{i}" for i in range(40 - len(words))]) + "\n")
-    return str(path)
-
-
 def _processor(model_type: str, tmp_path):
     if model_type in TEXT:
-        return BertTokenizer(vocab=_write_vocab(tmp_path / "vocab.txt"))
+        return word_tokenizer(tmp_path)
     return ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
 
 
@@ -223,6 +219,7 @@ def test_trust_remote_code_loads_every_family_without_hf_lowrank(tmp_path):
         sys.modules["hf_lowrank"] = None  # any `import hf_lowrank` now raises ImportError
         import torch
         from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+        from transformers import AutoModel
         for model_type in {FAMILIES!r}:
             auto = AutoModelForSequenceClassification if model_type in {TEXT!r} else AutoModelForImageClassification
             directory = {str(tmp_path)!r} + "/" + model_type
@@ -231,6 +228,8 @@ def test_trust_remote_code_loads_every_family_without_hf_lowrank(tmp_path):
             with torch.no_grad():
                 logits = model(**torch.load(directory + "/inputs.pt")).logits
             torch.save(logits, directory + "/remote_logits.pt")
+            backbone = AutoModel.from_pretrained(directory, trust_remote_code=True)
+            assert type(backbone).__name__ == "LowRankModel", type(backbone)
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
@@ -333,3 +332,52 @@ def test_forward_signatures_name_the_inputs_and_checkpointing_follows_the_base()
     loss = image(**example_inputs(tiny_classifier("vit")), labels=torch.tensor([0, 1])).loss
     loss.backward()
     assert image.model.vit.layers[0].gradient_checkpointing
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_a_dense_checkpoint_where_factors_are_expected_is_refused(model_type, tmp_path):
+    from safetensors.torch import save_file
+
+    teacher = tiny_classifier(model_type)
+    student = _student_class(model_type).from_teacher(teacher, rank=2)
+    student.save_pretrained(tmp_path)
+    dense = {f"model.{key}": tensor.contiguous() for key, tensor in teacher.state_dict().items()}
+    save_file(dense, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"holds dense weights where LowRankFor\w+ expects low-rank factors"):
+        _auto_class(model_type).from_pretrained(tmp_path)
+
+
+def test_a_student_pickles_and_deep_copies_with_its_weights_and_init():
+    import copy
+    import pickle
+
+    teacher = tiny_classifier("vit")
+    student = LowRankForImageClassification.from_teacher(teacher, rank=2)
+    inputs = example_inputs(teacher)
+    for clone in (pickle.loads(pickle.dumps(student)), copy.deepcopy(student)):
+        with torch.no_grad():
+            torch.testing.assert_close(clone(**inputs).logits, student(**inputs).logits, rtol=0, atol=0)
+        assert clone.model._init_weights.owner is clone.model  # the copy initialises itself, not the original
+
+
+def test_random_factors_have_the_dense_layers_init_scale():
+    torch.manual_seed(0)
+    config = LowRankForImageClassification.from_teacher(tiny_classifier("vit"), rank=3).config
+    model = LowRankForImageClassification(config)
+    products = torch.cat([m.merged_weight().flatten() for m in model.modules() if isinstance(m, FactorizedLinear)])
+    # up @ down sums rank products of two N(0, s^2) entries, s^2 = initializer_range / sqrt(rank): std 0.02.
+    assert abs(float(products.std()) - config.base_config.initializer_range) < 0.003
+
+
+@pytest.mark.parametrize("model_type", ["clip", "swin", "convnext", "distilbert"])
+def test_diagnostics_of_every_kind_of_backbone(model_type):
+    from datasets import Dataset
+
+    from hf_lowrank.diagnostics import diagnose_model
+
+    teacher = tiny_classifier(model_type)
+    inputs = {key: value.repeat(4, *[1] * (value.ndim - 1)) for key, value in example_inputs(teacher).items()}
+    rows = Dataset.from_dict({**{k: v.numpy() for k, v in inputs.items()}, "labels": [0] * 8, "index": list(range(8))})
+    for model in (teacher, _student_class(model_type).from_teacher(teacher, rank=2)):
+        summary = diagnose_model(model, rows.with_format("torch"), max_examples=8)
+        assert summary["num_examples"] == 8 and summary["pooled_dim"] > 0

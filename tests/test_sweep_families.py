@@ -1,12 +1,10 @@
 """The sweep on every teacher family: the embedded teachers of six families, a text teacher on a CSV file, a family
 named by hand, resume, and each bad input refused before any training."""
 
-import csv
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from transformers import (
@@ -14,7 +12,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
-    BertTokenizer,
     ConvNextConfig,
     ConvNextForImageClassification,
     ElectraConfig,
@@ -30,12 +27,11 @@ from hf_lowrank.sweep import SweepError, run_sweep
 
 import sweep as sweep_script
 from families import TRANSFORMER
-from sweep_helpers import sweep_argv
+from sweep_helpers import sweep_argv, text_csv, word_tokenizer
 
 
 TINIEST = ["--max_train_samples", 64, "--max_test_samples", 40, "--teacher_num_train_epochs", 1]
 TINIEST += ["--num_train_epochs", 1, "--diagnostics_examples", 16]
-WORDS = ["good", "bad", "movie", "plot", "the", "a", "was", "great", "awful", "fine"]
 
 
 def _run(argv) -> dict:
@@ -83,40 +79,18 @@ def test_a_hierarchical_family_resumes_without_retraining(tmp_path):
     assert again["ranks"] == first["ranks"] and again["teacher"] == first["teacher"]
 
 
-def _text_csv(path, rows: int = 120, seed: int = 0) -> str:
-    """Short sentences whose label (pos / neg) is carried by the words good/great vs bad/awful, seeded."""
-    rng = np.random.default_rng(seed)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["sentence", "sentiment"])
-        for i in range(rows):
-            positive = i % 2 == 0
-            cue = rng.choice(["good", "great"] if positive else ["bad", "awful"])
-            filler = rng.choice(["the", "a", "movie", "plot", "was", "fine"], size=rng.integers(2, 6))
-            words = [*filler, cue]
-            rng.shuffle(words)
-            writer.writerow([" ".join(words), "pos" if positive else "neg"])
-    return str(path)
-
-
-def _tokenizer(tmp_path) -> BertTokenizer:
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    return BertTokenizer(vocab=str(vocab))
-
-
 def _text_teacher(tmp_path, model_class=BertForSequenceClassification, config=None, tokenizer=True) -> str:
     torch.manual_seed(0)
     config = config or BertConfig(vocab_size=16, max_position_embeddings=32, **TRANSFORMER)
     directory = tmp_path / "text-teacher"
     model_class(config).save_pretrained(directory)
     if tokenizer:
-        _tokenizer(tmp_path).save_pretrained(directory)
+        word_tokenizer(tmp_path).save_pretrained(directory)
     return str(directory)
 
 
 def test_text_teacher_on_a_csv_file_runs_the_whole_sweep(tmp_path):
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     out = tmp_path / "out"
     payload = _run(
         sweep_argv(out, "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, 12, *TINIEST[2:])
@@ -132,7 +106,7 @@ def test_text_teacher_on_a_csv_file_runs_the_whole_sweep(tmp_path):
     assert type(student).__name__ == "LowRankForSequenceClassification"
     classify = pipeline("text-classification", model=str(out / "rank-002"))
     sentence = "the movie was great"
-    inputs = _tokenizer(tmp_path)(sentence, return_tensors="pt")
+    inputs = word_tokenizer(tmp_path)(sentence, return_tensors="pt")
     with torch.no_grad():
         expected = student.config.id2label[int(student(**inputs).logits.argmax(-1))]
     assert classify(sentence)[0]["label"] == expected
@@ -142,7 +116,7 @@ def test_text_teacher_on_a_csv_file_runs_the_whole_sweep(tmp_path):
 
 
 def test_a_family_named_by_hand_runs_and_a_pattern_matching_nothing_is_refused(tmp_path):
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     config = ElectraConfig(vocab_size=16, embedding_size=12, max_position_embeddings=32, **TRANSFORMER)
     teacher = _text_teacher(tmp_path, ElectraForSequenceClassification, config)
     with pytest.raises(SweepError, match=r"model_type 'electra'.*--block_pattern"):
@@ -170,7 +144,7 @@ def _vit_teacher(tmp_path) -> str:
 
 
 def test_a_text_dataset_for_an_image_teacher_and_the_reverse_are_refused(tmp_path):
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     with pytest.raises(
         SweepError, match=r"is a text dataset \(columns: sentence \(string\), sentiment \(string\)\).*image classifier"
     ):
@@ -185,7 +159,7 @@ def test_a_teacher_without_its_processor_is_refused_before_loading_weights(tmp_p
     ConvNextForImageClassification(config).save_pretrained(tmp_path / "convnext")
     with pytest.raises(SweepError, match=r"cannot load its image processor .* An image teacher needs its image"):
         _run(sweep_argv(tmp_path / "out", "--teacher", tmp_path / "convnext", "--ranks", 2))
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     with pytest.raises(SweepError, match=r"cannot load its tokenizer .* A text teacher needs its tokenizer saved"):
         _run(sweep_argv(tmp_path / "t", "--teacher", _text_teacher(tmp_path, tokenizer=False), "--dataset", data))
 
@@ -201,7 +175,7 @@ def test_rank_above_the_families_smallest_layer_and_vit_only_students_are_refuse
 
 
 def test_lora_teacher_stage_on_a_text_teacher_merges_into_a_plain_classifier(tmp_path):
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     out = tmp_path / "out"
     argv = sweep_argv(out, "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, *TINIEST[2:])
     payload = _run([*argv, "--teacher_finetune", "lora", "--lora_rank", 2])
@@ -229,7 +203,7 @@ def test_a_text_sweep_pushes_its_students_and_they_load_back_from_the_hub(tmp_pa
 
     from fake_hub import FakeHub
 
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     out = tmp_path / "out"
     _run(sweep_argv(out, "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, *TINIEST[2:]))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
@@ -262,7 +236,7 @@ def test_a_text_sweep_pushes_its_students_and_they_load_back_from_the_hub(tmp_pa
         assert result.returncode == 0, result.stderr[-3000:]
     student = AutoModelForSequenceClassification.from_pretrained(out / "rank-002").eval()
     with torch.no_grad():
-        expected = student(**_tokenizer(tmp_path)(["the movie was great"], return_tensors="pt")).logits
+        expected = student(**word_tokenizer(tmp_path)(["the movie was great"], return_tensors="pt")).logits
     torch.testing.assert_close(torch.load(tmp_path / "remote.pt"), expected, rtol=0, atol=0)
 
 
@@ -272,7 +246,7 @@ def test_a_two_process_text_sweep_trains_on_both_processes(tmp_path):
 
     from sweep_helpers import REPO, SWEEP_SCRIPT, TWO_PROCESSES
 
-    data = _text_csv(tmp_path / "reviews.csv")
+    data = text_csv(tmp_path / "reviews.csv")
     argv = sweep_argv(tmp_path / "ddp", "--teacher", _text_teacher(tmp_path), "--dataset", data, "--ranks", 2, 4)
     argv += [str(a) for a in ["--teacher_num_train_epochs", 2, "--per_device_train_batch_size", 16]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -288,3 +262,55 @@ def test_a_two_process_text_sweep_trains_on_both_processes(tmp_path):
     for record in payload["ranks"]:
         first, second = record["examples_per_process"]
         assert record["status"] == "done" and first == second and 96 * 2 <= first + second <= 96 * 2 + 2 * 16 * 2
+
+
+@pytest.mark.parametrize("model_type", ["vit", "clip", "siglip", "bert", "distilbert", "convnext"])
+def test_lora_targets_the_encoder_linears_and_trains_the_head_of_every_family(model_type):
+    from peft import get_peft_model
+
+    from hf_lowrank.sweep import SweepArguments
+    from hf_lowrank.sweep.families import encoder_linears
+    from hf_lowrank.sweep.teacher_stage import lora_config
+
+    from families import example_inputs, tiny_classifier
+
+    model = tiny_classifier(model_type)
+    config = lora_config(model, SweepArguments())
+    expected_heads = {"distilbert": {"pre_classifier", "classifier"}}.get(model_type, {"classifier"})
+    assert set(config.modules_to_save) == expected_heads
+    linears = {id(m) for m in encoder_linears(model)}
+    assert {id(model.get_submodule(name)) for name in config.target_modules} == linears
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        assert peft_model(**example_inputs(model)).logits.shape == (2, 3)
+
+
+@pytest.mark.slow
+def test_a_two_process_sweep_of_a_clip_teacher_whose_classifier_leaves_parameters_unused(tmp_path):
+    import subprocess
+
+    from families import tiny_classifier
+    from sweep_helpers import REPO, SWEEP_SCRIPT, TWO_PROCESSES
+
+    teacher = tiny_classifier("clip", num_labels=10)
+    teacher.config.id2label = {i: str(i) for i in range(10)}
+    teacher.config.label2id = {str(i): i for i in range(10)}
+    directory = tmp_path / "clip-teacher"
+    teacher.save_pretrained(directory)
+    ViTImageProcessorPil(size={"height": 8, "width": 8}).save_pretrained(directory)
+    argv = sweep_argv(tmp_path / "ddp", "--teacher", directory, "--ranks", 2, *TINIEST[:4])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [*TWO_PROCESSES, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert payload["config"]["environment"]["num_processes"] == 2 and payload["teacher"]["model_type"] == "clip"
+    assert payload["teacher"]["finetune"] == "none" and payload["ranks"][0]["status"] == "done"
+    # and a CLIP teacher that is fine-tuned first (its labels are not the dataset's), also on both processes
+    argv = sweep_argv(tmp_path / "finetuned", "--teacher", directory, "--ranks", 2, *TINIEST[:4])
+    argv += ["--teacher_finetune", "full"]
+    result = subprocess.run(
+        [*TWO_PROCESSES, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -350,3 +350,13 @@ def test_collate_examples_stacks_plain_values_and_refuses_mixed_rows():
         collate_examples([{"a": 1, "b": 2}, {"a": 1}])
     with pytest.raises(ValueError, match="no examples"):
         collate_examples([])
+
+
+def test_a_sentence_pair_dataset_is_refused_unless_a_column_is_named(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"premise": f"a {i}", "hypothesis": f"b {i}", "label": ["yes", "no"][i % 2]} for i in range(20)]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    with pytest.raises(ValueError, match=r"sentence-pair task \(it has \['hypothesis'\].*--text_column"):
+        load_text_classification_data(str(path))
+    data = load_text_classification_data(str(path), text_column="premise")
+    assert data.text_column == "premise" and data.label_names == ["no", "yes"]

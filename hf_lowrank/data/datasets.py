@@ -19,7 +19,9 @@ from ..models import is_repo_id
 
 __all__ = [
     "DIGITS",
+    "LABEL_COLUMN_CANDIDATES",
     "TEXT_FILE_EXTENSIONS",
+    "TRAIN_SPLITS",
     "ClassificationSource",
     "ImageClassificationData",
     "as_class_labels",

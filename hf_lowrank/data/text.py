@@ -52,6 +52,8 @@ TEXT_COLUMN_CANDIDATES = (
     "utterance",
 )
 TEXT_LABEL_COLUMN_CANDIDATES = LABEL_COLUMN_CANDIDATES + ("sentiment", "category", "intent")
+# Second halves of sentence-pair datasets (MNLI, QQP, ...): a classifier of one text column would silently drop them.
+PAIR_COLUMNS = ("sentence2", "hypothesis", "question2", "text_b", "text_pair")
 
 
 @dataclass
@@ -78,6 +80,13 @@ def find_text_columns(
     single string column that is not the label, else the first usual name (``text``, ``sentence``, ``content``,
     ``review``...). A ValueError naming the argument and the columns found when there is none, or when the text
     column is not of strings."""
+    pairs = [name for name in PAIR_COLUMNS if name in dataset.column_names]
+    if text_column is None and pairs:
+        raise ValueError(
+            f"the dataset looks like a sentence-pair task (it has {pairs}; columns found: "
+            f"{describe_columns(dataset)}), and hf_lowrank classifies one text per example: name the one column to "
+            "classify with --text_column, or join the pair into one column first."
+        )
     label = pick_column(
         dataset,
         label_column,

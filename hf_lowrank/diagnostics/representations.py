@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data import collate_examples, model_inputs
+from ..models import backbone_of, layout_of
 from .spectra import (
     dataset_pca_retention,
     entropy_effective_rank,
@@ -40,6 +41,19 @@ def _as_tokens(hidden: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
+def _backbone(model: nn.Module) -> nn.Module:
+    """The model's backbone: its `base_model`, else (CLIP's and SigLIP's classifiers, which have no attribute of
+    their `base_model_prefix`) the child holding its blocks; the model itself when neither is found."""
+    base = getattr(model, "base_model", model)
+    if base is not model:
+        return base
+    try:
+        found = backbone_of(model, layout_of(model))
+    except ValueError:  # a family the block table does not know
+        found = None
+    return found[1] if found is not None else model
+
+
 def _pooled(model: nn.Module, outputs, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """`(batch, dim)`: the pooler output (of the model, else of its base model), else the CLS token of the base
     model's final normalised hidden state."""
@@ -47,9 +61,13 @@ def _pooled(model: nn.Module, outputs, inputs: dict[str, torch.Tensor]) -> torch
         return outputs.pooler_output.flatten(1)
     if getattr(outputs, "bridged_tokens", None) is not None:  # Lift / WideLast: the CLS token the classifier reads
         return outputs.bridged_tokens[:, 0]
-    base_outputs = getattr(model, "base_model", model)(**inputs)
+    base_outputs = _backbone(model)(**inputs)
     if getattr(base_outputs, "pooler_output", None) is not None:
         return base_outputs.pooler_output.flatten(1)  # e.g. a CNN's global average pool
+    if getattr(base_outputs, "last_hidden_state", None) is None:
+        raise RepresentationError(
+            f"{type(model).__name__}: found no backbone whose outputs hold a pooled or final hidden state."
+        )
     return base_outputs.last_hidden_state[:, 0]
 
 

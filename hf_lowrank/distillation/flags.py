@@ -76,6 +76,7 @@ HONOURED = {
     "dataloader_prefetch_factor": "batches prefetched per worker",
     "dataloader_multiprocessing_context": "start method of the workers",
     "ddp_timeout": "process-group timeout, seconds",
+    "ddp_find_unused_parameters": "DDP's find_unused_parameters (default True, as Trainer's without checkpointing)",
     "local_rank": "set by the launcher",
 }
 
@@ -148,7 +149,6 @@ REFUSED = {
     "dataloader_in_order": _NOT_IMPLEMENTED,
     "label_names": "the labels column is 'labels'",
     "train_sampling_strategy": "the data order is a seeded shuffle",
-    "ddp_find_unused_parameters": _NOT_IMPLEMENTED,
     "ddp_bucket_cap_mb": _NOT_IMPLEMENTED,
     "ddp_broadcast_buffers": _NOT_IMPLEMENTED,
     "ddp_static_graph": _NOT_IMPLEMENTED,

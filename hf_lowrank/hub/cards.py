@@ -16,7 +16,6 @@ from ..results import StudentResult, SweepResults
 
 __all__ = [
     "TAGS",
-    "TEXT_TAGS",
     "SweepCards",
     "card_tags",
     "render_cards",
@@ -34,16 +33,15 @@ BRIDGE_NOTES = {
 }
 NOT_MEASURED = "not measured"
 TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
-TEXT_TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "text-classification"]
 
 
 def card_tags(results: SweepResults) -> list[str]:
-    """The Hub tags of a sweep's cards: ViT students keep `TAGS`; another family is tagged with its model_type."""
+    """The Hub tags of a sweep's cards: ViT students keep `TAGS`; another family's are tagged with its task, its
+    model_type and `lowrank` (the generic student)."""
     teacher = results.teacher
     if teacher.model_type == "vit":
         return list(TAGS)
-    base = TEXT_TAGS if teacher.task == "text-classification" else TAGS[:4]
-    return [*base, teacher.model_type, "lowrank"]
+    return [*TAGS[:3], teacher.task, teacher.model_type, "lowrank"]
 
 
 def _template(name: str) -> str:

@@ -34,7 +34,9 @@ from .modeling_lowrank import (
     LowRankForSequenceClassification,
     LowRankModel,
     LowRankPreTrainedModel,
+    backbone_of,
     block_names,
+    init_factors,
 )
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .registration import register_auto_classes
@@ -75,11 +77,13 @@ __all__ = [
     "copy_teacher_weights",
     "count_parameters",
     "dense_layers_in_place_of_factors",
+    "backbone_of",
     "block_names",
     "energy_rank",
     "factorization_report",
     "factorize_model",
     "find_blocks",
+    "init_factors",
     "is_repo_id",
     "layout_of",
     "linear_parameters",

@@ -19,7 +19,13 @@ __all__ = ["FactorizedCheckpointMixin", "dense_layers_in_place_of_factors"]
 
 
 class FactorizedCheckpointMixin:
-    """Put first in the bases of a `PreTrainedModel` subclass whose modules include `FactorizedLinear`s."""
+    """Put first in the bases of a `PreTrainedModel` subclass whose modules include `FactorizedLinear`s.
+
+    `checkpoint_conversion_model`: the transformers class whose checkpoint-key renaming table (older checkpoint
+    layouts) applies to this model's dense checkpoints (``"ViTModel"`` for the ViT students; None: keys as they are).
+    """
+
+    checkpoint_conversion_model: str | None = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
@@ -55,10 +61,13 @@ def _strip_prefix(key: str, prefix: str) -> str:
     return key[len(prefix) + 1 :] if prefix and key.startswith(f"{prefix}.") else key
 
 
-def _current_vit_name(key: str) -> str:
-    """A ViT checkpoint key in transformers' current layout (``encoder.layer.0.attention.attention.query`` ->
-    ``layers.0.attention.q_proj``), by transformers' own ViT conversion table: ViT checkpoints keep the old one."""
-    for renaming in get_checkpoint_conversion_mapping("ViTModel") or []:
+def _current_name(key: str, conversion_model: str | None) -> str:
+    """A checkpoint key in transformers' current layout by `conversion_model`'s conversion table (ViT:
+    ``encoder.layer.0.attention.attention.query`` -> ``layers.0.attention.q_proj``; ViT checkpoints keep the old
+    one); unchanged without one."""
+    if conversion_model is None:
+        return key
+    for renaming in get_checkpoint_conversion_mapping(conversion_model) or []:
         for source, target in zip(renaming.source_patterns, renaming.target_patterns):
             key = re.sub(source, target, key)
     return key
@@ -69,7 +78,10 @@ def dense_layers_in_place_of_factors(model: nn.Module, loading_info: dict) -> li
     (names without the base-model prefix), from `from_pretrained`'s loading info."""
     prefix = getattr(model, "base_model_prefix", "")
     missing = {_strip_prefix(key, prefix) for key in loading_info.get("missing_keys") or []}
-    unexpected = {_current_vit_name(_strip_prefix(key, prefix)) for key in loading_info.get("unexpected_keys") or []}
+    conversion = getattr(model, "checkpoint_conversion_model", None)
+    unexpected = {
+        _current_name(_strip_prefix(key, prefix), conversion) for key in loading_info.get("unexpected_keys") or []
+    }
     layers = []
     for name, module in model.named_modules():
         if isinstance(module, FactorizedLinear):

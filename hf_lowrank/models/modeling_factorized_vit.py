@@ -51,6 +51,7 @@ class FactorizedViTPreTrainedModel(FactorizedCheckpointMixin, ViTPreTrainedModel
     config: FactorizedViTConfig
     config_class = FactorizedViTConfig
     _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
+    checkpoint_conversion_model = "ViTModel"  # dense ViT checkpoints may keep transformers' older key layout
 
     @torch.no_grad()
     def _init_weights(self, module):

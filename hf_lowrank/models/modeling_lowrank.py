@@ -21,6 +21,10 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers import initialization as init
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+)
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs
 
@@ -38,7 +42,10 @@ __all__ = [
     "LowRankForSequenceClassification",
     "LowRankModel",
     "LowRankPreTrainedModel",
+    "backbone_of",
+    "base_model_class",
     "block_names",
+    "init_factors",
 ]
 
 
@@ -51,6 +58,14 @@ def base_model_class(config: LowRankConfig) -> type[PreTrainedModel]:
             f"(transformers {transformers.__version__})."
         )
     return model_class
+
+
+def task_class_names(mapping: dict) -> tuple[str, ...]:
+    """The class names of a transformers Auto mapping (`MODEL_FOR_*_MAPPING_NAMES`; some entries are tuples)."""
+    names = []
+    for value in mapping.values():
+        names.extend(value if isinstance(value, (tuple, list)) else [value])
+    return tuple(dict.fromkeys(names))
 
 
 def block_names(model: nn.Module, layout: BlockLayout | None = None) -> list[str]:
@@ -73,19 +88,26 @@ def init_factors(module: nn.Module, initializer_range: float) -> bool:
     return True
 
 
+class FactorAwareInit:
+    """The `_init_weights` of a transformers model inside a LowRank student: `init_factors` for a
+    `FactorizedLinear`, the model class's own `_init_weights` for everything else. A plain object holding its owner
+    (not a closure), so the student pickles and deep-copies with it."""
+
+    def __init__(self, owner: PreTrainedModel, initializer_range: float):
+        self.owner = owner
+        self.initializer_range = initializer_range
+
+    def __call__(self, module: nn.Module) -> None:
+        if not init_factors(module, self.initializer_range):
+            type(self.owner)._init_weights(self.owner, module)
+
+
 def _add_factor_init(model: nn.Module, initializer_range: float) -> None:
-    """Extend the `_init_weights` of every transformers model in `model` to `FactorizedLinear` (`init_factors`)."""
-
-    def extended(base_init):
-        def init_weights(module):
-            if not init_factors(module, initializer_range):
-                base_init(module)
-
-        return init_weights
-
+    """Extend the `_init_weights` of every transformers model in `model` to `FactorizedLinear` (`init_factors`):
+    `PreTrainedModel.initialize_weights` dispatches each sub-model to its own `_init_weights`."""
     for module in model.modules():
         if isinstance(module, PreTrainedModel):
-            module._init_weights = extended(module._init_weights)
+            module._init_weights = FactorAwareInit(module, initializer_range)
 
 
 def backbone_of(task_model: nn.Module, layout: BlockLayout | None) -> tuple[str, nn.Module] | None:
@@ -129,9 +151,18 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     _auto_teacher_class = None  # the Auto class `from_teacher` loads a teacher path with
+    _task_classes: tuple[str, ...] = ()  # the base architectures this task class wraps (empty: any)
+    _task = "any"
 
     def __init__(self, config: LowRankConfig):
         super().__init__(config)
+        if self._task_classes and config.base_architecture not in self._task_classes:
+            raise ValueError(
+                f"{type(self).__name__} wraps {self._task} models, but `base_architecture` is "
+                f"{config.base_architecture!r}: load or build it with the class of its task (LowRankModel for a "
+                f"backbone), or give a base architecture among transformers' {self._task} classes (e.g. "
+                f"{', '.join(self._task_classes[:3])})."
+            )
         self.model = self._build_base(config)
         _add_factor_init(self.model, getattr(config.base_config, "initializer_range", 0.02))
         if config.factorized_layers:
@@ -166,6 +197,15 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
 
     def get_input_embeddings(self):
         return self.model.get_input_embeddings()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with every LowRank class of this checkpoint in `auto_map`, so that
+        `trust_remote_code=True` loads it as its task model and as the bare backbone (`AutoModel`)."""
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoModel": "modeling_lowrank.LowRankModel",
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def forward(self, *args, **kwargs: Unpack[TransformersKwargs]):
         """The base architecture's forward, with the same inputs and outputs."""
@@ -240,6 +280,8 @@ class LowRankForImageClassification(LowRankPreTrainedModel):
 
     main_input_name = "pixel_values"
     _auto_teacher_class = AutoModelForImageClassification
+    _task_classes = task_class_names(MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
+    _task = "image-classification"
 
     def forward(self, pixel_values=None, labels=None, **kwargs: Unpack[TransformersKwargs]):
         """The base classifier's forward: `pixel_values` `(batch, channels, height, width)`, optional `labels`
@@ -252,6 +294,8 @@ class LowRankForSequenceClassification(LowRankPreTrainedModel):
 
     main_input_name = "input_ids"
     _auto_teacher_class = AutoModelForSequenceClassification
+    _task_classes = task_class_names(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+    _task = "sequence-classification"
 
     def forward(
         self,

@@ -1,16 +1,17 @@
 """The rank sweep, stage by stage.
 
 - `arguments`: `SweepArguments` (CLI help in field metadata) and `SweepError`.
-- `embedded`: the embedded digits teacher and the default ranks.
+- `embedded`: the embedded digits teachers (six families) and the default ranks.
+- `families`: what the sweep knows of a teacher's family (modality, processor, block layout, student class).
 - `fingerprint`: what a resume must match.
 - `store`: the sweep directory (results.json, model directories); `context`: `SweepContext`, what stages share.
 - `teacher_stage`, `students`, `cnn_stage`: the stages; `measurements`: robustness and diagnostics of any model.
 - `run`: `run_sweep`, the stages in order, then report -> cards -> Hub.
 """
 
-from .arguments import FINETUNE_MODES, SweepArguments, SweepError
+from .arguments import EMBEDDED_ARCHITECTURES, FINETUNE_MODES, SweepArguments, SweepError
 from .context import SweepContext
-from .embedded import default_ranks, embedded_teacher
+from .embedded import EMBEDDED_NAMES, default_ranks, embedded_teacher
 from .fingerprint import differences, fingerprint
 from .run import run_sweep
 from .store import RESULTS_FILE, TEACHER_DIR, SweepStore
@@ -18,6 +19,8 @@ from .students import build_student, student_dir
 
 
 __all__ = [
+    "EMBEDDED_ARCHITECTURES",
+    "EMBEDDED_NAMES",
     "FINETUNE_MODES",
     "RESULTS_FILE",
     "SweepArguments",

@@ -62,7 +62,10 @@ class SweepArguments:
     )
     ranks: list[int] | None = field(
         default=None,
-        metadata={"help": "Ranks to sweep (default: powers of two up to the model width, and the width)."},
+        metadata={
+            "help": "Ranks to sweep (default: powers of two up to the smallest encoder linear's min(in, out), and "
+            "that number: 1, 2, 4, ..., 48 for the embedded teachers)."
+        },
     )
     exclude_modules: list[str] | None = field(
         default=None, metadata={"help": "Encoder linear layers to keep dense in every student (e.g. o_proj)."}

@@ -31,6 +31,9 @@ __all__ = [
     "teacher_family_problem",
     "teacher_modality",
     "encoder_linears",
+    "text_length_limit",
+    "TASKS",
+    "STUDENT_MODEL_TYPES",
 ]
 
 TEXT_MODEL_TYPES = ("bert", "roberta", "distilbert")
@@ -105,6 +108,17 @@ def load_processor(name_or_path: str | Path, modality: str, argument: str = "--t
             f"only the {len(processor)} special tokens). {advice}"
         )
     return processor
+
+
+def text_length_limit(config: PretrainedConfig, requested: int) -> int:
+    """Tokens per example a text teacher can take: `requested` (--max_seq_length), at most its position table
+    (`max_position_embeddings`; RoBERTa's positions start after its padding index, so two fewer)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return requested
+    if config.model_type == "roberta":
+        positions -= (config.pad_token_id or 0) + 1
+    return min(requested, positions)
 
 
 def encoder_linears(teacher: nn.Module, layout: BlockLayout | None = None) -> list[nn.Linear]:

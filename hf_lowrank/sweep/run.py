@@ -8,7 +8,7 @@ and redoes only what is unfinished.
 from datetime import timedelta
 from pathlib import Path
 
-from accelerate import Accelerator, InitProcessGroupKwargs
+from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from transformers import AutoConfig, enable_full_determinism, set_seed
 
 from ..data import load_classification_data
@@ -31,12 +31,18 @@ __all__ = ["build_accelerator", "check_arguments", "run_sweep"]
 
 
 def build_accelerator(args: DistillationConfig) -> Accelerator:
-    """The process group the training arguments ask for: accumulation, CPU, bf16 mixed precision, DDP timeout."""
+    """The process group the training arguments ask for: accumulation, CPU, bf16 mixed precision, DDP timeout, and
+    DDP's `find_unused_parameters` (True unless `--ddp_find_unused_parameters false`, as Trainer without gradient
+    checkpointing: CLIP's and SigLIP's classifiers never read some of their parameters)."""
+    find_unused = True if args.ddp_find_unused_parameters is None else args.ddp_find_unused_parameters
     return Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         cpu=args.use_cpu,
         mixed_precision="bf16" if args.bf16 else "no",
-        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
+        kwargs_handlers=[
+            InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout)),
+            DistributedDataParallelKwargs(find_unused_parameters=find_unused),
+        ],
     )
 
 

@@ -10,9 +10,11 @@ from ..data import preprocess
 from ..distillation import LockstepTrainer
 from ..models import (
     PretrainedSource,
+    backbone_of,
     block_names,
     check_safetensors_files,
     count_parameters,
+    layout_of,
     resolve_pretrained_source,
 )
 from ..report import near_chance_note
@@ -27,6 +29,7 @@ from .families import (
     task_auto_class,
     teacher_family_problem,
     teacher_modality,
+    text_length_limit,
 )
 from .measurements import diagnose, robustness
 from .store import TEACHER_DIR
@@ -96,11 +99,13 @@ def lora_config(model, sweep: SweepArguments):
     """peft's LoRA on every encoder linear (the layers the students factorize), the task head trained in full."""
     from peft import LoraConfig
 
-    prefix = model.base_model_prefix
+    layout = sweep_layout(sweep)
+    found = backbone_of(model, layout_of(model, layout))
+    backbone = found[0] if found is not None else model.base_model_prefix
     heads = [
-        name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters())
+        name for name, child in model.named_children() if name != backbone and any(True for _ in child.parameters())
     ]
-    blocks = tuple(f"{block}." for block in block_names(model, sweep_layout(sweep)))
+    blocks = tuple(f"{block}." for block in block_names(model, layout))
     encoder_linears = [
         name for name, module in model.named_modules() if isinstance(module, nn.Linear) and name.startswith(blocks)
     ]
@@ -163,7 +168,8 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
     else:
         ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names, ctx.teacher_source)
     with accelerator.main_process_first():
-        ctx.processed = preprocess(data, ctx.processor, max_length=ctx.sweep.max_seq_length)
+        max_length = text_length_limit(ctx.teacher.config, ctx.sweep.max_seq_length)
+        ctx.processed = preprocess(data, ctx.processor, max_length=max_length)
     check_ranks(ctx)
     check_batches(ctx)
     if finished:

@@ -225,6 +225,7 @@ _OTHER_VALUES = {
     "dataloader_prefetch_factor": 3,
     "dataloader_multiprocessing_context": "spawn",
     "ddp_timeout": 60,
+    "ddp_find_unused_parameters": False,
     "local_rank": 0,
 }
 

@@ -381,3 +381,11 @@ def test_diagnostics_of_every_kind_of_backbone(model_type):
     for model in (teacher, _student_class(model_type).from_teacher(teacher, rank=2)):
         summary = diagnose_model(model, rows.with_format("torch"), max_examples=8)
         assert summary["num_examples"] == 8 and summary["pooled_dim"] > 0
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_an_attention_implementation_asked_of_the_student_reaches_its_base_model(implementation, tmp_path):
+    LowRankForSequenceClassification.from_teacher(tiny_classifier("bert"), rank=2).save_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path, attn_implementation=implementation)
+    assert model.config._attn_implementation == implementation
+    assert model.model.config._attn_implementation == implementation  # what the BERT layers run

@@ -110,6 +110,8 @@ def test_text_teacher_on_a_csv_file_runs_the_whole_sweep(tmp_path):
     with torch.no_grad():
         expected = student.config.id2label[int(student(**inputs).logits.argmax(-1))]
     assert classify(sentence)[0]["label"] == expected
+    report = (out / "report.md").read_text()
+    assert "per-text SVD rank (p99)" in report and "padding tokens included" in report and "image" not in report
     card = (out / "rank-002" / "README.md").read_text()
     assert "pipeline_tag: text-classification" in card and 'pipeline("text-classification"' in card
     assert "AutoModelForSequenceClassification" in card and "AutoTokenizer" in card

@@ -30,7 +30,17 @@ METHOD = (
     "Intervals are 95% percentile bootstraps over test examples, resampling the per-example correctness of the "
     "teacher and every student jointly; with several seeds, the per-seed values are given too."
 )
-TEACHER_FIELDS = ("source", "accuracy", "parameters", "finetune", "ece", "noise_accuracy", "diagnostics")
+TEACHER_FIELDS = (
+    "source",
+    "accuracy",
+    "parameters",
+    "finetune",
+    "ece",
+    "noise_accuracy",
+    "diagnostics",
+    "model_type",
+    "task",
+)
 CNN_FIELDS = ("capacity", "status", "error", "parameters", "accuracy", "ece", "noise_accuracy", "diagnostics")
 
 

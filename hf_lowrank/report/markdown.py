@@ -126,17 +126,19 @@ def _representation_lines(report: Report) -> list[str]:
     teacher = report.teacher.get("diagnostics")
     if not teacher:
         return []
+    text = report.teacher.get("task") == "text-classification"
+    unit, padding = ("text", " (padding tokens included)") if text else ("image", "")
     lines = [
         "## Representations",
         "",
-        "Final-layer tokens of each model on the test images: per-image SVD rank holding 95% of an image's "
-        "energy (99th percentile over images), the shared PCA dimension at which 99% of images keep 95% of their "
-        "energy, the spectral bandwidth b_0.9 of single tokens (fraction of the channel spectrum holding 90% of "
-        "their energy), and the centred entropy effective rank of the pooled representation.",
+        f"Final-layer tokens{padding} of each model on the test {unit}s: per-{unit} SVD rank holding 95% of a "
+        f"{unit}'s energy (99th percentile over {unit}s), the shared PCA dimension at which 99% of {unit}s keep 95% "
+        "of their energy, the spectral bandwidth b_0.9 of single tokens (fraction of the channel spectrum holding "
+        "90% of their energy), and the centred entropy effective rank of the pooled representation.",
         "",
         "![representations against rank](representations.png)",
         "",
-        "| model | per-image SVD rank (p99) | shared PCA dimension | b_0.9 | pooled effective rank |",
+        f"| model | per-{unit} SVD rank (p99) | shared PCA dimension | b_0.9 | pooled effective rank |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     entries = [("teacher", teacher)] + [(f"rank {row['rank']}", row["diagnostics"]) for row in report.rows]

@@ -14,7 +14,7 @@ __all__ = ["knee_figure", "plot_knee", "plot_params_vs_accuracy", "plot_represen
 
 
 def plot_representations(report: Report, path: str | os.PathLike) -> None:
-    """Pooled effective rank, shared PCA dimension and per-image SVD rank of every student against its rank, with
+    """Pooled effective rank, shared PCA dimension and per-example (image or text) SVD rank of every student against its rank, with
     the teacher's values as horizontal lines."""
     plt = pyplot()
     rows = [row for row in report.rows if row.get("diagnostics")]
@@ -24,7 +24,7 @@ def plot_representations(report: Report, path: str | os.PathLike) -> None:
     series = [
         ("pooled effective rank", lambda d: d["pooled_entropy_rank"], "tab:blue"),
         ("shared PCA dimension", lambda d: d["shared_dimension"], "tab:orange"),
-        ("per-image SVD rank (p99, 95%)", lambda d: d["svd_rank_p99"]["0.95"], "tab:green"),
+        ("per-example SVD rank (p99, 95%)", lambda d: d["svd_rank_p99"]["0.95"], "tab:green"),
     ]
     for label, value, color in series:
         ax.plot(ranks, [value(row["diagnostics"]) for row in rows], "o-", color=color, label=label)

@@ -14,8 +14,8 @@ __all__ = ["knee_figure", "plot_knee", "plot_params_vs_accuracy", "plot_represen
 
 
 def plot_representations(report: Report, path: str | os.PathLike) -> None:
-    """Pooled effective rank, shared PCA dimension and per-example (image or text) SVD rank of every student against its rank, with
-    the teacher's values as horizontal lines."""
+    """Pooled effective rank, shared PCA dimension and per-example (image or text) SVD rank of every student against
+    its rank, with the teacher's values as horizontal lines."""
     plt = pyplot()
     rows = [row for row in report.rows if row.get("diagnostics")]
     teacher = report.teacher["diagnostics"]

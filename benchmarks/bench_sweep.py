@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from transformers import ViTConfig, ViTForImageClassification
 
 from hf_lowrank import FactorizedViTForImageClassification
-from hf_lowrank.data import collate_pixel_values
+from hf_lowrank.data import collate_examples
 from hf_lowrank.distillation import (
     BlockOutputRecorder,
     DistillationConfig,
@@ -84,9 +84,7 @@ def measure(name: str, teacher, ranks: list[int], data: Dataset, args: Distillat
 
     # Shared costs per step: loading the batch, and the teacher's forward pass (with block capture).
     start = time.perf_counter()
-    for _ in DataLoader(
-        data, batch_size=args.per_device_train_batch_size, shuffle=True, collate_fn=collate_pixel_values
-    ):
+    for _ in DataLoader(data, batch_size=args.per_device_train_batch_size, shuffle=True, collate_fn=collate_examples):
         pass
     loading_seconds = time.perf_counter() - start
     recorder = BlockOutputRecorder(teacher) if args.distillation_mode == "geometric" else None

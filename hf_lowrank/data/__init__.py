@@ -1,17 +1,11 @@
-"""Datasets for the sweep: loading image- and text-classification sources (`datasets`, `text`), making model
-inputs (`preprocess`) and reading batches (`batches`)."""
+"""Datasets for the sweep: loading a source (`sources`), making its train/test splits (`splits`), image- and
+text-classification data (`datasets`, `text`), model inputs (`preprocess`) and reading batches (`batches`)."""
 
 from .batches import BOOKKEEPING_COLUMNS, batch_size, model_inputs
-from .datasets import (
-    DIGITS,
-    ClassificationSource,
-    ImageClassificationData,
-    find_columns,
-    load_digits_dataset,
-    load_image_classification_data,
-    load_source,
-)
+from .datasets import ImageClassificationData, find_columns, load_image_classification_data
 from .preprocess import collate_examples, collate_pixel_values, preprocess, preprocess_images, preprocess_text
+from .sources import DIGITS, ClassificationSource, load_digits_dataset, load_source
+from .splits import SplitOptions
 from .text import (
     MODALITIES,
     TextClassificationData,
@@ -28,6 +22,7 @@ __all__ = [
     "MODALITIES",
     "ClassificationSource",
     "ImageClassificationData",
+    "SplitOptions",
     "TextClassificationData",
     "batch_size",
     "collate_examples",

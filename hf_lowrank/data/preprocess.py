@@ -61,18 +61,16 @@ def preprocess_images(data: ImageClassificationData, image_processor, cache_limi
             features = Features(
                 {"pixel_values": Array3D(shape, "float32"), "labels": Value("int64"), "index": Value("int64")}
             )
-            processed[name] = split.map(
+            processed[name] = _map_rows(
+                split,
                 lambda batch, indices, name=name: {
                     "pixel_values": pixels(batch, indices, name),
                     "labels": batch[data.label_column],
                     "index": indices,
                 },
-                batched=True,
-                with_indices=True,
-                remove_columns=split.column_names,
-                features=features,
-                desc=f"preprocessing {name}",
-            ).with_format("torch")
+                features,
+                f"preprocessing {name}",
+            )
         else:
             indexed = split.add_column("index", list(range(len(split))))
             processed[name] = indexed.with_transform(
@@ -83,6 +81,19 @@ def preprocess_images(data: ImageClassificationData, image_processor, cache_limi
                 }
             )
     return processed
+
+
+def _map_rows(split: Dataset, make_rows, features: Features, description: str) -> Dataset:
+    """`split` replaced, batch by batch, by the rows `make_rows(batch, indices)` returns (of `features`), cached by
+    `datasets` and read back as torch tensors."""
+    return split.map(
+        make_rows,
+        batched=True,
+        with_indices=True,
+        remove_columns=split.column_names,
+        features=features,
+        desc=description,
+    ).with_format("torch")
 
 
 def _undecoded(split: Dataset, column: str) -> Dataset:
@@ -147,18 +158,16 @@ def preprocess_text(data: TextClassificationData, tokenizer, max_length: int = 1
     )
     processed = DatasetDict()
     for name, split in data.splits.items():
-        processed[name] = split.map(
+        processed[name] = _map_rows(
+            split,
             lambda batch, indices: {
                 **{key: values for key, values in encode(batch[data.text_column]).items() if key in keys},
                 "labels": batch[data.label_column],
                 "index": indices,
             },
-            batched=True,
-            with_indices=True,
-            remove_columns=split.column_names,
-            features=features,
-            desc=f"tokenizing {name}",
-        ).with_format("torch")
+            features,
+            f"tokenizing {name}",
+        )
     return processed
 
 
@@ -185,10 +194,5 @@ def _stack(values: list) -> torch.Tensor:
     return torch.tensor(values)
 
 
-def collate_pixel_values(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stack `pixel_values` (B, C, H, W), `labels` (B,) and `index` (B,)."""
-    return {
-        "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
-        "labels": torch.tensor([int(e["labels"]) for e in examples]),
-        "index": torch.tensor([int(e["index"]) for e in examples]),
-    }
+# The name image-only callers know: image rows (pixel_values (B, C, H, W), labels (B,), index (B,)) collate the same.
+collate_pixel_values = collate_examples

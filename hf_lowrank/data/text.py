@@ -2,8 +2,8 @@
 with a string column and a `ClassLabel` column; and `load_classification_data`, which loads any source once and
 checks that it is of the teacher's kind, image or text.
 
-Source loading and split making are those of the image datasets (`datasets.load_source`,
-`datasets.classification_splits`); only the columns differ.
+Source loading and split making are those of the image datasets (`sources.load_source`,
+`splits.classification_splits`); only the columns differ.
 """
 
 from dataclasses import dataclass
@@ -13,16 +13,13 @@ from datasets import ClassLabel, Dataset, DatasetDict, Image, Value
 
 from .datasets import (
     LABEL_COLUMN_CANDIDATES,
-    TRAIN_SPLITS,
-    ClassificationSource,
     ImageClassificationData,
-    classification_splits,
     describe_columns,
     image_classification_data,
-    load_source,
     pick_column,
-    pick_split,
 )
+from .sources import ClassificationSource, load_source
+from .splits import TRAIN_SPLITS, SplitOptions, classification_splits, pick_split
 
 
 __all__ = [
@@ -130,20 +127,14 @@ def text_classification_data(
     dataset: str,
     text_column: str | None = None,
     label_column: str | None = None,
-    train_split: str | None = None,
-    test_split: str | None = None,
-    seed: int = 0,
-    max_train_samples: int | None = None,
-    max_test_samples: int | None = None,
+    options: SplitOptions = SplitOptions(),
 ) -> TextClassificationData:
     """The text-classification data of a loaded `source` (`dataset` names it in the messages): its columns found
     (`find_text_columns`), then its splits made (`datasets.classification_splits`: labels cast to a `ClassLabel`
     with sorted names, the test split or an 80/20 stratified split with `seed`, cut to `max_*_samples`)."""
-    train_name = pick_split(source.splits, TRAIN_SPLITS, "train", train_split)
+    train_name = pick_split(source.splits, TRAIN_SPLITS, "train", options.train_split)
     text, label = find_text_columns(source.splits[train_name], text_column, label_column)
-    splits, names = classification_splits(
-        source.splits, train_name, label, dataset, test_split, seed, max_train_samples, max_test_samples
-    )
+    splits, names = classification_splits(source.splits, train_name, label, dataset, options)
     _require_texts(splits, text, dataset)
     return TextClassificationData(splits, text, label, names)
 
@@ -199,9 +190,8 @@ def load_text_classification_data(
     source = load_source(dataset, seed)
     why = "not a text dataset: give a text dataset (an image one is for load_image_classification_data)."
     _require_modality(source, dataset, "text", train_split, why)
-    return text_classification_data(
-        source, dataset, text_column, label_column, train_split, test_split, seed, max_train_samples, max_test_samples
-    )
+    options = SplitOptions(train_split, test_split, seed, max_train_samples, max_test_samples)
+    return text_classification_data(source, dataset, text_column, label_column, options)
 
 
 def load_classification_data(
@@ -233,7 +223,7 @@ def load_classification_data(
     source = load_source(dataset, seed)
     why = f"but the teacher is {_an(modality)} classifier: give {_an(modality)} dataset, or {_an(other)} teacher."
     _require_modality(source, dataset, modality, train_split, why)
-    arguments = (label_column, train_split, test_split, seed, max_train_samples, max_test_samples)
+    options = SplitOptions(train_split, test_split, seed, max_train_samples, max_test_samples)
     if modality == "image":
-        return image_classification_data(source, dataset, image_column, *arguments)
-    return text_classification_data(source, dataset, text_column, *arguments)
+        return image_classification_data(source, dataset, image_column, label_column, options)
+    return text_classification_data(source, dataset, text_column, label_column, options)

@@ -280,7 +280,7 @@ def test_lora_targets_the_encoder_linears_and_trains_the_head_of_every_family(mo
     config = lora_config(model, SweepArguments())
     expected_heads = {"distilbert": {"pre_classifier", "classifier"}}.get(model_type, {"classifier"})
     assert set(config.modules_to_save) == expected_heads
-    linears = {id(m) for m in encoder_linears(model)}
+    linears = {id(m) for m in encoder_linears(model).values()}
     assert {id(model.get_submodule(name)) for name in config.target_modules} == linears
     peft_model = get_peft_model(model, config)
     with torch.no_grad():

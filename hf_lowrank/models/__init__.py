@@ -12,6 +12,7 @@ from .cnn_student import CNN_CAPACITIES, CNNEmbeddingStudent, CNNStudentOutput
 from .configuration_bridged_vit import BRIDGES, BridgedViTConfig
 from .configuration_factorized_vit import FactorizedViTConfig
 from .configuration_lowrank import LowRankConfig
+from .factor_init import init_factors
 from .factorize import (
     DEFAULT_EXCLUDE_MODULES,
     FactorizationReport,
@@ -36,7 +37,6 @@ from .modeling_lowrank import (
     LowRankPreTrainedModel,
     backbone_of,
     block_names,
-    init_factors,
 )
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .registration import register_auto_classes

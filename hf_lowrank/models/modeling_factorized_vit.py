@@ -11,13 +11,13 @@ import os
 import torch
 from torch import nn
 from transformers import ViTForImageClassification
-from transformers import initialization as init
 from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTModel, ViTPooler, ViTPreTrainedModel
 
 from .checkpoint_loading import FactorizedCheckpointMixin
 from .configuration_factorized_vit import FactorizedViTConfig
+from .factor_init import init_factors
 from .factorize import factorize_model, plan_factorization
-from .factorized_linear import FactorizedLinear, as_integer
+from .factorized_linear import as_integer
 from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
@@ -56,13 +56,7 @@ class FactorizedViTPreTrainedModel(FactorizedCheckpointMixin, ViTPreTrainedModel
     @torch.no_grad()
     def _init_weights(self, module):
         """ViT's init; a random `FactorizedLinear` gets `up @ down` entries of std `initializer_range`."""
-        if isinstance(module, FactorizedLinear):
-            std = (self.config.initializer_range / module.rank**0.5) ** 0.5
-            init.normal_(module.down, mean=0.0, std=std)
-            init.normal_(module.up, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        else:
+        if not init_factors(module, self.config.initializer_range):
             super()._init_weights(module)
 
 

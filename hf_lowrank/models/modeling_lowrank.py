@@ -20,7 +20,6 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
 )
-from transformers import initialization as init
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
@@ -31,8 +30,8 @@ from transformers.utils import TransformersKwargs
 from .architectures import BlockLayout, find_blocks, layout_of
 from .checkpoint_loading import FactorizedCheckpointMixin
 from .configuration_lowrank import LowRankConfig
+from .factor_init import init_factors
 from .factorize import DEFAULT_EXCLUDE_MODULES, factorize_model, plan_factorization
-from .factorized_linear import FactorizedLinear
 from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
@@ -45,7 +44,6 @@ __all__ = [
     "backbone_of",
     "base_model_class",
     "block_names",
-    "init_factors",
 ]
 
 
@@ -72,20 +70,6 @@ def block_names(model: nn.Module, layout: BlockLayout | None = None) -> list[str
     """The block patterns that select `model`'s encoder linears: the names of its blocks (`find_blocks`), for
     `plan_factorization(target_modules=...)`."""
     return [name for name, _ in find_blocks(model, layout)]
-
-
-@torch.no_grad()
-def init_factors(module: nn.Module, initializer_range: float) -> bool:
-    """Draw a random `FactorizedLinear` so that `up @ down` has entries of std `initializer_range`, as the dense layer
-    it replaces (bias zero); False (nothing done) for any other module."""
-    if not isinstance(module, FactorizedLinear):
-        return False
-    std = (initializer_range / module.rank**0.5) ** 0.5
-    init.normal_(module.down, mean=0.0, std=std)
-    init.normal_(module.up, mean=0.0, std=std)
-    if module.bias is not None:
-        init.zeros_(module.bias)
-    return True
 
 
 class FactorAwareInit:

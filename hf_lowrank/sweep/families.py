@@ -121,11 +121,11 @@ def text_length_limit(config: PretrainedConfig, requested: int) -> int:
     return min(requested, positions)
 
 
-def encoder_linears(teacher: nn.Module, layout: BlockLayout | None = None) -> list[nn.Linear]:
-    """Every `nn.Linear` inside the teacher's blocks (the layers the students factorize), in order."""
-    return [
-        module
-        for _, block in find_blocks(teacher, layout)
-        for module in block.modules()
+def encoder_linears(teacher: nn.Module, layout: BlockLayout | None = None) -> dict[str, nn.Linear]:
+    """Every `nn.Linear` inside the teacher's blocks (the layers the students factorize), by full name, in order."""
+    return {
+        f"{block_name}.{name}": module
+        for block_name, block in find_blocks(teacher, layout)
+        for name, module in block.named_modules()
         if isinstance(module, nn.Linear)
-    ]
+    }

@@ -42,7 +42,7 @@ def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
         raise SweepError(f"--block_pattern {sweep.block_pattern!r}: {error}") from error
     if not linears:
         raise SweepError(f"the teacher's blocks hold no nn.Linear layer to factorize ({type(teacher).__name__}).")
-    dims = [min(m.in_features, m.out_features) for m in linears]
+    dims = [min(m.in_features, m.out_features) for m in linears.values()]
     return min(min(dims), sweep.student_hidden_size or min(dims))
 
 

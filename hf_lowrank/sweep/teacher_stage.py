@@ -4,14 +4,11 @@ record it. Its test accuracy is the baseline every student is normalised by."""
 import copy
 import time
 
-from torch import nn
-
 from ..data import preprocess
 from ..distillation import LockstepTrainer
 from ..models import (
     PretrainedSource,
     backbone_of,
-    block_names,
     check_safetensors_files,
     count_parameters,
     layout_of,
@@ -24,6 +21,7 @@ from .context import SweepContext
 from .embedded import EMBEDDED_NAMES, embedded_config, embedded_teacher
 from .families import (
     TASKS,
+    encoder_linears,
     load_processor,
     sweep_layout,
     task_auto_class,
@@ -105,13 +103,8 @@ def lora_config(model, sweep: SweepArguments):
     heads = [
         name for name, child in model.named_children() if name != backbone and any(True for _ in child.parameters())
     ]
-    blocks = tuple(f"{block}." for block in block_names(model, layout))
-    encoder_linears = [
-        name for name, module in model.named_modules() if isinstance(module, nn.Linear) and name.startswith(blocks)
-    ]
-    return LoraConfig(
-        r=sweep.lora_rank, lora_alpha=2 * sweep.lora_rank, target_modules=encoder_linears, modules_to_save=heads
-    )
+    targets = list(encoder_linears(model, layout))
+    return LoraConfig(r=sweep.lora_rank, lora_alpha=2 * sweep.lora_rank, target_modules=targets, modules_to_save=heads)
 
 
 def finetune_teacher(ctx: SweepContext, model, mode: str):

@@ -30,9 +30,13 @@ def test_results_json_of_0_1_0_loads_round_trips_and_reports():
     payload = json.loads((FIXTURES / "results.json").read_text())
     results = SweepResults.load(FIXTURES)
     # Nothing dropped; the one thing added is what 0.1.0 did not record: the teacher's family and task, at the
-    # defaults that describe every 0.1.0 sweep (ViT image classifiers).
+    # defaults that describe every 0.1.0 sweep (ViT image classifiers), the students' init (the SVD, the only one
+    # 0.1.0 had), and empty preview, budget and factorization records.
     added = {"model_type": "vit", "task": "image-classification"}
-    assert json.loads(json.dumps(results.to_dict())) == {**payload, "teacher": {**payload["teacher"], **added}}
+    ranks = [{**r, "config": {**r["config"], "init": "svd"}} for r in payload["ranks"]]
+    empty = {"previews": [], "budget_students": [], "factorization": None}
+    expected = {**payload, "teacher": {**payload["teacher"], **added}, "ranks": ranks, **empty}
+    assert json.loads(json.dumps(results.to_dict())) == expected
     assert [r.rank for r in results.ranks] == [1, 2, 4] and results.cnn_students[0].capacity == "small"
     report = build_report(results, num_bootstrap=10)
     assert report.ranks == [1, 2, 4] and report.teacher["accuracy"] == payload["teacher"]["accuracy"]

@@ -7,7 +7,7 @@ scipy).
 - `bootstrap`: joint percentile bootstrap over test examples.
 """
 
-from .bootstrap import bootstrap_intervals
+from .bootstrap import bootstrap_intervals, paired_difference_interval
 from .curve import (
     Curve,
     effective_knee,
@@ -27,6 +27,7 @@ __all__ = [
     "Curve",
     "CurveSummary",
     "bootstrap_intervals",
+    "paired_difference_interval",
     "check_curve_inputs",
     "effective_knee",
     "effective_rank_region",

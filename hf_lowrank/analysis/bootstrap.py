@@ -8,7 +8,7 @@ from .summary import summarize_checked
 from .validation import check_fractions, check_level, check_positive_int, check_ranks, check_thresholds
 
 
-__all__ = ["bootstrap_intervals"]
+__all__ = ["bootstrap_intervals", "paired_difference_interval"]
 
 
 def _interval(samples, level=0.95):
@@ -104,3 +104,24 @@ def bootstrap_intervals(
         "num_samples": num_samples,
         "level": level,
     }
+
+
+def paired_difference_interval(
+    first_correct, second_correct, num_samples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of accuracy(first) - accuracy(second) over the same test examples, resampled
+    jointly (paired). Both are `(num_examples,)` 0/1 correctness arrays in one example order."""
+    first = check_fractions("first_correct", first_correct, label="example", percent_hint=False)
+    second = check_fractions("second_correct", second_correct, label="example", percent_hint=False)
+    if first.shape != second.shape or first.shape[0] == 0:
+        raise ValueError(
+            f"first_correct and second_correct must be non-empty and of one length; got {first.shape[0]} and "
+            f"{second.shape[0]} examples."
+        )
+    num_samples = check_positive_int("num_samples", num_samples)
+    level = check_level(level)
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, first.shape[0], (num_samples, first.shape[0]))  # (num_samples, num_examples)
+    differences = first[samples].mean(axis=1) - second[samples].mean(axis=1)  # (num_samples,)
+    tail = (1 - level) / 2 * 100
+    return tuple(np.percentile(differences, [tail, 100 - tail]).tolist())

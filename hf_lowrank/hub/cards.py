@@ -172,6 +172,15 @@ def _task_fields(results: SweepResults) -> dict:
     }
 
 
+# How a student's factors started, as the card's sentence says it (models.INITS).
+INIT_NOTES = {
+    "svd": "the truncated SVD of the teacher's weight",
+    "whitened": "the whitened SVD of the teacher's weight (SVD-LLM: the best rank-r map on calibration inputs)",
+    "activation": "the activation-scaled SVD of the teacher's weight (ASVD)",
+    "fisher": "the Fisher-weighted SVD of the teacher's weight (FWSVD)",
+}
+
+
 def student_card(
     results: SweepResults, report: Report, record: StudentResult, repo_id: str | None = None
 ) -> ModelCard:
@@ -186,6 +195,7 @@ def student_card(
         rank=record.rank,
         teacher_name=teacher.source,
         distillation_mode=results.distillation_mode,
+        init_note=INIT_NOTES.get(record.config.init, record.config.init),
         parameters=f"{record.parameters:,}",
         teacher_parameters=f"{teacher.parameters:,}",
         compression=f"{record.compression:.2f}x",

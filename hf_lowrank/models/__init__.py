@@ -12,6 +12,17 @@ from .cnn_student import CNN_CAPACITIES, CNNEmbeddingStudent, CNNStudentOutput
 from .configuration_bridged_vit import BRIDGES, BridgedViTConfig
 from .configuration_factorized_vit import FactorizedViTConfig
 from .configuration_lowrank import LowRankConfig
+from .decomposition import (
+    DATA_AWARE_INITS,
+    INITS,
+    InputStatistics,
+    LinearDecomposition,
+    decompose_layers,
+    decompose_linear,
+    fallback_summary,
+    teacher_decompositions,
+    whitening_factor,
+)
 from .factor_init import init_factors
 from .factorize import (
     DEFAULT_EXCLUDE_MODULES,
@@ -24,6 +35,7 @@ from .factorize import (
     plan_factorization,
 )
 from .factorized_linear import FactorizedLinear, check_rank
+from .input_statistics import collect_input_statistics
 from .modeling_bridged_vit import BridgedViTForImageClassification, BridgedViTOutput, BridgedViTPreTrainedModel
 from .modeling_factorized_vit import (
     FactorizedViTForImageClassification,
@@ -39,11 +51,27 @@ from .modeling_lowrank import (
     block_names,
 )
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
+from .rank_allocation import LayerSpectrum, allocate_ranks, budget_parameters, plan_parameters, uniform_rank_within
 from .registration import register_auto_classes
 from .teacher_weights import copy_teacher_weights
 
 
 __all__ = [
+    "DATA_AWARE_INITS",
+    "INITS",
+    "InputStatistics",
+    "LinearDecomposition",
+    "decompose_layers",
+    "decompose_linear",
+    "fallback_summary",
+    "teacher_decompositions",
+    "whitening_factor",
+    "collect_input_statistics",
+    "LayerSpectrum",
+    "allocate_ranks",
+    "budget_parameters",
+    "plan_parameters",
+    "uniform_rank_within",
     "BLOCK_LAYOUTS",
     "BRIDGES",
     "BlockLayout",

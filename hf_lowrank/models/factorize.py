@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .accounting import count_parameters, linear_parameters, parameter_change
+from .decomposition import DATA_AWARE_INITS, INITS, InputStatistics, LinearDecomposition, decompose_linear
 from .factorized_linear import FactorizedLinear, check_rank
 
 
@@ -231,6 +232,9 @@ def factorize_model(
     target_modules: Sequence[str] | str | None = None,
     exclude_modules: Sequence[str] | str | None = DEFAULT_EXCLUDE_MODULES,
     init: str = "svd",
+    calibration: Mapping[str, InputStatistics] | None = None,
+    alpha: float = 0.5,
+    decompositions: Mapping[str, LinearDecomposition] | None = None,
 ) -> FactorizationReport:
     """Replace matching `nn.Linear` layers of `model` by `FactorizedLinear`, in place.
 
@@ -238,29 +242,52 @@ def factorize_model(
     `target_modules` and `exclude_modules`.
 
     Args:
-        init: ``"svd"`` initialises each layer from the truncated SVD of its dense weight (the best rank-r
-            approximation); ``"random"`` only builds the structure (for models whose weights are loaded afterwards).
+        init: how each layer's factors start (see `decomposition.py`): ``"svd"`` (the truncated SVD of its dense
+            weight, the best rank-r approximation), ``"whitened"`` (SVD-LLM: the best rank-r map on the calibration
+            inputs), ``"activation"`` (ASVD, input channels scaled by ``mean|x|^alpha``), ``"fisher"`` (FWSVD, rows
+            weighted by the task loss's squared gradients); or ``"random"``, the structure only (for models whose
+            weights are loaded afterwards).
+        calibration: layer name -> `InputStatistics` (`collect_input_statistics`); needed by the data-aware inits.
+        alpha: the ``"activation"`` init's exponent.
+        decompositions: layer name -> a precomputed `LinearDecomposition` (`decompose_layers`), used instead of
+            decomposing again (a sweep factorizes once, then builds every rank from it).
 
     Returns:
         A `FactorizationReport`; `print(report)` shows the per-layer table and the totals.
     """
-    if init not in ("svd", "random"):
-        raise ValueError(f"init must be 'svd' or 'random', got {init!r}.")
+    if init not in (*INITS, "random"):
+        raise ValueError(f"init must be one of {[*INITS, 'random']}, got {init!r}.")
     params_before = count_parameters(model)
     plan = plan_factorization(model, rank, target_modules, exclude_modules)
+    wrong = sorted({d.init for d in (decompositions or {}).values()} - {init})
+    if wrong:
+        raise ValueError(f"decompositions were computed for init {wrong}, not for init {init!r}.")
+    if init in DATA_AWARE_INITS:
+        covered = set(decompositions or {}) | set(calibration or {})
+        missing = [layer.name for layer in plan if layer.name not in covered]
+        if missing:
+            raise ValueError(
+                f"init {init!r} needs calibration statistics of every factorized layer's inputs "
+                f"(calibration=collect_input_statistics(model, batches, layer_names)); missing for {missing[:6]}"
+                f"{' ...' if len(missing) > 6 else ''}."
+            )
     for layer in plan:
         linear = model.get_submodule(layer.name)
-        if init == "svd":
-            replacement = FactorizedLinear.from_linear(linear, layer.rank)
-        else:
-            replacement = FactorizedLinear(
-                layer.in_features,
-                layer.out_features,
-                layer.rank,
-                bias=layer.bias,
-                device=linear.weight.device,
-                dtype=linear.weight.dtype,
-            )
+        replacement = FactorizedLinear(
+            layer.in_features,
+            layer.out_features,
+            layer.rank,
+            bias=layer.bias,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
+        if init != "random":
+            decomposition = (decompositions or {}).get(layer.name)
+            if decomposition is None:
+                statistics = (calibration or {}).get(layer.name) if init != "svd" else None
+                decomposition = decompose_linear(linear.weight, init, statistics, alpha)
+            replacement.check_source(linear)
+            replacement.init_from_decomposition_(decomposition, linear.bias)
         model.set_submodule(layer.name, replacement)
     return FactorizationReport(plan, params_before, count_parameters(model))
 

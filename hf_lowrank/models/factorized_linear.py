@@ -1,7 +1,7 @@
 """`FactorizedLinear`: a dense linear map replaced by two maps through an r-dimensional bottleneck.
 
-This module only imports torch: the modeling files reach it through a flat relative import, so `save_pretrained`
-can copy it next to a checkpoint for `trust_remote_code=True` loading.
+This module only imports torch and a flat sibling: the modeling files reach it through a flat relative import, so
+`save_pretrained` can copy it next to a checkpoint for `trust_remote_code=True` loading.
 """
 
 import math
@@ -10,6 +10,8 @@ import operator
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .decomposition import InputStatistics, LinearDecomposition, decompose_linear
 
 
 __all__ = ["FactorizedLinear", "as_integer", "check_rank"]
@@ -85,9 +87,17 @@ class FactorizedLinear(nn.Module):
 
     @classmethod
     @torch.no_grad()
-    def from_linear(cls, linear: nn.Linear, rank: int) -> "FactorizedLinear":
-        """The best rank-`rank` approximation of `linear` (Eckart–Young), from its truncated SVD (see
-        `init_from_linear_`); dtype and device are those of `linear`."""
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        rank: int,
+        init: str = "svd",
+        statistics: InputStatistics | None = None,
+        alpha: float = 0.5,
+    ) -> "FactorizedLinear":
+        """The rank-`rank` factorization of `linear` for `init` (default: its truncated SVD, the best rank-r
+        approximation by Eckart–Young; the data-aware inits need the layer's calibration `statistics`, see
+        `decomposition.py`); dtype and device are those of `linear`."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"FactorizedLinear.from_linear expects an nn.Linear, got {type(linear).__name__}.")
         layer = cls(
@@ -98,7 +108,8 @@ class FactorizedLinear(nn.Module):
             device=linear.weight.device,
             dtype=linear.weight.dtype,
         )
-        return layer.init_from_linear_(linear)
+        layer.check_source(linear)
+        return layer.init_from_decomposition_(decompose_linear(linear.weight, init, statistics, alpha), linear.bias)
 
     @torch.no_grad()
     def init_from_linear_(self, linear: nn.Linear) -> "FactorizedLinear":
@@ -107,10 +118,13 @@ class FactorizedLinear(nn.Module):
         With `W = U S V^T`: `up = U[:, :r] S_r^(1/2)` and `down = S_r^(1/2) V^T[:r]`, so `up @ down` is the
         truncated SVD of `W`. The SVD runs in float32 (float64 for a float64 layer) whatever the layer's dtype.
         """
+        self.check_source(linear)
+        return self.init_from_decomposition_(decompose_linear(linear.weight, "svd"), linear.bias)
+
+    def check_source(self, linear: nn.Linear) -> None:
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"init_from_linear_ expects an nn.Linear, got {type(linear).__name__}.")
-        weight = linear.weight  # (out_features, in_features)
-        if weight.is_meta:
+        if linear.weight.is_meta:
             raise ValueError("FactorizedLinear.from_linear needs real weights; the layer is on the meta device.")
         if (linear.in_features, linear.out_features) != (self.in_features, self.out_features):
             raise ValueError(
@@ -123,13 +137,24 @@ class FactorizedLinear(nn.Module):
                 f"bias={self.bias is not None}."
             )
         check_rank(self.rank, linear.in_features, linear.out_features)
-        compute_dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
-        u, s, vh = torch.linalg.svd(weight.detach().to(compute_dtype), full_matrices=False)  # (out, k), (k,), (k, in)
-        root = s[: self.rank].sqrt()  # (rank,)
-        self.up.copy_(u[:, : self.rank] * root)  # (out_features, rank)
-        self.down.copy_(root[:, None] * vh[: self.rank])  # (rank, in_features)
-        if linear.bias is not None:
-            self.bias.copy_(linear.bias)
+
+    @torch.no_grad()
+    def init_from_decomposition_(
+        self, decomposition: LinearDecomposition, bias: torch.Tensor | None = None
+    ) -> "FactorizedLinear":
+        """Set this layer, in place, to `decomposition` truncated at this layer's rank (`up @ down = W_r`, see
+        `LinearDecomposition.factors`), and copy `bias` `(out_features,)` when given."""
+        if (decomposition.left.shape[0], decomposition.right.shape[1]) != (self.out_features, self.in_features):
+            raise ValueError(
+                f"a decomposition of a {decomposition.right.shape[1]} -> {decomposition.left.shape[0]} layer cannot "
+                f"initialise a {self.in_features} -> {self.out_features} FactorizedLinear."
+            )
+        check_rank(self.rank, self.in_features, decomposition.max_rank)
+        up, down = decomposition.factors(self.rank)  # (out, rank), (rank, in)
+        self.up.copy_(up)
+        self.down.copy_(down)
+        if bias is not None and self.bias is not None:
+            self.bias.copy_(bias)
         return self
 
     @torch.no_grad()

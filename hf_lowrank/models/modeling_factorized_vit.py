@@ -7,6 +7,7 @@ copies this file and the ones it imports next to the weights for `trust_remote_c
 """
 
 import os
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -15,9 +16,10 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTMod
 
 from .checkpoint_loading import FactorizedCheckpointMixin
 from .configuration_factorized_vit import FactorizedViTConfig
+from .decomposition import InputStatistics, LinearDecomposition, teacher_decompositions
 from .factor_init import init_factors
 from .factorize import factorize_model, plan_factorization
-from .factorized_linear import as_integer
+from .factorized_linear import FactorizedLinear, as_integer
 from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
@@ -121,6 +123,10 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
         rank: int | float | dict[str, int | float] = 32,
         rank_pattern: dict[str, int] | None = None,
         exclude_modules: list[str] | None = None,
+        init: str = "svd",
+        calibration: Mapping[str, InputStatistics] | None = None,
+        alpha: float = 0.5,
+        decompositions: Mapping[str, LinearDecomposition] | None = None,
         **from_pretrained_kwargs,
     ) -> "FactorizedViTForImageClassification":
         """A student of `teacher`: every dense weight copied, every factorized layer SVD-initialised.
@@ -134,6 +140,8 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
                 per layer in `config.rank_pattern`.
             rank_pattern: per-layer overrides of an int `rank` (pattern -> int).
             exclude_modules: patterns of encoder linears to keep dense (e.g. ``["o_proj"]``).
+            init, calibration, alpha, decompositions: how the factors start, as in
+                `LowRankForImageClassification.from_teacher` (default: the truncated SVD of each weight).
 
         Returns:
             The student, on the teacher's device and in its dtype, in eval mode as `from_pretrained` returns.
@@ -162,7 +170,9 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
         )
         weight = next(teacher.parameters())
         student = cls(config).to(device=weight.device, dtype=weight.dtype)
-        uncovered = copy_teacher_weights(student, teacher)
+        factorized = [name for name, module in student.named_modules() if isinstance(module, FactorizedLinear)]
+        decompositions = teacher_decompositions(teacher, factorized, init, calibration, alpha, decompositions)
+        uncovered = copy_teacher_weights(student, teacher, decompositions=decompositions)
         if uncovered:
             raise ValueError(f"the teacher has no weights for student parameters {uncovered[:8]}.")
         student.eval()

@@ -9,7 +9,7 @@ are therefore exactly the base architecture's. Relative imports stay flat (`from
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import transformers
@@ -30,6 +30,7 @@ from transformers.utils import TransformersKwargs
 from .architectures import BlockLayout, find_blocks, layout_of
 from .checkpoint_loading import FactorizedCheckpointMixin
 from .configuration_lowrank import LowRankConfig
+from .decomposition import InputStatistics, LinearDecomposition, teacher_decompositions
 from .factor_init import init_factors
 from .factorize import DEFAULT_EXCLUDE_MODULES, factorize_model, plan_factorization
 from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
@@ -203,6 +204,10 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
         rank: int | float | dict[str, int | float] = 32,
         exclude_modules: Sequence[str] | None = None,
         layout: BlockLayout | None = None,
+        init: str = "svd",
+        calibration: Mapping[str, InputStatistics] | None = None,
+        alpha: float = 0.5,
+        decompositions: Mapping[str, LinearDecomposition] | None = None,
         **from_pretrained_kwargs,
     ) -> "LowRankPreTrainedModel":
         """A student of `teacher` (any transformers model whose blocks hf_lowrank's table knows, or `layout`): the
@@ -217,6 +222,12 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
                 pattern stay dense); resolved against the teacher and stored per layer in `factorized_layers`.
             exclude_modules: patterns of encoder linears to keep dense (heads and poolers always are).
             layout: the blocks of a family hf_lowrank's table does not know (see `BlockLayout`).
+            init: the factors' start: ``"svd"`` (truncated SVD of each weight), ``"whitened"``, ``"activation"`` or
+                ``"fisher"`` (weighted by `calibration`; see `decomposition.py`).
+            calibration: teacher layer name -> `InputStatistics` (`collect_input_statistics` on the teacher).
+            alpha: the ``"activation"`` init's exponent.
+            decompositions: the teacher's precomputed `LinearDecomposition`s (`decompose_layers`) of `init`: a
+                sweep decomposes once and builds every rank from them.
 
         Returns:
             The student, on the teacher's device and in its dtype, in eval mode as `from_pretrained` returns.
@@ -240,7 +251,10 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
         )
         weight = next(teacher.parameters())
         student = cls(config).to(device=weight.device, dtype=weight.dtype)
-        uncovered = copy_teacher_weights(student.model, teacher)
+        decompositions = teacher_decompositions(
+            teacher, [layer.name for layer in plan], init, calibration, alpha, decompositions
+        )
+        uncovered = copy_teacher_weights(student.model, teacher, decompositions=decompositions)
         if uncovered:
             raise ValueError(f"the teacher has no weights for student parameters {uncovered[:8]}.")
         return student.eval()

@@ -2,8 +2,10 @@
 
 A student's module `name` takes its weights from the teacher's module `teacher_name(name)` (by default the same
 name; a prefix map renames, e.g. a Lift student's ``layers`` are the teacher's ``vit.layers``). A `FactorizedLinear`
-opposite a teacher `nn.Linear` is set to that layer's truncated SVD; every other tensor is copied when the teacher
-has one of that name and shape. Modules are never swapped here: `factorize_model` is the only place that swaps.
+opposite a teacher `nn.Linear` is set to that layer's truncated SVD, or to its precomputed decomposition (any init,
+computed once per teacher by `decompose_layers` and truncated at each student's rank); every other tensor is copied
+when the teacher has one of that name and shape. Modules are never swapped here: `factorize_model` is the only place
+that swaps.
 
 Only imports torch and flat siblings, so the modeling files can use it under `trust_remote_code`.
 """
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .decomposition import LinearDecomposition
 from .factorized_linear import FactorizedLinear
 
 
@@ -29,13 +32,18 @@ def _teacher_name(name: str, prefixes: Mapping[str, str] | None) -> str:
 
 @torch.no_grad()
 def copy_teacher_weights(
-    student: nn.Module, teacher: nn.Module, prefixes: Mapping[str, str] | None = None
+    student: nn.Module,
+    teacher: nn.Module,
+    prefixes: Mapping[str, str] | None = None,
+    decompositions: Mapping[str, LinearDecomposition] | None = None,
 ) -> list[str]:
     """Initialise `student` from `teacher` in place; returns the student's tensors that got nothing (sorted).
 
     Args:
         prefixes: student prefix -> teacher prefix (e.g. ``{"layers": "vit.layers", "classifier": "classifier"}``).
             None: the same names. With a mapping, student modules under no listed prefix keep their own init.
+        decompositions: teacher layer name -> its `LinearDecomposition`; a factorized layer whose teacher layer is
+            listed takes its factors from it (no SVD here), the others the truncated SVD of the teacher's weight.
 
     Raises:
         ValueError: a student tensor whose teacher counterpart exists with another shape (naming both), or a
@@ -55,7 +63,11 @@ def copy_teacher_weights(
                     f"student layer {name!r} is factorized, but the teacher's {source_name!r} is a "
                     f"{type(source).__name__}, not an nn.Linear."
                 )
-            module.init_from_linear_(source)
+            if decompositions is not None and source_name in decompositions:
+                module.check_source(source)
+                module.init_from_decomposition_(decompositions[source_name], source.bias)
+            else:
+                module.init_from_linear_(source)
             covered.update(f"{name}.{key}" for key, _ in module.named_parameters())
     uncovered = []
     own = {**dict(student.named_parameters()), **dict(student.named_buffers())}

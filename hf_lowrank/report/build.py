@@ -13,6 +13,7 @@ import numpy as np
 from ..analysis import CurveSummary, bootstrap_intervals, summarize_curve
 from ..analysis.summary import MIN_RANKS
 from ..results import ResultsError, StudentResult, SweepResults
+from .factorization import budget_section, preview_section
 
 
 __all__ = ["HEADLINE_KNEE", "METHOD", "Report", "build_report"]
@@ -59,6 +60,10 @@ class Report:
     per_seed: dict = field(default_factory=dict)
     bootstrap: dict = field(default_factory=dict)
     cnn_students: list[dict] = field(default_factory=list)
+    previews: dict = field(default_factory=dict)  # init -> the training-free curve (report.factorization)
+    budget_students: list[dict] = field(default_factory=list)
+    init: str = "svd"  # how the trained students' factors started
+    factorization: dict | None = None  # calibration: examples, seconds, bytes, fallbacks
     failed: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     method: str = METHOD
@@ -232,6 +237,10 @@ def build_report(
         per_seed=_per_seed(done, teacher.accuracy, low, high),
         bootstrap={"num_samples": num_bootstrap, "seed": seed, "level": 0.95},
         cnn_students=[{key: getattr(r, key) for key in CNN_FIELDS} for r in results.cnn_students],
+        previews=preview_section(results, summary, low, high, num_bootstrap, seed),
+        budget_students=budget_section(results, num_bootstrap, seed),
+        init=results.config.get("sweep", {}).get("init", "svd"),
+        factorization=results.factorization,
         failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"],
         notes=_notes(
             ranks, accuracies, teacher.accuracy, summary, len(results.dataset.label_names) if results.dataset else None

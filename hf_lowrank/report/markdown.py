@@ -1,6 +1,7 @@
 """report.md of a sweep: markdown rendered from its `Report`."""
 
 from .build import Report
+from .factorization_markdown import budget_lines, init_lines, preview_lines
 from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text
 
 
@@ -67,6 +68,7 @@ def render_markdown(report: Report) -> str:
         f"Dataset: {dataset.get('name')} ({dataset.get('num_train')} training / {dataset.get('num_test')} test "
         f"examples). Distillation: {report.distillation_mode}.",
         "",
+        *init_lines(report),
         "## Effective rank region and knee",
         "",
         *_estimate_lines(report),
@@ -85,6 +87,7 @@ def render_markdown(report: Report) -> str:
             f"{interval} | {row['normalized_accuracy']:.1%} | {', '.join(map(str, row['seeds']))} |"
         )
     lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
+    lines += preview_lines(report) + budget_lines(report)
     lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
     lines += _per_seed_lines(report)
     if report.failed:

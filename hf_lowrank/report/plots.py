@@ -10,7 +10,9 @@ from .build import Report
 from .formatting import region_text
 
 
-__all__ = ["knee_figure", "plot_knee", "plot_params_vs_accuracy", "plot_representations"]
+__all__ = ["knee_figure", "plot_budget_ranks", "plot_knee", "plot_params_vs_accuracy", "plot_representations"]
+
+PREVIEW_STYLES = {"svd": ("tab:gray", "s"), "whitened": ("tab:green", "^"), "activation": ("tab:brown", "v")}
 
 
 def plot_representations(report: Report, path: str | os.PathLike) -> None:
@@ -85,6 +87,27 @@ def _plot_estimates(ax, report: Report, curve, ranks: np.ndarray) -> None:
         ax.axvline(knee["log_rank"], color="tab:purple", lw=1, ls="-.", label=f"log-rank knee {knee['log_rank']:.1f}")
 
 
+def _preview_ranks(report: Report) -> set:
+    return {row["rank"] for entry in report.previews.values() for row in entry["rows"]}
+
+
+def _plot_previews(ax, report: Report) -> None:
+    """Each init's students at initialisation (before distillation): dashed, hollow markers."""
+    for init, entry in report.previews.items():
+        color, marker = PREVIEW_STYLES.get(init, ("tab:olive", "x"))
+        rows = entry["rows"]
+        ax.plot(
+            [row["rank"] for row in rows],
+            [row["normalized_accuracy"] for row in rows],
+            ls="--",
+            lw=1,
+            marker=marker,
+            mfc="none",
+            color=color,
+            label=f"{init} at init (no training)",
+        )
+
+
 def plot_knee(report: Report, path: str | os.PathLike) -> None:
     """Normalised accuracy against rank (log axis): points with interval bars, the PCHIP curve, the threshold band,
     the region, the knees and the log-rank knee's secant."""
@@ -103,7 +126,10 @@ def knee_figure(report: Report):
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     ax.axhspan(low, high, color="tab:green", alpha=0.12, label=f"{low:.0%}-{high:.0%} of teacher")
     ax.axhline(1.0, color="gray", lw=0.8, ls=":")
-    _plot_points(ax, report, ranks, normalised)
+    if len(ranks):
+        _plot_points(ax, report, ranks, normalised)
+    _plot_previews(ax, report)
+    ranks = np.array(sorted(set(ranks.tolist()) | _preview_ranks(report)), dtype=float)
     curve = report.summary.curve if report.summary is not None else None
     if curve is not None:
         _plot_estimates(ax, report, curve, ranks)
@@ -146,3 +172,40 @@ def plot_params_vs_accuracy(report: Report, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_budget_ranks(report: Report, path: str | os.PathLike) -> None:
+    """The per-layer ranks of every budget student (bars, one group per layer in forward order), with the uniform
+    rank of the same budget as a dashed line of the same colour."""
+    plt = pyplot()
+    rows = report.budget_students
+    layers = list(rows[0]["layer_ranks"])
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.28 * len(layers) + 2), 4.2), dpi=120)
+    positions = np.arange(len(layers))
+    for i, row in enumerate(rows):
+        color = f"C{i}"
+        ax.bar(
+            positions + (i - (len(rows) - 1) / 2) * width,
+            [row["layer_ranks"][name] for name in layers],
+            width,
+            color=color,
+            label=f"budget {row['budget']:g} ({row['linear_parameters']:,} parameters)",
+        )
+        ax.axhline(row["uniform_rank"], color=color, ls="--", lw=1, label=f"uniform rank {row['uniform_rank']}")
+    ax.set_xticks(positions)
+    ax.set_xticklabels([_short(name) for name in layers], rotation=90, fontsize=7)
+    ax.set_ylabel("rank")
+    ax.set_title("Per-layer ranks allocated within each budget")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _short(name: str) -> str:
+    """A layer's name without the model prefixes: the block number and the module (``3.attention.q_proj``)."""
+    parts = name.split(".")
+    numbers = [i for i, part in enumerate(parts) if part.isdigit()]
+    return ".".join(parts[numbers[0] :]) if numbers else name

@@ -6,12 +6,19 @@ from pathlib import Path
 from ..results import atomic_write_json
 from .build import Report
 from .markdown import render_markdown
-from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
+from .plots import plot_budget_ranks, plot_knee, plot_params_vs_accuracy, plot_representations
 
 
 __all__ = ["REPORT_FILES", "write_report"]
 
-REPORT_FILES = ("report.md", "report.json", "knee.png", "params_vs_accuracy.png", "representations.png")
+REPORT_FILES = (
+    "report.md",
+    "report.json",
+    "knee.png",
+    "params_vs_accuracy.png",
+    "representations.png",
+    "budget_ranks.png",
+)
 
 
 def write_report(report: Report, output_dir: str | os.PathLike) -> list[str]:
@@ -28,5 +35,11 @@ def write_report(report: Report, output_dir: str | os.PathLike) -> list[str]:
         written.append(representations.name)
     else:
         representations.unlink(missing_ok=True)
+    budget = output_dir / "budget_ranks.png"
+    if report.budget_students:
+        plot_budget_ranks(report, budget)
+        written.append(budget.name)
+    else:
+        budget.unlink(missing_ok=True)
     (output_dir / "report.md").write_text(render_markdown(report))
     return written + ["report.md"]

@@ -9,7 +9,16 @@ from pathlib import Path
 from .io import RESULTS_FORMAT, RESULTS_VERSION, ResultsError, atomic_write_json, read_results_payload
 
 
-__all__ = ["CNNStudentResult", "DatasetInfo", "StudentConfig", "StudentResult", "SweepResults", "TeacherResult"]
+__all__ = [
+    "BudgetStudentResult",
+    "CNNStudentResult",
+    "DatasetInfo",
+    "PreviewResult",
+    "StudentConfig",
+    "StudentResult",
+    "SweepResults",
+    "TeacherResult",
+]
 
 
 def _json_type(value) -> str:
@@ -91,6 +100,7 @@ class StudentConfig:
     exclude_modules: list[str] | None = None
     distillation_mode: str = "geometric"
     teacher: str | None = None
+    init: str = "svd"  # how the factors started (models.INITS)
 
 
 @dataclass
@@ -149,6 +159,43 @@ class CNNStudentResult:
 
 
 @dataclass
+class PreviewResult:
+    """One rank's student right after initialisation with `init`, before any distillation: its test accuracy."""
+
+    init: str
+    rank: int
+    parameters: int
+    accuracy: float
+    normalized_accuracy: float
+    correct: list[int] = field(default_factory=list)  # (num_test,) 0/1 per test example
+
+
+@dataclass
+class BudgetStudentResult:
+    """A student whose per-layer ranks were allocated within a parameter budget (`--param_budget`), beside the
+    uniform-rank student of the same budget (`uniform_rank`, one of the rank students)."""
+
+    budget: float  # as given: a fraction of the dense encoder linears' parameters, or a count
+    budget_parameters: int  # the budget as a count of encoder-linear parameters
+    status: str
+    seed: int
+    parameters: int  # the whole student's
+    linear_parameters: int  # its factorized encoder linears' (<= budget_parameters)
+    uniform_rank: int
+    uniform_linear_parameters: int
+    layer_ranks: dict[str, int]
+    compression: float
+    error: str | None = None
+    steps: int = 0
+    train_seconds: float = 0.0
+    model_dir: str | None = None
+    accuracy: float | None = None
+    normalized_accuracy: float | None = None
+    correct: list[int] | None = None
+    init_accuracy: float | None = None  # right after initialisation, before distillation
+
+
+@dataclass
 class SweepResults:
     """Everything a sweep measured. `config` is the sweep's fingerprint (what a resume must match)."""
 
@@ -159,6 +206,9 @@ class SweepResults:
     dataset: DatasetInfo | None = None
     ranks: list[StudentResult] = field(default_factory=list)
     cnn_students: list[CNNStudentResult] = field(default_factory=list)
+    previews: list[PreviewResult] = field(default_factory=list)
+    budget_students: list[BudgetStudentResult] = field(default_factory=list)
+    factorization: dict | None = None  # calibration and decomposition: samples, seconds, bytes, fallbacks
 
     @property
     def primary_seed(self) -> int:
@@ -184,6 +234,17 @@ class SweepResults:
     def record_cnn_student(self, record: CNNStudentResult) -> None:
         self.cnn_students = [r for r in self.cnn_students if r.capacity != record.capacity] + [record]
 
+    def record_preview(self, record: PreviewResult) -> None:
+        """Add `record`, replacing an earlier one of the same init and rank."""
+        self.previews = [p for p in self.previews if (p.init, p.rank) != (record.init, record.rank)] + [record]
+        self.previews.sort(key=lambda p: (p.init, p.rank))
+
+    def record_budget_student(self, record: BudgetStudentResult) -> None:
+        """Add `record`, replacing an earlier one of the same budget and seed."""
+        key = (record.budget, record.seed)
+        self.budget_students = [b for b in self.budget_students if (b.budget, b.seed) != key] + [record]
+        self.budget_students.sort(key=lambda b: (b.seed, b.budget))
+
     def to_dict(self) -> dict:
         return {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, **asdict(self)}
 
@@ -199,6 +260,8 @@ class SweepResults:
             )
         ranks = _check_list(payload["ranks"], "'ranks'")
         cnn_students = _check_list(payload.get("cnn_students", []), "'cnn_students'")
+        previews = _check_list(payload.get("previews", []), "'previews'")
+        budget_students = _check_list(payload.get("budget_students", []), "'budget_students'")
         return cls(
             config=_check_object(payload["config"], "'config'"),
             hf_lowrank_version=payload.get("hf_lowrank_version", "unknown"),
@@ -207,6 +270,11 @@ class SweepResults:
             dataset=_build(DatasetInfo, payload.get("dataset"), "'dataset'"),
             ranks=[StudentResult.from_dict(r, f"ranks[{i}]") for i, r in enumerate(ranks)],
             cnn_students=[_build(CNNStudentResult, r, f"cnn_students[{i}]") for i, r in enumerate(cnn_students)],
+            previews=[_build(PreviewResult, r, f"previews[{i}]") for i, r in enumerate(previews)],
+            budget_students=[
+                _build(BudgetStudentResult, r, f"budget_students[{i}]") for i, r in enumerate(budget_students)
+            ],
+            factorization=payload.get("factorization"),
         )
 
     def save(self, path: str | os.PathLike) -> None:

@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..data import DIGITS
-from ..models import CNN_CAPACITIES
+from ..models import CNN_CAPACITIES, DATA_AWARE_INITS, INITS
 
 
 __all__ = ["EMBEDDED_ARCHITECTURES", "FINETUNE_MODES", "SweepArguments", "SweepError"]
@@ -85,6 +85,46 @@ class SweepArguments:
     block_mlp_output: str | None = field(
         default=None,
         metadata={"help": "With --block_pattern: the module in a block whose output is the MLP output."},
+    )
+    init: str = field(
+        default="svd",
+        metadata={
+            "help": "How each student's factors start: svd (the truncated SVD of each teacher weight, the papers'), "
+            "whitened (SVD-LLM: the best rank-r map on calibration inputs), activation (ASVD: input channels "
+            "scaled by mean|x|^--init_alpha) or fisher (FWSVD: rows weighted by squared task-loss gradients). "
+            "The data-aware ones gather their statistics once, on --calibration_samples training examples.",
+            "choices": list(INITS),
+        },
+    )
+    init_alpha: float = field(default=0.5, metadata={"help": "The activation init's exponent alpha (>= 0)."})
+    calibration_samples: int = field(
+        default=256,
+        metadata={
+            "help": "Training examples (a seeded draw with --seed) the teacher sees once to gather the calibration "
+            "statistics of the data-aware inits, the previews and --param_budget (0: none; then only svd works)."
+        },
+    )
+    preview_inits: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Inits whose training-free preview curve is measured: every rank's student evaluated right "
+            "after initialisation, before distillation (seconds), shown in the report beside the trained curve "
+            "('none': no preview). Default: svd, whitened and activation (svd alone with --calibration_samples 0; "
+            "none with --student_bridge)."
+        },
+    )
+    preview_only: bool = field(
+        default=False,
+        metadata={"help": "Measure the teacher and the preview curves only: no student is distilled."},
+    )
+    param_budget: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Also distil, per budget, one student whose per-layer ranks are allocated greedily from the "
+            "whitened spectra (output error removed per parameter) within that many encoder-linear parameters (a "
+            "fraction in (0, 1] of the dense encoder linears, or a count > 1), beside the uniform-rank student of "
+            "the same budget (the largest rank within it, added to the swept ranks)."
+        },
     )
     student_bridge: str = field(
         default="none",
@@ -237,7 +277,55 @@ class SweepArguments:
             raise SweepError(
                 f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
             )
+        self._check_factorization()
         self._check_values()
+
+    def _check_factorization(self) -> None:
+        """--init, --preview_inits, --calibration_samples and --param_budget: valid names, and what they need."""
+        if self.init not in INITS:
+            raise SweepError(f"--init {self.init!r}: must be one of {list(INITS)}.")
+        if self.preview_inits is None:
+            data_aware = ["whitened", "activation"] if self.calibration_samples > 0 else []
+            self.preview_inits = ["svd", *data_aware] if self.student_bridge == "none" else []
+        previews = [] if self.preview_inits in ([], ["none"]) else list(self.preview_inits)
+        bad = [name for name in previews if name not in INITS]
+        if bad or len(set(previews)) != len(previews):
+            raise SweepError(
+                f"--preview_inits {self.preview_inits}: must be distinct among {list(INITS)}, or 'none'; got {bad}."
+            )
+        self.preview_inits = previews
+        if self.calibration_samples < 0:
+            raise SweepError(f"--calibration_samples {self.calibration_samples}: must be an integer >= 0.")
+        if not (math.isfinite(self.init_alpha) and self.init_alpha >= 0):
+            raise SweepError(f"--init_alpha {self.init_alpha!r}: must be a finite number >= 0.")
+        needs = sorted({self.init, *previews} & set(DATA_AWARE_INITS)) + (
+            ["--param_budget"] if self.param_budget else []
+        )
+        if needs and self.calibration_samples == 0:
+            raise SweepError(
+                f"--calibration_samples 0: {', '.join(needs)} need calibration statistics of the teacher's inputs; "
+                "give --calibration_samples N (e.g. 256), or use --init svd, --preview_inits svd and no "
+                "--param_budget."
+            )
+        if self.student_bridge != "none" and (self.init != "svd" or self.param_budget or previews):
+            raise SweepError(
+                f"--student_bridge {self.student_bridge}: its students start from the plain SVD and one rank "
+                "everywhere; leave --init at svd, --param_budget unset and --preview_inits none."
+            )
+        if self.preview_only and not previews:
+            raise SweepError("--preview_only with --preview_inits none would measure nothing; name at least one init.")
+        if self.preview_only and (self.param_budget or self.cnn_students or self.seeds):
+            raise SweepError(
+                "--preview_only distils no student: leave --param_budget, --cnn_students and --seeds unset."
+            )
+        if self.param_budget is not None:
+            budgets = self.param_budget
+            bad = [b for b in budgets if not (math.isfinite(b) and (0 < b <= 1 or (b > 1 and float(b).is_integer())))]
+            if not budgets or bad or len(set(budgets)) != len(budgets):
+                raise SweepError(
+                    f"--param_budget {budgets}: each must be a fraction in (0, 1] of the dense encoder linears' "
+                    f"parameters or a whole parameter count > 1, without repeats; got {bad or budgets}."
+                )
 
     def _check_values(self) -> None:
         """Numbers that would train nothing, or measure nonsense, named with their value and what is valid."""

@@ -28,6 +28,7 @@ class SweepContext:
     teacher: nn.Module | None = None
     processor: object | None = None
     processed: DatasetDict | None = None
+    factorization: object | None = None  # sweep.factorization.TeacherFactorization, after the teacher stage
 
     @property
     def results(self):
@@ -37,15 +38,15 @@ class SweepContext:
     def noise_sigmas(self) -> tuple[float, ...]:
         return tuple(s for s in self.sweep.noise_sigmas if s > 0)
 
-    def evaluate(self, models: dict, description: str) -> dict:
+    def evaluate(self, models: dict, description: str, noise: bool = True) -> dict:
         """`evaluate_models` on the test split with the sweep's batch size and noise settings (noise seeded by the
-        primary seed, so every model sees the same noise)."""
+        primary seed, so every model sees the same noise; `noise=False`: clean accuracy only)."""
         return evaluate_models(
             self.accelerator,
             models,
             self.processed["test"],
             self.args.per_device_eval_batch_size,
             description=description,
-            noise_sigmas=self.noise_sigmas,
+            noise_sigmas=self.noise_sigmas if noise else (),
             noise_seed=self.results.primary_seed,
         )

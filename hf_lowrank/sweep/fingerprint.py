@@ -22,6 +22,9 @@ GROWABLE_OR_OUTPUT_ONLY = (
     "config",
     "lockstep_group_size",
     "push_ranks",
+    "preview_inits",
+    "preview_only",
+    "param_budget",
 )
 
 

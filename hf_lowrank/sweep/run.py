@@ -17,11 +17,14 @@ from ..hub import HubPushError, connect_hub, render_cards, select_students, uplo
 from ..report import build_report, summary_line, write_report
 from ..results import SweepResults
 from .arguments import SweepArguments, SweepError
+from .budget_stage import budget_plans, run_budget_stage
 from .cnn_stage import run_cnn_stage
 from .context import SweepContext
 from .embedded import default_ranks
+from .factorization import TeacherFactorization
 from .families import teacher_modality
 from .fingerprint import fingerprint
+from .preview_stage import run_preview_stage
 from .store import TEACHER_DIR, SweepStore, check_writable
 from .students import run_student_group, student_groups, student_max_rank
 from .teacher_stage import run_teacher_stage, teacher_source
@@ -86,8 +89,15 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
 
 
 def _student_stages(ctx: SweepContext) -> None:
-    """Every (rank, seed) not finished yet, in lock-step groups (`student_groups`)."""
+    """The preview of every rank, then every (rank, seed) not finished yet, in lock-step groups (`student_groups`),
+    and per seed the budget students (`--param_budget`, whose uniform ranks join the swept ones)."""
+    ctx.factorization = TeacherFactorization(ctx)
+    plans = budget_plans(ctx)  # before any work: a budget outside the valid range is refused now
     ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx.teacher, ctx.sweep))
+    ranks = sorted(set(ranks) | {plan.uniform_rank for plan in plans})
+    run_preview_stage(ctx, ranks)
+    if ctx.sweep.preview_only:
+        return
     finished = ctx.store.finished()
     for seed in ctx.sweep.seeds or [ctx.args.seed]:
         pending = [rank for rank in ranks if (rank, seed) not in finished]
@@ -97,6 +107,9 @@ def _student_stages(ctx: SweepContext) -> None:
             )
         for group in student_groups(ctx, pending, seed):
             run_student_group(ctx, group, seed)
+        run_budget_stage(ctx, plans, seed)
+    ctx.results.factorization = ctx.factorization.record()
+    ctx.store.write()
 
 
 def _publish(ctx: SweepContext) -> None:

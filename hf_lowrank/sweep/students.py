@@ -24,8 +24,10 @@ from .measurements import diagnose, robustness
 __all__ = [
     "build_student",
     "check_ranks",
+    "distil",
     "group_checkpoint",
     "run_student_group",
+    "seed_arguments",
     "seeded",
     "student_dir",
     "student_groups",
@@ -61,17 +63,23 @@ def check_ranks(ctx: SweepContext) -> None:
             raise SweepError(f"ranks {ctx.sweep.ranks}: {error}") from error
 
 
-def build_student(teacher, rank: int, sweep: SweepArguments) -> nn.Module:
-    """The student of `rank` the sweep's arguments ask for, initialised from `teacher`: the named ViT student for a
-    ViT teacher, the generic `LowRank*` student of the teacher's family otherwise."""
+def build_student(
+    teacher, rank: int | dict[str, int], sweep: SweepArguments, init: str = "svd", decompositions=None
+) -> nn.Module:
+    """The student of `rank` the sweep's arguments ask for, initialised from `teacher` with `init` (from the
+    teacher's precomputed `decompositions` of that init when given): the named ViT student for a ViT teacher at one
+    rank, the generic `LowRank*` student of the teacher's family otherwise (and for per-layer ranks, a mapping of
+    exact-name patterns)."""
     layout = sweep_layout(sweep)
-    if sweep.student_bridge == "none" and teacher.config.model_type == "vit" and layout is None:
+    factors = {"init": init, "decompositions": decompositions}
+    uniform = not isinstance(rank, dict)
+    if sweep.student_bridge == "none" and teacher.config.model_type == "vit" and layout is None and uniform:
         return FactorizedViTForImageClassification.from_teacher(
-            teacher, rank=rank, exclude_modules=sweep.exclude_modules
+            teacher, rank=rank, exclude_modules=sweep.exclude_modules, **factors
         )
     if sweep.student_bridge == "none":
         return student_class(teacher_modality(teacher.config)).from_teacher(
-            teacher, rank=rank, exclude_modules=sweep.exclude_modules, layout=layout
+            teacher, rank=rank, exclude_modules=sweep.exclude_modules, layout=layout, **factors
         )
     return BridgedViTForImageClassification.from_teacher(
         teacher,
@@ -121,28 +129,46 @@ def student_groups(ctx: SweepContext, pending: list[int], seed: int) -> list[lis
     return ([resumed] if resumed else []) + [rest[first : first + size] for first in range(0, len(rest), size)]
 
 
-def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
-    """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
-    args = ctx.args
-    if seed != args.seed:
-        args = copy.copy(args)  # a shallow copy: TrainingArguments.__post_init__ must not run again
-        args.seed = seed
-    students = {}
-    for rank in group:
-        with seeded(seed, rank):
-            students[rank] = build_student(ctx.teacher, rank, ctx.sweep)
+def seed_arguments(ctx: SweepContext, seed: int):
+    """The training arguments with `seed` (a shallow copy: TrainingArguments.__post_init__ must not run again)."""
+    if seed == ctx.args.seed:
+        return ctx.args
+    args = copy.copy(ctx.args)
+    args.seed = seed
+    return args
+
+
+def distil(ctx: SweepContext, students: dict[str, nn.Module], seed: int, checkpoint, description: str) -> dict:
+    """Distil `students` (key -> model) from the teacher in lock-step with `seed`, checkpointed in `checkpoint`;
+    returns key -> the trainer's outcome."""
     trainer = LockstepTrainer(
         ctx.accelerator,
-        args,
+        seed_arguments(ctx, seed),
         teacher=ctx.teacher,
-        description=f"distilling ranks {group}, seed {seed}",
+        description=description,
         block_layout=sweep_layout(ctx.sweep),
     )
-    checkpoint = group_checkpoint(ctx, seed)
-    outcomes = trainer.train(
-        {_key(rank): student for rank, student in students.items()}, ctx.processed["train"], checkpoint
-    )
+    outcomes = trainer.train(students, ctx.processed["train"], checkpoint)
     trainer.close()
+    return outcomes
+
+
+def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
+    """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
+    args = seed_arguments(ctx, seed)
+    students = {}
+    init = ctx.sweep.init
+    decompositions = ctx.factorization.decompositions(init) if ctx.sweep.student_bridge == "none" else None
+    for rank in group:
+        with seeded(seed, rank):
+            students[rank] = build_student(ctx.teacher, rank, ctx.sweep, init, decompositions)
+    outcomes = distil(
+        ctx,
+        {_key(rank): student for rank, student in students.items()},
+        seed,
+        group_checkpoint(ctx, seed),
+        f"distilling ranks {group}, seed {seed}",
+    )
     done = {rank: s for rank, s in students.items() if outcomes[_key(rank)].status == "done"}
     evaluations = ctx.evaluate(done, "evaluating students")
     teacher = ctx.results.teacher
@@ -167,6 +193,7 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
                 exclude_modules=ctx.sweep.exclude_modules,
                 distillation_mode=args.distillation_mode,
                 teacher=teacher.source,
+                init=ctx.sweep.init,
             ),
         )
         if rank in evaluations:

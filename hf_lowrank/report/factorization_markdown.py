@@ -1,0 +1,138 @@
+"""report.md's sections on how the students start: the init and its calibration, the training-free preview curves,
+and the budget students against uniform ranks."""
+
+from .formatting import fmt_interval, fmt_rank
+
+
+__all__ = ["budget_lines", "init_lines", "preview_lines"]
+
+
+def _region(entry: dict) -> str:
+    region = entry["region"]
+    if not region["estimated"]:
+        return "not estimated (fewer than 3 ranks)"
+    return f"[{fmt_rank(region['r_low'])}, {fmt_rank(region['r_high'])}]"
+
+
+def init_lines(report) -> list[str]:
+    """One line: the trained students' init, and the calibration the sweep gathered (examples, tokens, time)."""
+    record = report.factorization or {}
+    text = f"Students start from the **{report.init}** factorization of each teacher weight"
+    if record.get("calibration_examples"):
+        seconds = record.get("seconds", {})
+        text += (
+            f"; calibration statistics from {record['calibration_examples']} training examples "
+            f"({record['calibration_tokens']:,} tokens per layer) in {seconds.get('calibration', 0.0):.2f} s"
+        )
+        decompose = {key.removeprefix("decomposition_"): v for key, v in seconds.items() if key != "calibration"}
+        if decompose:
+            text += ", decomposed once per init (" + ", ".join(f"{k} {v:.2f} s" for k, v in decompose.items()) + ")"
+    lines = [text + "."]
+    for init, fallbacks in (record.get("fallbacks") or {}).items():
+        lines += [f"- {init}: {line}." for line in fallbacks]
+    return lines + [""]
+
+
+def preview_lines(report) -> list[str]:
+    """The preview table (normalised accuracy at init per init and rank, with the trained students beside them),
+    each preview's region and knee, and how far it predicts the trained curve."""
+    previews = report.previews
+    if not previews:
+        return []
+    inits = list(previews)
+    trained = {row["rank"]: row for row in report.rows}
+    ranks = sorted({row["rank"] for entry in previews.values() for row in entry["rows"]} | set(trained))
+    by_init = {init: {row["rank"]: row for row in entry["rows"]} for init, entry in previews.items()}
+    lines = [
+        "## Training-free preview: students at initialisation",
+        "",
+        "Each rank's student evaluated right after initialisation, before any distillation (normalised accuracy, "
+        "95% interval); the trained column is the students above (started from "
+        f"{report.init}).",
+        "",
+        "| rank | " + " | ".join(f"{init} at init" for init in inits) + f" | trained ({report.init}) |",
+        "| ---: | " + " | ".join(":---:" for _ in inits) + " | :---: |",
+    ]
+    teacher = report.teacher["accuracy"]
+
+    def cell(row):
+        if row is None:
+            return ""
+        interval = row.get("accuracy_interval")
+        bounds = f" [{interval[0] / teacher:.0%}, {interval[1] / teacher:.0%}]" if interval else ""
+        return f"{row['normalized_accuracy']:.1%}{bounds}"
+
+    for rank in ranks:
+        cells = [cell(by_init[init].get(rank)) for init in inits]
+        lines.append(f"| {rank} | " + " | ".join(cells) + f" | {cell(trained.get(rank))} |")
+    lines += [
+        "",
+        "| init | region at init (r_high 95% interval) | knee at init | trained minus at init (mean, range) "
+        "| Spearman |",
+    ]
+    lines.append("| :--- | :---: | ---: | :---: | ---: |")
+    for init, entry in previews.items():
+        agreement = entry.get("agreement")
+        gain = (
+            f"{agreement['mean_gain']:+.1%} ({agreement['min_gain']:+.1%} to {agreement['max_gain']:+.1%})"
+            if agreement
+            else "no trained students"
+        )
+        rho = f"{agreement['spearman']:.2f}" if agreement and agreement.get("spearman") is not None else "n/a"
+        knee = fmt_rank(entry["knee"]["linear"], missing="none") if entry["region"]["estimated"] else "n/a"
+        lines.append(
+            f"| {init} | {_region(entry)} {fmt_interval(entry['region']['r_high_interval'])} | {knee} | {gain} | "
+            f"{rho} |"
+        )
+    lines += ["", _prediction_sentence(report), ""]
+    return lines
+
+
+def _prediction_sentence(report) -> str:
+    """How far the preview predicts the trained result: the trained region beside the preview of the same init."""
+    entry = report.previews.get(report.init)
+    if not report.rows:
+        return "No student was distilled (--preview_only): the previews are the only curves."
+    if entry is None or not entry.get("agreement"):
+        return f"No preview of the trained students' init ({report.init}) to compare with."
+    agreement = entry["agreement"]
+    trained_region = agreement.get("trained_region")
+    region = f"[{fmt_rank(trained_region[0])}, {fmt_rank(trained_region[1])}]" if trained_region else "not estimated"
+    return (
+        f"How far the preview predicts training: the {report.init} students' region is {_region(entry)} at init and "
+        f"{region} after distillation; distillation raised their normalised accuracy by {agreement['mean_gain']:+.1%} "
+        f"on average over ranks {agreement['ranks']} (from {agreement['min_gain']:+.1%} to "
+        f"{agreement['max_gain']:+.1%})."
+    )
+
+
+def budget_lines(report) -> list[str]:
+    """The budget students against the uniform-rank students of the same budget, and the per-layer rank chart."""
+    rows = report.budget_students
+    if not rows:
+        return []
+    lines = [
+        "## Per-layer ranks from a parameter budget",
+        "",
+        "Per budget, ranks allocated greedily per layer by output error removed per parameter (whitened spectra), "
+        "against one rank everywhere within the same budget (encoder-linear parameters; accuracy at init and "
+        "after distillation; difference with a paired 95% bootstrap interval).",
+        "",
+        "| budget | allocated: parameters | at init | trained | uniform rank: parameters | at init | trained | "
+        "trained difference |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for row in rows:
+
+        def accuracy(value):
+            return "n/a" if value is None else f"{value:.4f}"
+
+        difference = "n/a" if row["difference"] is None else f"{row['difference']:+.4f}"
+        interval = fmt_interval(row["difference_interval"], 4)
+        lines.append(
+            f"| {row['budget']:g} ({row['budget_parameters']:,}) | {row['linear_parameters']:,} | "
+            f"{accuracy(row['init_accuracy'])} | {accuracy(row['accuracy'])} | r={row['uniform_rank']}: "
+            f"{row['uniform_linear_parameters']:,} | {accuracy(row['uniform_init_accuracy'])} | "
+            f"{accuracy(row['uniform_accuracy'])} | {difference} {interval} |"
+        )
+    return lines + ["", "![per-layer ranks](budget_ranks.png)", ""]

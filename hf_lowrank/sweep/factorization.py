@@ -1,0 +1,138 @@
+"""The teacher's factorization, computed once per sweep and shared by every student of every rank and seed: the
+calibration statistics (one pass of the teacher over `--calibration_samples` seeded training examples), each
+encoder linear's decomposition for every init the sweep uses, and the layers' whitened spectra for `--param_budget`.
+
+Every process computes the same statistics on the same examples (no communication; DDP then starts every student
+from the main process's copy anyway)."""
+
+import re
+import time
+
+import numpy as np
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data import collate_examples, model_inputs
+from ..models import (
+    DATA_AWARE_INITS,
+    LayerSpectrum,
+    collect_input_statistics,
+    decompose_layers,
+    fallback_summary,
+    name_matches,
+)
+from .arguments import SweepError
+from .families import encoder_linears, sweep_layout
+
+
+__all__ = ["TeacherFactorization", "calibration_indices", "factorized_layer_names"]
+
+
+def calibration_indices(num_examples: int, count: int, seed: int) -> list[int]:
+    """`count` distinct training rows (all of them if fewer), drawn by `seed`, in increasing order."""
+    chosen = np.random.default_rng(seed).permutation(num_examples)[: min(count, num_examples)]
+    return sorted(int(i) for i in chosen)
+
+
+def factorized_layer_names(teacher, sweep) -> list[str]:
+    """The teacher's encoder linears the students factorize: those inside its blocks, minus `--exclude_modules`."""
+    linears = encoder_linears(teacher, sweep_layout(sweep))
+    return [name for name in linears if not any(name_matches(name, p) for p in sweep.exclude_modules or ())]
+
+
+class TeacherFactorization:
+    """What every student of a sweep starts from, computed on first use and kept: `statistics()`,
+    `decompositions(init)`, `spectra()`; `record()` is what results.json keeps of it (times, sizes, fallbacks)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.names = factorized_layer_names(ctx.teacher, ctx.sweep)
+        self._statistics = None
+        self._decompositions = {}
+        self.seconds = {}
+        self.fallbacks = {}
+        self.calibration_examples = 0
+
+    def _needs_fisher(self) -> bool:
+        sweep = self.ctx.sweep
+        return sweep.init == "fisher" or "fisher" in sweep.preview_inits
+
+    def statistics(self) -> dict:
+        """name -> `InputStatistics` of the teacher's factorized layers on the calibration examples."""
+        if self._statistics is not None:
+            return self._statistics
+        ctx = self.ctx
+        count = ctx.sweep.calibration_samples
+        if count == 0:
+            raise SweepError("--calibration_samples 0: the data-aware inits and --param_budget need calibration data.")
+        train = ctx.processed["train"]
+        rows = calibration_indices(len(train), count, ctx.args.seed)
+        if len(rows) < count:
+            ctx.accelerator.print(
+                f"calibration: --calibration_samples {count} > the {len(train)} training examples; all are used."
+            )
+        self.calibration_examples = len(rows)
+        loader = DataLoader(
+            train.select(rows), batch_size=ctx.args.per_device_eval_batch_size, collate_fn=collate_examples
+        )
+        device = next(ctx.teacher.parameters()).device
+        fisher = self._needs_fisher()
+
+        def batches():
+            for batch in tqdm(loader, desc="calibration", disable=not ctx.accelerator.is_local_main_process):
+                inputs = {key: value.to(device) for key, value in model_inputs(batch).items()}
+                yield inputs | ({"labels": batch["labels"].to(device)} if fisher else {})
+
+        start = time.perf_counter()
+        self._statistics = collect_input_statistics(ctx.teacher, batches(), self.names, fisher=fisher)
+        self.seconds["calibration"] = time.perf_counter() - start
+        return self._statistics
+
+    def decompositions(self, init: str) -> dict:
+        """name -> `LinearDecomposition` of `init` for every factorized layer (computed once per init)."""
+        if init not in self._decompositions:
+            statistics = self.statistics() if init in DATA_AWARE_INITS else None
+            start = time.perf_counter()
+            progress = tqdm(
+                self.names, desc=f"decomposing ({init})", disable=not self.ctx.accelerator.is_local_main_process
+            )
+            self._decompositions[init] = decompose_layers(
+                self.ctx.teacher, progress, init, statistics, self.ctx.sweep.init_alpha
+            )
+            self.seconds[f"decomposition_{init}"] = time.perf_counter() - start
+            self.fallbacks[init] = fallback_summary(self._decompositions[init])
+            for line in self.fallbacks[init]:
+                self.ctx.accelerator.print(f"{init} init: {line}")
+        return self._decompositions[init]
+
+    def spectra(self) -> dict[str, LayerSpectrum]:
+        """name -> the layer's whitened spectrum (what `--param_budget` allocates by)."""
+        decompositions = self.decompositions("whitened")
+        return {
+            name: LayerSpectrum(
+                linear.in_features, linear.out_features, linear.bias is not None, decompositions[name].singular_values
+            )
+            for name, linear in ((name, self.ctx.teacher.get_submodule(name)) for name in self.names)
+        }
+
+    def rank_mapping(self, layer_ranks: dict[str, int]) -> dict[str, int]:
+        """Per-layer ranks as the exact-name patterns `from_teacher(rank=...)` takes."""
+        return {re.escape(name): rank for name, rank in layer_ranks.items()}
+
+    def record(self) -> dict:
+        """What results.json keeps: examples, tokens, seconds per step, bytes held, fallbacks per init."""
+        statistics = self._statistics or {}
+        return {
+            "calibration_examples": self.calibration_examples,
+            "calibration_tokens": next(iter(statistics.values())).num_tokens if statistics else 0,
+            "seconds": dict(self.seconds),
+            "statistics_bytes": sum(
+                s.gram.numel() * s.gram.element_size() + s.abs_sum.numel() * s.abs_sum.element_size()
+                for s in statistics.values()
+            ),
+            "decomposition_bytes": {
+                init: sum(d.nbytes() for d in decompositions.values())
+                for init, decompositions in self._decompositions.items()
+            },
+            "fallbacks": dict(self.fallbacks),
+        }

@@ -33,7 +33,7 @@ from hf_lowrank import (
 )
 from hf_lowrank.distillation import DISTILLATION_MODES, BlockOutputRecorder, DistillationConfig
 from hf_lowrank.distillation.targets import student_loss, teacher_targets
-from hf_lowrank.models import BLOCK_LAYOUTS, BlockLayout, find_blocks
+from hf_lowrank.models import BLOCK_LAYOUTS, BlockLayout, collect_input_statistics, decompose_layers, find_blocks
 
 from families import TEXT_MODEL_TYPES, TRANSFORMER, example_inputs, tiny_classifier
 from sweep_helpers import word_tokenizer
@@ -89,6 +89,74 @@ def test_low_rank_student_is_the_truncated_svd_of_each_layer(model_type):
         best = (u[:, :2] * s[:2]) @ vh[:2]  # Eckart-Young: the best rank-2 approximation
         torch.testing.assert_close(layer.merged_weight(), best, rtol=1e-4, atol=1e-5)
         assert layer.rank == 2
+
+
+def _inputs_of_layers(teacher: nn.Module, names) -> dict[str, torch.Tensor]:
+    """Each named layer's inputs `(tokens, in_features)` on `example_inputs`, captured here by plain hooks."""
+    captured, handles = {}, []
+
+    def hook_for(name):
+        def hook(module, args):
+            captured[name] = args[0].reshape(-1, args[0].shape[-1])  # (tokens, in_features); returns None
+
+        return hook
+
+    for name in names:
+        handles.append(teacher.get_submodule(name).register_forward_pre_hook(hook_for(name)))
+    with torch.no_grad():
+        teacher(**example_inputs(teacher))
+    for handle in handles:
+        handle.remove()
+    return captured
+
+
+@pytest.mark.parametrize("model_type", ["vit", "bert", "swin", "clip"])
+@pytest.mark.parametrize("init", ["whitened", "activation"])
+def test_data_aware_students_of_every_kind_of_family(model_type, init):
+    """from_teacher(init=...) with the teacher's calibration statistics: at full rank the teacher's logits; at rank 2,
+    (whitened) each layer's output error on the calibration inputs is the smallest any rank-2 map reaches, below the
+    plain SVD's; the same student comes from decompositions computed once."""
+    teacher = tiny_classifier(model_type)
+    linears = _encoder_linears(teacher)
+    calibration = collect_input_statistics(teacher, [example_inputs(teacher)], list(linears))
+    full = {name: min(m.in_features, m.out_features) for name, m in linears.items()}
+    student = _student_class(model_type).from_teacher(
+        teacher, rank=full_rank_map(full), init=init, calibration=calibration
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            student(**example_inputs(teacher)).logits, teacher(**example_inputs(teacher)).logits, rtol=1e-4, atol=1e-4
+        )
+    low = _student_class(model_type).from_teacher(teacher, rank=2, init=init, calibration=calibration)
+    decompositions = decompose_layers(teacher, list(linears), init, calibration)
+    again = _student_class(model_type).from_teacher(teacher, rank=2, init=init, decompositions=decompositions)
+    for key, tensor in low.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], tensor, rtol=0, atol=0)
+    if init != "whitened":
+        return
+    inputs = _inputs_of_layers(teacher, linears)
+    exact = 0
+    for name, linear in linears.items():
+        x = inputs[name].double()  # (tokens, in)
+        w = linear.weight.detach().double()
+        target = x @ w.T  # (tokens, out)
+        optimum = torch.linalg.svdvals(target)[2:].square().sum()  # best rank-2 output error (Eckart-Young on W X^T)
+        error = (x @ low.model.get_submodule(name).merged_weight().double().T - target).square().sum()
+        u, s, vh = torch.linalg.svd(w, full_matrices=False)
+        plain = (x @ ((u[:, :2] * s[:2]) @ vh[:2]).T - target).square().sum()
+        assert error <= plain * (1 + 1e-4) + 1e-6, name
+        if x.shape[0] >= x.shape[1]:  # a full-rank calibration: exactly the optimum
+            torch.testing.assert_close(error, optimum, rtol=2e-3, atol=1e-5)
+            exact += 1
+    assert exact > 0  # some layer had more calibration tokens than input features
+
+
+def test_data_aware_init_without_calibration_is_refused():
+    teacher = tiny_classifier("bert")
+    with pytest.raises(ValueError, match="init 'whitened' needs calibration statistics"):
+        LowRankForSequenceClassification.from_teacher(teacher, rank=2, init="whitened")
+    with pytest.raises(ValueError, match=r"init must be one of \['svd', 'whitened', 'activation', 'fisher'\]"):
+        LowRankForSequenceClassification.from_teacher(teacher, rank=2, init="qr")
 
 
 @pytest.mark.parametrize("model_type", FAMILIES)

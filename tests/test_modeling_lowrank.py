@@ -91,8 +91,16 @@ def test_low_rank_student_is_the_truncated_svd_of_each_layer(model_type):
         assert layer.rank == 2
 
 
+def _calibration_inputs(teacher: nn.Module) -> dict:
+    """Twelve seeded examples (more tokens than any tiny layer's input width)."""
+    generator = torch.Generator().manual_seed(5)
+    if teacher.config.model_type in TEXT:
+        return {"input_ids": torch.randint(3, 40, (12, 7), generator=generator)}
+    return {"pixel_values": torch.randn(12, 3, 8, 8, generator=generator)}
+
+
 def _inputs_of_layers(teacher: nn.Module, names) -> dict[str, torch.Tensor]:
-    """Each named layer's inputs `(tokens, in_features)` on `example_inputs`, captured here by plain hooks."""
+    """Each named layer's inputs `(tokens, in_features)` on `_calibration_inputs`, captured here by plain hooks."""
     captured, handles = {}, []
 
     def hook_for(name):
@@ -104,7 +112,7 @@ def _inputs_of_layers(teacher: nn.Module, names) -> dict[str, torch.Tensor]:
     for name in names:
         handles.append(teacher.get_submodule(name).register_forward_pre_hook(hook_for(name)))
     with torch.no_grad():
-        teacher(**example_inputs(teacher))
+        teacher(**_calibration_inputs(teacher))
     for handle in handles:
         handle.remove()
     return captured
@@ -118,7 +126,7 @@ def test_data_aware_students_of_every_kind_of_family(model_type, init):
     plain SVD's; the same student comes from decompositions computed once."""
     teacher = tiny_classifier(model_type)
     linears = _encoder_linears(teacher)
-    calibration = collect_input_statistics(teacher, [example_inputs(teacher)], list(linears))
+    calibration = collect_input_statistics(teacher, [_calibration_inputs(teacher)], list(linears))
     full = {name: min(m.in_features, m.out_features) for name, m in linears.items()}
     student = _student_class(model_type).from_teacher(
         teacher, rank=full_rank_map(full), init=init, calibration=calibration

@@ -237,7 +237,11 @@ def check_training_values(args: TrainingArguments) -> list[str]:
     need(args.per_device_train_batch_size >= 1, "per_device_train_batch_size", "an integer >= 1")
     need(args.per_device_eval_batch_size >= 1, "per_device_eval_batch_size", "an integer >= 1")
     need(args.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "an integer >= 1")
-    need(args.max_steps == -1 or args.max_steps > 0, "max_steps", "> 0, or -1 to train for --num_train_epochs")
+    need(
+        args.max_steps == -1 or args.max_steps > 0,
+        "max_steps",
+        "> 0, or -1 to train for --num_train_epochs (the curve at initialisation, without training: --preview_only)",
+    )
     if args.max_steps == -1:
         need(finite(args.num_train_epochs) and args.num_train_epochs > 0, "num_train_epochs", "a finite number > 0")
     need(finite(args.warmup_steps) and args.warmup_steps >= 0, "warmup_steps", "a finite number >= 0")

@@ -9,6 +9,7 @@ import re
 import time
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -52,6 +53,9 @@ class TeacherFactorization:
         self.seconds = {}
         self.fallbacks = {}
         self.calibration_examples = 0
+        self.calibration_tokens = 0
+        self.statistics_bytes = 0
+        self.decomposition_bytes = {}
 
     def _needs_fisher(self) -> bool:
         sweep = self.ctx.sweep
@@ -61,6 +65,8 @@ class TeacherFactorization:
         """name -> `InputStatistics` of the teacher's factorized layers on the calibration examples."""
         if self._statistics is not None:
             return self._statistics
+        if self.calibration_examples:
+            raise RuntimeError("the calibration statistics were released; gather what needs them before release().")
         ctx = self.ctx
         count = ctx.sweep.calibration_samples
         if count == 0:
@@ -86,6 +92,11 @@ class TeacherFactorization:
         start = time.perf_counter()
         self._statistics = collect_input_statistics(ctx.teacher, batches(), self.names, fisher=fisher)
         self.seconds["calibration"] = time.perf_counter() - start
+        self.calibration_tokens = next(iter(self._statistics.values())).num_tokens
+        self.statistics_bytes = sum(
+            sum(t.numel() * t.element_size() for t in (s.gram, s.abs_sum, s.row_fisher) if t is not None)
+            for s in self._statistics.values()
+        )
         return self._statistics
 
     def decompositions(self, init: str) -> dict:
@@ -100,10 +111,22 @@ class TeacherFactorization:
                 self.ctx.teacher, progress, init, statistics, self.ctx.sweep.init_alpha
             )
             self.seconds[f"decomposition_{init}"] = time.perf_counter() - start
+            self.decomposition_bytes[init] = sum(d.nbytes() for d in self._decompositions[init].values())
             self.fallbacks[init] = fallback_summary(self._decompositions[init])
             for line in self.fallbacks[init]:
                 self.ctx.accelerator.print(f"{init} init: {line}")
         return self._decompositions[init]
+
+    def release(self) -> None:
+        """Free what the rest of the sweep no longer needs (called after the previews; the budgets' whitened
+        spectra are taken before them): every init's decompositions but the students' own, and the statistics
+        unless the students' data-aware init still has to be decomposed."""
+        keep = None if self.ctx.sweep.preview_only else self.ctx.sweep.init
+        self._decompositions = {init: d for init, d in self._decompositions.items() if init == keep}
+        if keep not in DATA_AWARE_INITS or keep in self._decompositions:
+            self._statistics = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def spectra(self) -> dict[str, LayerSpectrum]:
         """name -> the layer's whitened spectrum (what `--param_budget` allocates by)."""
@@ -121,18 +144,11 @@ class TeacherFactorization:
 
     def record(self) -> dict:
         """What results.json keeps: examples, tokens, seconds per step, bytes held, fallbacks per init."""
-        statistics = self._statistics or {}
         return {
             "calibration_examples": self.calibration_examples,
-            "calibration_tokens": next(iter(statistics.values())).num_tokens if statistics else 0,
+            "calibration_tokens": self.calibration_tokens,
             "seconds": dict(self.seconds),
-            "statistics_bytes": sum(
-                s.gram.numel() * s.gram.element_size() + s.abs_sum.numel() * s.abs_sum.element_size()
-                for s in statistics.values()
-            ),
-            "decomposition_bytes": {
-                init: sum(d.nbytes() for d in decompositions.values())
-                for init, decompositions in self._decompositions.items()
-            },
+            "statistics_bytes": self.statistics_bytes,
+            "decomposition_bytes": dict(self.decomposition_bytes),
             "fallbacks": dict(self.fallbacks),
         }

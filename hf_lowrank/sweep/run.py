@@ -96,6 +96,7 @@ def _student_stages(ctx: SweepContext) -> None:
     ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx.teacher, ctx.sweep))
     ranks = sorted(set(ranks) | {plan.uniform_rank for plan in plans})
     run_preview_stage(ctx, ranks)
+    ctx.factorization.release()
     if ctx.sweep.preview_only:
         return
     finished = ctx.store.finished()

@@ -8,6 +8,7 @@
 - `flags`: what `LockstepTrainer` does with every `TrainingArguments` field (honoured, harmless, refused).
 - `sampling`: the seeded data order, a function of (seed, epoch); `checkpoint`: mid-training checkpoints;
   `rng`: a model's private RNG stream.
+- `nested`: `NestedRankSchedule`, the ranks each batch of nested-rank training distils.
 - `evaluation`: accuracy, calibration and noise robustness of several models in one pass.
 """
 
@@ -25,6 +26,7 @@ from .losses import (
     kd_loss,
     mse_cosine_loss,
 )
+from .nested import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES, NestedRankSchedule
 from .rng import RNGStream
 from .sampling import derived_seed
 from .targets import (
@@ -39,6 +41,9 @@ from .trainer import DistillationTrainer
 
 
 __all__ = [
+    "NESTED_DISTRIBUTIONS",
+    "NESTED_STRATEGIES",
+    "NestedRankSchedule",
     "BlockOutputRecorder",
     "CheckpointError",
     "GroupCheckpoint",

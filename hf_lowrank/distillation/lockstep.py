@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 from transformers import Trainer, TrainingArguments, get_scheduler
 
 from ..data import batch_size, collate_examples, model_inputs
-from ..models import BlockLayout
+from ..models import BlockLayout, truncated_view
 from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .flags import check_training_arguments, checkpoint_interval, plain_value, steps_interval
+from .nested import NestedRankSchedule
 from .rng import RNGStream
 from .sampling import EpochShuffleSampler
 from .targets import (
@@ -116,9 +117,11 @@ class LockstepTrainer:
         teacher: nn.Module | None = None,
         description: str = "training",
         block_layout: BlockLayout | None = None,
+        nested: NestedRankSchedule | None = None,
     ):
         """`block_layout`: the teacher's blocks, for a family hf_lowrank's table does not know (students record
-        their own)."""
+        their own). `nested`: distil every model through truncated views of its factors, the ranks of each batch
+        drawn by the schedule (nested-rank training), the loss the weighted sum over those views."""
         problems = check_training_arguments(args)
         if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
             problems.append(
@@ -136,22 +139,36 @@ class LockstepTrainer:
         self.teacher_recorder = BlockOutputRecorder(self.teacher, block_layout) if geometric else None
         # Final tokens, for Lift / WideLast students (a hook that only keeps a reference: free for the others).
         self.final_tokens = FinalTokenRecorder(self.teacher) if teacher is not None else None
+        if nested is not None and teacher is None:
+            raise ValueError("nested-rank training distils from a teacher; give teacher=.")
+        self.nested = nested
+        self._views: list[tuple[int, float]] = []  # the current batch's (rank, weight) views, with `nested`
 
     def _loss(self, run: _Run, batch, targets) -> torch.Tensor:
         if self.teacher is None:
             return run.model(**model_inputs(batch), labels=batch["labels"]).loss
         teacher_logits, teacher_blocks, teacher_tokens = targets
-        loss, _ = student_loss(
-            run.model,
-            run.recorder,
-            model_inputs(batch),
-            batch["labels"],
-            teacher_logits,
-            teacher_blocks,
-            self.args,
-            teacher_tokens,
-        )
-        return loss
+
+        def loss_of_view():
+            loss, _ = student_loss(
+                run.model,
+                run.recorder,
+                model_inputs(batch),
+                batch["labels"],
+                teacher_logits,
+                teacher_blocks,
+                self.args,
+                teacher_tokens,
+            )
+            return loss
+
+        if self.nested is None:
+            return loss_of_view()
+        total = 0.0
+        for rank, weight in self._views:  # one backward of the weighted sum (DDP: one gradient reduction)
+            with truncated_view(run.model, rank):
+                total = total + weight * loss_of_view()
+        return total / sum(weight for _, weight in self._views)
 
     def _loader(self, train_dataset: Dataset):
         """The training data loader, prepared for the process group. The data order is `EpochShuffleSampler` of
@@ -275,6 +292,8 @@ class LockstepTrainer:
         if self.teacher is not None:
             targets = teacher_targets(self.teacher, self.teacher_recorder, model_inputs(batch), self.final_tokens)
         window = self._window(position.batch, batches)
+        if self.nested is not None:
+            self._views = self.nested.views(position.epoch, position.batch)
         with accelerator.accumulate(*[run.model for run in active]):
             for run in list(active):
                 if not self._step(run, batch, targets, position.step, window):

@@ -33,6 +33,7 @@ from .factorize import (
     factorize_model,
     name_matches,
     plan_factorization,
+    truncate_factorized,
 )
 from .factorized_linear import FactorizedLinear, check_rank
 from .input_statistics import collect_input_statistics
@@ -50,6 +51,7 @@ from .modeling_lowrank import (
     backbone_of,
     block_names,
 )
+from .nested import largest_rank, truncated_student, truncated_view
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
 from .rank_allocation import LayerSpectrum, allocate_ranks, budget_parameters, plan_parameters, uniform_rank_within
 from .registration import register_auto_classes
@@ -57,6 +59,10 @@ from .teacher_weights import copy_teacher_weights
 
 
 __all__ = [
+    "largest_rank",
+    "truncated_student",
+    "truncated_view",
+    "truncate_factorized",
     "DATA_AWARE_INITS",
     "INITS",
     "InputStatistics",

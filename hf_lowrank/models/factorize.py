@@ -32,6 +32,7 @@ __all__ = [
     "factorize_model",
     "name_matches",
     "plan_factorization",
+    "truncate_factorized",
 ]
 
 # Task heads and poolers stay dense by default, as in the paper (only encoder linears are factorized).
@@ -290,6 +291,21 @@ def factorize_model(
             replacement.init_from_decomposition_(decomposition, linear.bias)
         model.set_submodule(layer.name, replacement)
     return FactorizationReport(plan, params_before, count_parameters(model))
+
+
+@torch.no_grad()
+def truncate_factorized(model: nn.Module, rank: int) -> dict[str, int]:
+    """Replace, in place, every `FactorizedLinear` of `model` by its first min(rank, layer rank) directions
+    (`FactorizedLinear.truncated`); returns layer name -> its new rank."""
+    ranks = {}
+    for name, module in list(model.named_modules()):
+        if isinstance(module, FactorizedLinear):
+            replacement = module.truncated(min(rank, module.rank))
+            model.set_submodule(name, replacement)
+            ranks[name] = replacement.rank
+    if not ranks:
+        raise ValueError(f"{type(model).__name__} has no FactorizedLinear layer to truncate.")
+    return ranks
 
 
 def factorization_report(model: nn.Module) -> FactorizationReport:

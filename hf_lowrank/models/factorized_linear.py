@@ -72,6 +72,7 @@ class FactorizedLinear(nn.Module):
         self.down = nn.Parameter(torch.empty(rank, in_features, **factory))
         self.up = nn.Parameter(torch.empty(out_features, rank, **factory))
         self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.active_rank: int | None = None  # a truncated view: only the first r directions (nested training)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -82,8 +83,32 @@ class FactorizedLinear(nn.Module):
             nn.init.uniform_(self.bias, -1.0 / math.sqrt(self.in_features), 1.0 / math.sqrt(self.in_features))
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.active_rank is not None and self.active_rank < self.rank:  # the rank-r prefix of the factors
+            r = self.active_rank
+            # (..., in_features) -> (..., r) -> (..., out_features)
+            return F.linear(F.linear(hidden_states, self.down[:r]), self.up[:, :r], self.bias)
         # (..., in_features) -> (..., rank) -> (..., out_features)
         return F.linear(F.linear(hidden_states, self.down), self.up, self.bias)
+
+    @torch.no_grad()
+    def truncated(self, rank: int) -> "FactorizedLinear":
+        """A new layer of rank `rank` (at most this one's) holding the first `rank` directions of these factors:
+        the layer this one computes under `active_rank = rank`."""
+        rank = check_rank(rank, self.in_features, self.out_features)
+        rank = min(rank, self.rank)
+        layer = FactorizedLinear(
+            self.in_features,
+            self.out_features,
+            rank,
+            bias=self.bias is not None,
+            device=self.down.device,
+            dtype=self.down.dtype,
+        )
+        layer.down.copy_(self.down[:rank])
+        layer.up.copy_(self.up[:, :rank])
+        if self.bias is not None:
+            layer.bias.copy_(self.bias)
+        return layer
 
     @classmethod
     @torch.no_grad()
@@ -178,7 +203,8 @@ class FactorizedLinear(nn.Module):
         return linear
 
     def extra_repr(self) -> str:
+        view = f", active_rank={self.active_rank}" if self.active_rank is not None else ""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "
-            f"bias={self.bias is not None}"
+            f"bias={self.bias is not None}{view}"
         )

@@ -10,6 +10,7 @@ scipy).
 from .bootstrap import bootstrap_intervals, paired_difference_interval
 from .curve import (
     Curve,
+    aurac,
     effective_knee,
     effective_rank_region,
     find_knee,
@@ -23,6 +24,7 @@ from .validation import check_curve_inputs
 
 
 __all__ = [
+    "aurac",
     "MIN_RANKS",
     "Curve",
     "CurveSummary",

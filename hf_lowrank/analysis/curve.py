@@ -18,6 +18,7 @@ from .validation import check_curve_inputs, check_thresholds
 
 __all__ = [
     "Curve",
+    "aurac",
     "fit_checked",
     "effective_knee",
     "effective_rank_region",
@@ -177,3 +178,15 @@ def effective_knee(ranks, accuracies, teacher_accuracy: float, log_rank: bool = 
     """The knee of the monotone PCHIP curve of normalised accuracy against rank (see `find_knee`); None when the
     curve has none (flat, linear or convex)."""
     return find_knee(fit_curve(ranks, accuracies, teacher_accuracy), log_rank)[0]
+
+
+def aurac(curve: Curve, num: int = 2001) -> float:
+    """Area under the normalised accuracy-rank curve on the log2-rank axis, divided by that axis's length: the
+    mean of the fitted curve over log2(r) between the smallest and the largest rank measured (1: every rank matches
+    the teacher). Trapezoid rule on `num` points evenly spaced in log2(r)."""
+    low, high = np.log2(curve.ranks[0]), np.log2(curve.ranks[-1])
+    if high <= low:
+        raise ValueError("aurac needs at least two distinct ranks.")
+    grid = np.linspace(low, high, num)  # (num,) log2 ranks
+    values = curve(2.0**grid)  # (num,) normalised accuracy
+    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(grid)) / (high - low))

@@ -14,6 +14,7 @@ from ..analysis import CurveSummary, bootstrap_intervals, summarize_curve
 from ..analysis.summary import MIN_RANKS
 from ..results import ResultsError, StudentResult, SweepResults
 from .factorization import budget_section, preview_section
+from .nested import curve_aurac, nested_section
 
 
 __all__ = ["HEADLINE_KNEE", "METHOD", "Report", "build_report"]
@@ -63,6 +64,9 @@ class Report:
     previews: dict = field(default_factory=dict)  # init -> the training-free curve (report.factorization)
     budget_students: list[dict] = field(default_factory=list)
     init: str = "svd"  # how the trained students' factors started
+    curve: str = "lockstep"  # how the main curve's students were trained (lockstep or nested)
+    aurac: float | None = None  # area under the normalised curve over log2(rank), divided by its length
+    nested: dict | None = None  # --curve both: the nested curve beside the lock-step one (report.nested)
     factorization: dict | None = None  # calibration: examples, seconds, bytes, fallbacks
     failed: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -240,6 +244,9 @@ def build_report(
         previews=preview_section(results, summary, low, high, num_bootstrap, seed),
         budget_students=budget_section(results, num_bootstrap, seed),
         init=results.config.get("sweep", {}).get("init", "svd"),
+        curve="nested" if done and done[0].config.curve == "nested" else "lockstep",
+        aurac=curve_aurac(summary),
+        nested=nested_section(results, low, high, num_bootstrap, seed),
         factorization=results.factorization,
         failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"],
         notes=_notes(

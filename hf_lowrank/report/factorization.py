@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..analysis import CurveSummary, bootstrap_intervals, paired_difference_interval, summarize_curve
+from ..analysis import CurveSummary, aurac, bootstrap_intervals, paired_difference_interval, summarize_curve
 from ..results import SweepResults
 
 
@@ -89,6 +89,7 @@ def preview_section(
                 "linear_interval": _interval(estimated, "knee"),
             },
             "agreement": agreement,
+            "aurac": aurac(summary.curve) if summary.curve is not None else None,
         }
     return section
 

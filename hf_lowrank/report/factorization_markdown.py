@@ -4,7 +4,7 @@ and the budget students against uniform ranks."""
 from .formatting import fmt_interval, fmt_rank
 
 
-__all__ = ["budget_lines", "init_lines", "preview_lines"]
+__all__ = ["budget_lines", "init_lines", "nested_lines", "preview_lines"]
 
 
 def _region(entry: dict) -> str:
@@ -136,3 +136,55 @@ def budget_lines(report) -> list[str]:
             f"{accuracy(row['uniform_accuracy'])} | {difference} {interval} |"
         )
     return lines + ["", "![per-layer ranks](budget_ranks.png)", ""]
+
+
+def nested_lines(report) -> list[str]:
+    """The nested curve beside the lock-step one (`--curve both`): per rank, both accuracies and their difference;
+    each curve's region, knee and AURAC; each curve's training time."""
+    nested = report.nested
+    if not nested:
+        return []
+    teacher = report.teacher["accuracy"]
+    training = nested.get("training", {})
+    lines = [
+        "## Nested curve: every rank from one training run",
+        "",
+        f"One student at rank {training.get('rank')} distilled through truncated views of its factors "
+        f"({training.get('strategy')}: {training.get('samples_per_step')} rank(s) per batch, "
+        f"{training.get('distribution')}), then every rank cut from it"
+        + (f" and fine-tuned alone for {nested['finetune_steps']} steps" if nested["finetune_steps"] else "")
+        + "; beside it the lock-step students trained one per rank.",
+        "",
+        "| rank | nested | lock-step | nested minus lock-step (paired 95% interval) |",
+        "| ---: | ---: | ---: | :---: |",
+    ]
+    for row in nested["rows"]:
+        lockstep = "n/a" if row["lockstep_accuracy"] is None else f"{row['lockstep_accuracy']:.4f}"
+        difference = "n/a" if row["difference"] is None else f"{row['difference']:+.4f}"
+        interval = fmt_interval(row["difference_interval"], 4)
+        lines.append(f"| {row['rank']} | {row['accuracy']:.4f} | {lockstep} | {difference} {interval} |")
+    region = nested["region"]
+    nested_region = (
+        f"[{fmt_rank(region['r_low'])}, {fmt_rank(region['r_high'])}]" if region["estimated"] else "not estimated"
+    )
+    main_region = (
+        f"[{fmt_rank(report.region['r_low'])}, {fmt_rank(report.region['r_high'])}]"
+        if report.estimated
+        else "not estimated"
+    )
+
+    def area(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    seconds, lockstep_seconds = nested["nested_train_seconds"], nested["lockstep_train_seconds"]
+    ratio = f" ({seconds / lockstep_seconds:.2f}x)" if lockstep_seconds else ""
+    lines += [
+        "",
+        f"- Nested: region {nested_region}, knee {fmt_rank(nested['knee']['linear'], missing='none')}, AURAC "
+        f"{area(nested['aurac'])}; lock-step: region {main_region}, knee "
+        f"{fmt_rank(report.knee['linear'], missing='none')}, AURAC {area(report.aurac)} (teacher {teacher:.4f}).",
+        f"- Student training time: nested {seconds:.1f} s{ratio}, lock-step {lockstep_seconds:.1f} s (each "
+        "student's own forward, backward and step; the teacher's shared forward excluded).",
+        "",
+    ]
+    return lines

@@ -1,7 +1,7 @@
 """report.md of a sweep: markdown rendered from its `Report`."""
 
 from .build import Report
-from .factorization_markdown import budget_lines, init_lines, preview_lines
+from .factorization_markdown import budget_lines, init_lines, nested_lines, preview_lines
 from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text
 
 
@@ -23,6 +23,13 @@ def _estimate_lines(report: Report) -> list[str]:
         f"- Region [r_{low:.0%}, r_{high:.0%}] of the teacher's accuracy: **{region_text(report)}**; 95% intervals "
         f"r_low {fmt_interval(region['r_low_interval'])}, r_high {fmt_interval(region['r_high_interval'])}.",
     ]
+    if report.aurac is not None:
+        lines.append(
+            f"- AURAC (mean normalised accuracy over log2 rank, ranks {report.ranks[0]}–{report.ranks[-1]}): "
+            f"**{report.aurac:.3f}**"
+            + (" (students cut from one nested student)" if report.curve == "nested" else "")
+            + "."
+        )
     for axis, label, interval in (
         ("linear", "Knee (headline, linear rank axis)", "linear_interval"),
         ("log_rank", "Knee on the log-rank axis", "log_rank_interval"),
@@ -87,7 +94,7 @@ def render_markdown(report: Report) -> str:
             f"{interval} | {row['normalized_accuracy']:.1%} | {', '.join(map(str, row['seeds']))} |"
         )
     lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
-    lines += preview_lines(report) + budget_lines(report)
+    lines += nested_lines(report) + preview_lines(report) + budget_lines(report)
     lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
     lines += _per_seed_lines(report)
     if report.failed:

@@ -108,6 +108,22 @@ def _plot_previews(ax, report: Report) -> None:
         )
 
 
+def _plot_nested(ax, report: Report) -> None:
+    """The nested curve's students (`--curve both`): purple points joined by a line."""
+    if not report.nested:
+        return
+    rows = report.nested["rows"]
+    ax.plot(
+        [row["rank"] for row in rows],
+        [row["normalized_accuracy"] for row in rows],
+        "D-",
+        color="tab:purple",
+        ms=4,
+        lw=1,
+        label="nested (one training run)",
+    )
+
+
 def plot_knee(report: Report, path: str | os.PathLike) -> None:
     """Normalised accuracy against rank (log axis): points with interval bars, the PCHIP curve, the threshold band,
     the region, the knees and the log-rank knee's secant."""
@@ -129,6 +145,7 @@ def knee_figure(report: Report):
     if len(ranks):
         _plot_points(ax, report, ranks, normalised)
     _plot_previews(ax, report)
+    _plot_nested(ax, report)
     ranks = np.array(sorted(set(ranks.tolist()) | _preview_ranks(report)), dtype=float)
     curve = report.summary.curve if report.summary is not None else None
     if curve is not None:

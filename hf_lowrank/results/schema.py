@@ -101,6 +101,9 @@ class StudentConfig:
     distillation_mode: str = "geometric"
     teacher: str | None = None
     init: str = "svd"  # how the factors started (models.INITS)
+    curve: str = "lockstep"  # trained alone at its rank (lockstep) or truncated from a nested student (nested)
+    nested_rank: int | None = None  # nested: the rank of the student it was truncated from
+    finetune_steps: int = 0  # nested: optimizer steps it was fine-tuned alone after truncation
 
 
 @dataclass
@@ -209,6 +212,8 @@ class SweepResults:
     previews: list[PreviewResult] = field(default_factory=list)
     budget_students: list[BudgetStudentResult] = field(default_factory=list)
     factorization: dict | None = None  # calibration and decomposition: samples, seconds, bytes, fallbacks
+    nested: list[StudentResult] = field(default_factory=list)  # --curve both: the nested curve's students
+    nested_training: dict = field(default_factory=dict)  # str(seed) -> the nested run: steps, seconds, schedule
 
     @property
     def primary_seed(self) -> int:
@@ -233,6 +238,11 @@ class SweepResults:
 
     def record_cnn_student(self, record: CNNStudentResult) -> None:
         self.cnn_students = [r for r in self.cnn_students if r.capacity != record.capacity] + [record]
+
+    def record_nested_student(self, record: StudentResult) -> None:
+        """Add a nested curve's student (`--curve both`), replacing an earlier one of the same rank and seed."""
+        self.nested = [r for r in self.nested if (r.rank, r.seed) != (record.rank, record.seed)] + [record]
+        self.nested.sort(key=lambda r: (r.seed, r.rank))
 
     def record_preview(self, record: PreviewResult) -> None:
         """Add `record`, replacing an earlier one of the same init and rank."""
@@ -262,6 +272,7 @@ class SweepResults:
         cnn_students = _check_list(payload.get("cnn_students", []), "'cnn_students'")
         previews = _check_list(payload.get("previews", []), "'previews'")
         budget_students = _check_list(payload.get("budget_students", []), "'budget_students'")
+        nested = _check_list(payload.get("nested", []), "'nested'")
         return cls(
             config=_check_object(payload["config"], "'config'"),
             hf_lowrank_version=payload.get("hf_lowrank_version", "unknown"),
@@ -275,6 +286,8 @@ class SweepResults:
                 _build(BudgetStudentResult, r, f"budget_students[{i}]") for i, r in enumerate(budget_students)
             ],
             factorization=payload.get("factorization"),
+            nested=[StudentResult.from_dict(r, f"nested[{i}]") for i, r in enumerate(nested)],
+            nested_training=payload.get("nested_training") or {},
         )
 
     def save(self, path: str | os.PathLike) -> None:

@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..data import DIGITS
+from ..distillation import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES
 from ..models import CNN_CAPACITIES, DATA_AWARE_INITS, INITS
 
 
@@ -124,6 +125,46 @@ class SweepArguments:
             "whitened spectra (output error removed per parameter) within that many encoder-linear parameters (a "
             "fraction in (0, 1] of the dense encoder linears, or a count > 1), beside the uniform-rank student of "
             "the same budget (the largest rank within it, added to the swept ranks)."
+        },
+    )
+    curve: str = field(
+        default="lockstep",
+        metadata={
+            "help": "How the accuracy-rank curve is trained: lockstep (one student per rank, the papers'), nested "
+            "(one student at the largest rank whose every rank-r prefix is distilled, truncated views of the "
+            "same factors; each rank then saved as an ordinary student) or both (side by side: nested students "
+            "go to nested-rank-XXX/ and the report shows both curves).",
+            "choices": ["lockstep", "nested", "both"],
+        },
+    )
+    nested_strategy: str = field(
+        default="sample",
+        metadata={
+            "help": "Nested: per batch, sample --nested_samples ranks of --ranks (sample) or distil all of them "
+            "with --nested_weights (sum).",
+            "choices": list(NESTED_STRATEGIES),
+        },
+    )
+    nested_samples: int = field(
+        default=2, metadata={"help": "Nested, sample: ranks distilled per batch (the largest one included)."}
+    )
+    nested_distribution: str = field(
+        default="uniform",
+        metadata={
+            "help": "Nested, sample: how the other ranks are drawn: uniform over the list, or log_uniform "
+            "(probability 1 / rank).",
+            "choices": list(NESTED_DISTRIBUTIONS),
+        },
+    )
+    nested_weights: list[float] | None = field(
+        default=None,
+        metadata={"help": "Nested, sum: one loss weight per rank of --ranks, in increasing rank order (default: 1)."},
+    )
+    nested_finetune_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Nested: optimizer steps each truncated rank is then fine-tuned alone (in lock-step, same "
+            "distillation) before it is evaluated and saved (0: none)."
         },
     )
     student_bridge: str = field(
@@ -278,7 +319,39 @@ class SweepArguments:
                 f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
             )
         self._check_factorization()
+        self._check_nested()
         self._check_values()
+
+    def _check_nested(self) -> None:
+        """--curve and the --nested_* flags: valid values, and what nested training supports."""
+        if self.curve not in ("lockstep", "nested", "both"):
+            raise SweepError(f"--curve {self.curve!r}: must be lockstep, nested or both.")
+        if self.curve == "lockstep":
+            return
+        if self.student_bridge != "none":
+            raise SweepError(
+                f"--curve {self.curve} with --student_bridge {self.student_bridge}: nested training truncates "
+                "FactorizedViT / LowRank students; Lift / WideLast students are trained per rank (--curve lockstep)."
+            )
+        if self.preview_only or self.param_budget:
+            raise SweepError(f"--curve {self.curve}: leave --preview_only and --param_budget unset.")
+        if self.nested_finetune_steps < 0:
+            raise SweepError(f"--nested_finetune_steps {self.nested_finetune_steps}: must be an integer >= 0.")
+        count = len(self.ranks) if self.ranks else None
+        if self.nested_samples < 1 or (count is not None and self.nested_samples > count):
+            raise SweepError(
+                f"--nested_samples {self.nested_samples}: must be in [1, {count or 'the number of ranks'}]."
+            )
+        if self.nested_weights is not None:
+            if self.nested_strategy != "sum":
+                raise SweepError("--nested_weights applies to --nested_strategy sum; leave it unset with sample.")
+            if count is None or len(self.nested_weights) != count:
+                raise SweepError(
+                    f"--nested_weights {self.nested_weights}: needs --ranks and one weight per rank "
+                    f"({count if count is not None else 'no --ranks given'}), got {len(self.nested_weights)}."
+                )
+            if not all(math.isfinite(w) and w >= 0 for w in self.nested_weights) or not any(self.nested_weights):
+                raise SweepError(f"--nested_weights {self.nested_weights}: must be finite, >= 0 and not all 0.")
 
     def _check_factorization(self) -> None:
         """--init, --preview_inits, --calibration_samples and --param_budget: valid names, and what they need."""

@@ -24,6 +24,7 @@ from .embedded import default_ranks
 from .factorization import TeacherFactorization
 from .families import teacher_modality
 from .fingerprint import fingerprint
+from .nested_stage import run_nested_stage
 from .preview_stage import run_preview_stage
 from .store import TEACHER_DIR, SweepStore, check_writable
 from .students import run_student_group, student_groups, student_max_rank
@@ -101,6 +102,10 @@ def _student_stages(ctx: SweepContext) -> None:
         return
     finished = ctx.store.finished()
     for seed in ctx.sweep.seeds or [ctx.args.seed]:
+        if ctx.sweep.curve in ("nested", "both"):
+            run_nested_stage(ctx, ranks, seed)
+        if ctx.sweep.curve == "nested":
+            continue
         pending = [rank for rank in ranks if (rank, seed) not in finished]
         if len(pending) < len(ranks):
             ctx.accelerator.print(

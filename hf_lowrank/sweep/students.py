@@ -32,6 +32,7 @@ __all__ = [
     "student_dir",
     "student_groups",
     "student_max_rank",
+    "student_record",
 ]
 
 
@@ -155,7 +156,6 @@ def distil(ctx: SweepContext, students: dict[str, nn.Module], seed: int, checkpo
 
 def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
-    args = seed_arguments(ctx, seed)
     students = {}
     init = ctx.sweep.init
     decompositions = ctx.factorization.decompositions(init) if ctx.sweep.student_bridge == "none" else None
@@ -171,42 +171,55 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     )
     done = {rank: s for rank, s in students.items() if outcomes[_key(rank)].status == "done"}
     evaluations = ctx.evaluate(done, "evaluating students")
-    teacher = ctx.results.teacher
     for rank, student in students.items():
-        outcome = outcomes[_key(rank)]
-        parameters = count_parameters(ctx.accelerator.unwrap_model(student))
-        record = StudentResult(
-            rank=rank,
-            status=outcome.status,
-            error=outcome.error,
-            seed=seed,
-            parameters=parameters,
-            compression=teacher.parameters / parameters,
-            steps=outcome.steps,
-            train_seconds=outcome.train_seconds,
-            examples_per_process=outcome.examples_per_process,
-            loss_history=outcome.loss_history,
-            config=StudentConfig(
-                rank=rank,
-                bridge=ctx.sweep.student_bridge,
-                hidden_size=ctx.sweep.student_hidden_size,
-                exclude_modules=ctx.sweep.exclude_modules,
-                distillation_mode=args.distillation_mode,
-                teacher=teacher.source,
-                init=ctx.sweep.init,
-            ),
+        record = student_record(
+            ctx,
+            rank,
+            seed,
+            student,
+            outcomes[_key(rank)],
+            evaluations.get(rank),
+            student_dir(rank, seed, ctx.results.primary_seed),
         )
-        if rank in evaluations:
-            evaluation = evaluations[rank]
-            record.model_dir = ctx.store.save_model(
-                student_dir(rank, seed, ctx.results.primary_seed), student, ctx.processor
-            )
-            record.accuracy = evaluation.accuracy
-            record.normalized_accuracy = evaluation.accuracy / teacher.accuracy
-            record.correct = evaluation.correct.astype(int).tolist()
-            for key, value in robustness(evaluation).items():
-                setattr(record, key, value)
-            record.diagnostics = diagnose(ctx, record.model_dir, student)
         ctx.results.record_student(record)
         ctx.store.write()
     ctx.store.remove_checkpoint()  # every student of the group is recorded
+
+
+def student_record(ctx: SweepContext, rank: int, seed: int, student, outcome, evaluation, directory: str, **made):
+    """The `StudentResult` of a trained student (`outcome`: its `TrainResult`); when it finished (`evaluation`
+    given), saved into `directory` with its measurements and diagnostics. `made`: how it was made, beyond the
+    sweep's arguments (`StudentConfig` fields: curve, nested_rank, finetune_steps)."""
+    teacher = ctx.results.teacher
+    parameters = count_parameters(ctx.accelerator.unwrap_model(student))
+    record = StudentResult(
+        rank=rank,
+        status=outcome.status,
+        error=outcome.error,
+        seed=seed,
+        parameters=parameters,
+        compression=teacher.parameters / parameters,
+        steps=outcome.steps,
+        train_seconds=outcome.train_seconds,
+        examples_per_process=outcome.examples_per_process,
+        loss_history=outcome.loss_history,
+        config=StudentConfig(
+            rank=rank,
+            bridge=ctx.sweep.student_bridge,
+            hidden_size=ctx.sweep.student_hidden_size,
+            exclude_modules=ctx.sweep.exclude_modules,
+            distillation_mode=ctx.args.distillation_mode,
+            teacher=teacher.source,
+            init=ctx.sweep.init,
+            **made,
+        ),
+    )
+    if evaluation is not None:
+        record.model_dir = ctx.store.save_model(directory, student, ctx.processor)
+        record.accuracy = evaluation.accuracy
+        record.normalized_accuracy = evaluation.accuracy / teacher.accuracy
+        record.correct = evaluation.correct.astype(int).tolist()
+        for key, value in robustness(evaluation).items():
+            setattr(record, key, value)
+        record.diagnostics = diagnose(ctx, record.model_dir, student)
+    return record

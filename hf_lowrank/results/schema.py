@@ -214,6 +214,7 @@ class SweepResults:
     factorization: dict | None = None  # calibration and decomposition: samples, seconds, bytes, fallbacks
     nested: list[StudentResult] = field(default_factory=list)  # --curve both: the nested curve's students
     nested_training: dict = field(default_factory=dict)  # str(seed) -> the nested run: steps, seconds, schedule
+    stage_seconds: dict = field(default_factory=dict)  # "preview", "lockstep-seed-0", "nested-seed-0": wall seconds
 
     @property
     def primary_seed(self) -> int:
@@ -288,6 +289,7 @@ class SweepResults:
             factorization=payload.get("factorization"),
             nested=[StudentResult.from_dict(r, f"nested[{i}]") for i, r in enumerate(nested)],
             nested_training=payload.get("nested_training") or {},
+            stage_seconds=payload.get("stage_seconds") or {},
         )
 
     def save(self, path: str | os.PathLike) -> None:

@@ -5,6 +5,8 @@ It is resumable: every finished stage is recorded atomically in results.json; re
 and redoes only what is unfinished.
 """
 
+import contextlib
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -89,6 +91,16 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
     return SweepContext(sweep, args, accelerator, store, teacher_source=source, modality=modality)
 
 
+@contextlib.contextmanager
+def _timed(ctx: SweepContext, stage: str):
+    """Record the wall seconds of `stage` in results.json (added to a resumed stage's earlier seconds)."""
+    start = time.perf_counter()
+    yield
+    seconds = ctx.results.stage_seconds
+    seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+    ctx.store.write()
+
+
 def _student_stages(ctx: SweepContext) -> None:
     """The preview of every rank, then every (rank, seed) not finished yet, in lock-step groups (`student_groups`),
     and per seed the budget students (`--param_budget`, whose uniform ranks join the swept ones)."""
@@ -96,14 +108,16 @@ def _student_stages(ctx: SweepContext) -> None:
     plans = budget_plans(ctx)  # before any work: a budget outside the valid range is refused now
     ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx.teacher, ctx.sweep))
     ranks = sorted(set(ranks) | {plan.uniform_rank for plan in plans})
-    run_preview_stage(ctx, ranks)
+    with _timed(ctx, "preview"):
+        run_preview_stage(ctx, ranks)
     ctx.factorization.release()
     if ctx.sweep.preview_only:
         return
     finished = ctx.store.finished()
     for seed in ctx.sweep.seeds or [ctx.args.seed]:
         if ctx.sweep.curve in ("nested", "both"):
-            run_nested_stage(ctx, ranks, seed)
+            with _timed(ctx, f"nested-seed-{seed}"):
+                run_nested_stage(ctx, ranks, seed)
         if ctx.sweep.curve == "nested":
             continue
         pending = [rank for rank in ranks if (rank, seed) not in finished]
@@ -111,8 +125,9 @@ def _student_stages(ctx: SweepContext) -> None:
             ctx.accelerator.print(
                 f"resuming: seed {seed}, ranks {sorted(set(ranks) - set(pending))} are finished; training {pending}"
             )
-        for group in student_groups(ctx, pending, seed):
-            run_student_group(ctx, group, seed)
+        with _timed(ctx, f"lockstep-seed-{seed}"):
+            for group in student_groups(ctx, pending, seed):
+                run_student_group(ctx, group, seed)
         run_budget_stage(ctx, plans, seed)
     ctx.results.factorization = ctx.factorization.record()
     ctx.store.write()

@@ -60,9 +60,11 @@ def rank_text(value):
 def family(name: str, out: Path, finetune_steps: int, extra: list[str]) -> list[str]:
     runs = {
         "lockstep": ["--curve", "lockstep"],
-        "nested": ["--curve", "nested"],
+        "nested": ["--curve", "nested", "--nested_finetune_steps", "0"],
         f"nested + {finetune_steps} fine-tune": ["--curve", "nested", "--nested_finetune_steps", str(finetune_steps)],
-        "nested, equal compute": ["--curve", "nested", "--num_train_epochs", str(EPOCHS * len(RANKS) // 2)],
+        "nested, equal compute": [
+            "--curve", "nested", "--nested_finetune_steps", "0", "--num_train_epochs", str(EPOCHS * len(RANKS) // 2)
+        ],  # fmt: skip
     }
     results, reports, walls = {}, {}, {}
     for i, (label, flags) in enumerate(runs.items()):

@@ -174,3 +174,29 @@ def test_bad_arguments_are_refused():
     with pytest.raises(AttributeError):
         collect_input_statistics(model, _batches(), ["third"])
     assert len(model.first._forward_pre_hooks) == 0
+
+
+def test_padding_tokens_are_not_calibration_data():
+    torch.manual_seed(0)
+
+    class Embedder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(11, 6)
+            self.proj = nn.Linear(6, 4)
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.proj(self.embedding(input_ids))
+
+    model = Embedder()
+    input_ids = torch.randint(1, 11, (3, 5))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    statistics = collect_input_statistics(model, [{"input_ids": input_ids, "attention_mask": mask}], ["proj"])["proj"]
+    with torch.no_grad():
+        real = model.embedding(input_ids)[mask.bool()].double()  # (9, 6): the real tokens only
+    assert statistics.num_tokens == 9
+    torch.testing.assert_close(statistics.gram, real.T @ real)
+    unmasked = collect_input_statistics(
+        model, [{"input_ids": input_ids, "attention_mask": mask}], ["proj"], mask_key=None
+    )
+    assert unmasked["proj"].num_tokens == 15

@@ -138,6 +138,9 @@ def test_a_preview_only_sweep_resumes_into_a_trained_sweep_without_retraining_th
     )  # fmt: skip
     assert (copy / "teacher" / "model.safetensors").stat().st_mtime_ns == stamp
     assert [p.accuracy for p in after.previews] == [p.accuracy for p in before.previews]
+    # The resumed run gathered no calibration of its own: the record keeps the first run's, merged with its own.
+    assert after.factorization["calibration_examples"] == CALIBRATION
+    assert set(after.factorization["decomposition_bytes"]) == {"svd", "whitened", "activation"}
     assert [r.rank for r in after.ranks] == [1, 2, 5] and all(r.status == "done" for r in after.ranks)
     report = json.loads((copy / "report.json").read_text())
     agreement = report["previews"]["svd"]["agreement"]
@@ -249,3 +252,12 @@ def test_too_few_calibration_tokens_say_which_fallback_was_used(tmp_path, capsys
     assert "used the fallback 'diagonal shift" in out or "used the fallback 'eigendecomposition'" in out
     assert all(np.isfinite(p.accuracy) for p in results.previews)
     assert results.factorization["fallbacks"]["whitened"]
+
+
+def test_the_default_previews_include_the_students_own_init():
+    from hf_lowrank.sweep import SweepArguments
+
+    assert SweepArguments(init="fisher").preview_inits == ["svd", "whitened", "activation", "fisher"]
+    assert SweepArguments(init="whitened").preview_inits == ["svd", "whitened", "activation"]
+    assert SweepArguments(calibration_samples=0).preview_inits == ["svd"]
+    assert SweepArguments(student_bridge="lift").preview_inits == []

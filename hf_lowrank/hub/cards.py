@@ -181,6 +181,18 @@ INIT_NOTES = {
 }
 
 
+def _curve_note(record: StudentResult) -> str | None:
+    """How a student cut from a nested student was made (None for a student trained alone at its rank)."""
+    if record.config.curve != "nested":
+        return None
+    tuned = f", then fine-tuned alone for {record.config.finetune_steps} steps" if record.config.finetune_steps else ""
+    return (
+        f"It was not trained alone: it is the first {record.rank} directions of every factorized layer of one "
+        f"rank-{record.config.nested_rank} student distilled through truncated views at every rank of the sweep "
+        f"(nested-rank training){tuned}."
+    )
+
+
 def student_card(
     results: SweepResults, report: Report, record: StudentResult, repo_id: str | None = None
 ) -> ModelCard:
@@ -196,6 +208,7 @@ def student_card(
         teacher_name=teacher.source,
         distillation_mode=results.distillation_mode,
         init_note=INIT_NOTES.get(record.config.init, record.config.init),
+        curve_note=_curve_note(record),
         parameters=f"{record.parameters:,}",
         teacher_parameters=f"{teacher.parameters:,}",
         compression=f"{record.compression:.2f}x",

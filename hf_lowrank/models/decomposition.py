@@ -21,6 +21,7 @@ Only imports torch (the `trust_remote_code` unit).
 """
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from numbers import Real
 
@@ -233,6 +234,7 @@ def decompose_layers(
     statistics=None,
     alpha: float = 0.5,
     progress=None,
+    warn: bool = True,
 ) -> dict[str, LinearDecomposition]:
     """`decompose_linear` of each `nn.Linear` of `model` named in `names`, keyed by name: computed once, then any
     number of students of any ranks take their factors from it (`copy_teacher_weights(..., decompositions=...)`).
@@ -240,6 +242,8 @@ def decompose_layers(
     Args:
         statistics: name -> `InputStatistics` (required for the data-aware inits; see `collect_input_statistics`).
         progress: an optional callable wrapping the iterable of names (e.g. ``tqdm``).
+        warn: warn (UserWarning) when a layer needed a fallback or had fewer calibration tokens than input
+            features, naming them (`fallback_summary`).
     """
     names = list(names)
     if init != "svd":
@@ -254,6 +258,9 @@ def decompose_layers(
         linear = model.get_submodule(name)
         layer_statistics = statistics[name] if init != "svd" else None
         decompositions[name] = decompose_linear(linear.weight, init, layer_statistics, alpha)
+    lines = fallback_summary(decompositions) if warn else []
+    if lines:
+        warnings.warn(f"init {init!r}: " + "; ".join(lines) + ".", UserWarning, stacklevel=2)
     return decompositions
 
 

@@ -22,6 +22,7 @@ def collect_input_statistics(
     layer_names: Sequence[str],
     fisher: bool = False,
     loss_of: Callable | None = None,
+    mask_key: str | None = "attention_mask",
 ) -> dict[str, InputStatistics]:
     """Run `model` on `batches` and return, per `nn.Linear` named in `layer_names`, the float64 statistics of its
     inputs (`InputStatistics`: the sum of `x x^T`, of `|x|`, the token count).
@@ -33,6 +34,9 @@ def collect_input_statistics(
             gradient of the task loss, summed over each row (one backward per batch; the model's parameters keep
             their `requires_grad` and get no `.grad` left behind).
         loss_of: `loss_of(outputs, batch) -> scalar`; default `outputs.loss`.
+        mask_key: a batch's padding mask `(batch, seq)` (1: a real token): a layer input of shape
+            `(batch, seq, in_features)` then contributes only its real tokens (padding is not calibration data).
+            Inputs of other shapes (pooled, windowed) are taken whole.
 
     The model runs in eval mode (its mode is restored afterwards); the hooks are removed even on an error.
     """
@@ -53,9 +57,14 @@ def collect_input_statistics(
                 module.out_features, dtype=torch.float64, device=module.weight.device
             )
 
+    current_mask = [None]  # the running batch's padding mask (batch, seq), if any
+
     def hook_for(name):
         def hook(module, args):
-            statistics[name].add(args[0])  # (..., in_features)
+            inputs, mask = args[0], current_mask[0]  # (..., in_features)
+            if mask is not None and inputs.dim() == 3 and tuple(inputs.shape[:2]) == tuple(mask.shape):
+                inputs = inputs[mask.bool()]  # (real tokens, in_features)
+            statistics[name].add(inputs)
 
         return hook
 
@@ -67,6 +76,7 @@ def collect_input_statistics(
         model.eval()
         for batch in batches:
             seen += 1
+            current_mask[0] = batch.get(mask_key) if mask_key else None
             if not fisher:
                 with torch.no_grad():
                     model(**batch)

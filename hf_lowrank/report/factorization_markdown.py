@@ -92,7 +92,9 @@ def _prediction_sentence(report) -> str:
     """How far the preview predicts the trained result: the trained region beside the preview of the same init."""
     entry = report.previews.get(report.init)
     if not report.rows:
-        return "No student was distilled (--preview_only): the previews are the only curves."
+        return (
+            "No rank student finished (or, with --preview_only, none was distilled): the previews are the only curves."
+        )
     if entry is None or not entry.get("agreement"):
         return f"No preview of the trained students' init ({report.init}) to compare with."
     agreement = entry["agreement"]

@@ -146,10 +146,10 @@ def knee_figure(report: Report):
         _plot_points(ax, report, ranks, normalised)
     _plot_previews(ax, report)
     _plot_nested(ax, report)
-    ranks = np.array(sorted(set(ranks.tolist()) | _preview_ranks(report)), dtype=float)
     curve = report.summary.curve if report.summary is not None else None
     if curve is not None:
-        _plot_estimates(ax, report, curve, ranks)
+        _plot_estimates(ax, report, curve, ranks)  # the trained curve, over its own ranks only
+    ranks = np.array(sorted(set(ranks.tolist()) | _preview_ranks(report)), dtype=float)  # every curve's ticks
     ax.set_xscale("log", base=2)
     ax.set_xticks(ranks)
     ax.set_xticklabels([f"{int(r)}" for r in ranks])

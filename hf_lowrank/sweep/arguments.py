@@ -359,7 +359,8 @@ class SweepArguments:
             raise SweepError(f"--init {self.init!r}: must be one of {list(INITS)}.")
         if self.preview_inits is None:
             data_aware = ["whitened", "activation"] if self.calibration_samples > 0 else []
-            self.preview_inits = ["svd", *data_aware] if self.student_bridge == "none" else []
+            defaults = ["svd", *data_aware] + ([self.init] if self.init not in ("svd", *data_aware) else [])
+            self.preview_inits = defaults if self.student_bridge == "none" else []
         previews = [] if self.preview_inits in ([], ["none"]) else list(self.preview_inits)
         bad = [name for name in previews if name not in INITS]
         if bad or len(set(previews)) != len(previews):

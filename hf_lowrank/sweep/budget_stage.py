@@ -60,8 +60,9 @@ def budget_plans(ctx: SweepContext) -> list[BudgetPlan]:
 
 
 def budget_dir(budget: float, seed: int, primary_seed: int) -> str:
-    """`budget-0.25` (a fraction) or `budget-120000` (a count), with `-seed-N` for the non-primary seeds."""
-    name = f"budget-{budget:g}" if budget <= 1 else f"budget-{int(budget)}"
+    """`budget-0.25` (a fraction, every digit kept) or `budget-120000` (a count), with `-seed-N` for the
+    non-primary seeds."""
+    name = f"budget-{float(budget)!r}" if budget <= 1 else f"budget-{int(budget)}"
     return name if seed == primary_seed else f"{name}-seed-{seed}"
 
 

@@ -56,6 +56,7 @@ class TeacherFactorization:
         self.calibration_tokens = 0
         self.statistics_bytes = 0
         self.decomposition_bytes = {}
+        self._released = False
 
     def _needs_fisher(self) -> bool:
         sweep = self.ctx.sweep
@@ -104,23 +105,28 @@ class TeacherFactorization:
         if init not in self._decompositions:
             statistics = self.statistics() if init in DATA_AWARE_INITS else None
             start = time.perf_counter()
-            progress = tqdm(
-                self.names, desc=f"decomposing ({init})", disable=not self.ctx.accelerator.is_local_main_process
-            )
+            disable = not self.ctx.accelerator.is_local_main_process
+
+            def progress(names):
+                return tqdm(names, desc=f"decomposing ({init})", disable=disable)
+
             self._decompositions[init] = decompose_layers(
-                self.ctx.teacher, progress, init, statistics, self.ctx.sweep.init_alpha
+                self.ctx.teacher, self.names, init, statistics, self.ctx.sweep.init_alpha, progress, warn=False
             )
             self.seconds[f"decomposition_{init}"] = time.perf_counter() - start
             self.decomposition_bytes[init] = sum(d.nbytes() for d in self._decompositions[init].values())
             self.fallbacks[init] = fallback_summary(self._decompositions[init])
             for line in self.fallbacks[init]:
                 self.ctx.accelerator.print(f"{init} init: {line}")
+            if self._released and init == self.ctx.sweep.init:
+                self._statistics = None  # nothing after the previews needs them once the students' init is done
         return self._decompositions[init]
 
     def release(self) -> None:
         """Free what the rest of the sweep no longer needs (called after the previews; the budgets' whitened
         spectra are taken before them): every init's decompositions but the students' own, and the statistics
         unless the students' data-aware init still has to be decomposed."""
+        self._released = True
         keep = None if self.ctx.sweep.preview_only else self.ctx.sweep.init
         self._decompositions = {init: d for init, d in self._decompositions.items() if init == keep}
         if keep not in DATA_AWARE_INITS or keep in self._decompositions:
@@ -142,8 +148,20 @@ class TeacherFactorization:
         """Per-layer ranks as the exact-name patterns `from_teacher(rank=...)` takes."""
         return {re.escape(name): rank for name, rank in layer_ranks.items()}
 
-    def record(self) -> dict:
-        """What results.json keeps: examples, tokens, seconds per step, bytes held, fallbacks per init."""
+    def record(self, previous: dict | None = None) -> dict:
+        """What results.json keeps: examples, tokens, seconds per step, bytes held, fallbacks per init; merged
+        into `previous` (an earlier run's record of this sweep, resumed): this run's entries win, and its
+        calibration fields only when it gathered calibration itself."""
+        previous = previous or {}
+        current = self._record()
+        if not current["calibration_examples"] and previous.get("calibration_examples"):
+            for key in ("calibration_examples", "calibration_tokens", "statistics_bytes"):
+                current[key] = previous[key]
+        for key in ("seconds", "decomposition_bytes", "fallbacks"):
+            current[key] = {**previous.get(key, {}), **current[key]}
+        return current
+
+    def _record(self) -> dict:
         return {
             "calibration_examples": self.calibration_examples,
             "calibration_tokens": self.calibration_tokens,

@@ -41,7 +41,7 @@ def run_preview_stage(ctx: SweepContext, ranks: list[int]) -> None:
                     )
                 )
             del students
-        ctx.results.factorization = ctx.factorization.record()
+        ctx.results.factorization = ctx.factorization.record(ctx.results.factorization)
         ctx.store.write()
         curve = ", ".join(
             f"{p.rank}: {p.normalized_accuracy:.0%}"

@@ -129,7 +129,7 @@ def _student_stages(ctx: SweepContext) -> None:
             for group in student_groups(ctx, pending, seed):
                 run_student_group(ctx, group, seed)
         run_budget_stage(ctx, plans, seed)
-    ctx.results.factorization = ctx.factorization.record()
+    ctx.results.factorization = ctx.factorization.record(ctx.results.factorization)
     ctx.store.write()
 
 

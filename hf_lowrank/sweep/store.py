@@ -69,7 +69,7 @@ class SweepStore:
         if self.stale and self.accelerator.is_main_process:
             for child in self.dir.iterdir():
                 old = child.name in (RESULTS_FILE, TEACHER_DIR, CHECKPOINT_DIR, *SWEEP_OUTPUTS)
-                if old or child.name.startswith(("rank-", "cnn-")):
+                if old or child.name.startswith(("rank-", "cnn-", "budget-", "nested-")):
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         self.stale = False
         self.accelerator.wait_for_everyone()

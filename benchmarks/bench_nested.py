@@ -63,7 +63,12 @@ def family(name: str, out: Path, finetune_steps: int, extra: list[str]) -> list[
         "nested": ["--curve", "nested", "--nested_finetune_steps", "0"],
         f"nested + {finetune_steps} fine-tune": ["--curve", "nested", "--nested_finetune_steps", str(finetune_steps)],
         "nested, equal compute": [
-            "--curve", "nested", "--nested_finetune_steps", "0", "--num_train_epochs", str(EPOCHS * len(RANKS) // 2)
+            "--curve",
+            "nested",
+            "--nested_finetune_steps",
+            "0",
+            "--num_train_epochs",
+            str(EPOCHS * len(RANKS) // 2),
         ],  # fmt: skip
     }
     results, reports, walls = {}, {}, {}
@@ -135,13 +140,21 @@ def vit_b32_steps(steps: int) -> list[str]:
     teacher = ViTForImageClassification(ViTConfig(**VIT_B32_CIFAR100))
     ranks = [8, 16, 32, 64, 128, 256]
     data = random_images(32 * (steps + 1), 224, 100)
+    arguments = {
+        label: DistillationConfig(
+            output_dir="/tmp/bench_nested",
+            max_steps=steps + 1,
+            per_device_train_batch_size=32,
+            report_to="none",
+            use_cpu=not torch.cuda.is_available(),
+            disable_tqdm=True,
+            save_strategy="no",
+        )  # fmt: skip
+        for label in ("lockstep", "nested")
+    }  # TrainingArguments before the Accelerator: building one resets accelerate's state
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     lines = [f"ViT-B/32 geometry, {steps} optimizer steps after one warm-up, batch 32, {accelerator.device}:"]
-    for label in ("lockstep", "nested"):
-        args = DistillationConfig(
-            output_dir="/tmp/bench_nested", max_steps=steps + 1, per_device_train_batch_size=32, report_to="none",
-            use_cpu=not torch.cuda.is_available(), disable_tqdm=True, save_strategy="no",
-        )  # fmt: skip
+    for label, args in arguments.items():
         if label == "lockstep":
             students = {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in ranks}
             nested = None
@@ -167,7 +180,7 @@ def vit_b32_steps(steps: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="+", default=["vit", "dinov2"])
+    parser.add_argument("--families", nargs="*", default=["vit", "dinov2"], help="none: the ViT-B/32 part only")
     parser.add_argument("--finetune_steps", type=int, default=100)
     parser.add_argument("--vit_b32_steps", type=int, default=3, help="0: skip the ViT-B/32 part")
     parser.add_argument("--output_dir", default="outputs/bench_nested")

@@ -165,7 +165,7 @@ class SweepArguments:
         metadata={
             "help": "Nested: optimizer steps each truncated rank is then fine-tuned alone (in lock-step, same "
             "distillation) before it is evaluated and saved (0: none; 100 from benchmarks/bench_nested.py: it cut "
-            "the nested curve's gap to the per-rank students at ranks 1-4 by 44-74%)."
+            "the nested curve's gap to the per-rank students at ranks 1-4 by 44 to 74 percent)."
         },
     )
     student_bridge: str = field(

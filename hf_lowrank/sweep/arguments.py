@@ -5,17 +5,14 @@ from dataclasses import dataclass, field
 
 from ..data import DIGITS
 from ..distillation import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES
-from ..models import CNN_CAPACITIES, DATA_AWARE_INITS, INITS
+from ..models import CNN_CAPACITIES, INITS
+from .argument_checks import SweepError, check_factorization, check_nested
 
 
 __all__ = ["EMBEDDED_ARCHITECTURES", "FINETUNE_MODES", "SweepArguments", "SweepError"]
 
 FINETUNE_MODES = ("auto", "full", "lora", "none")
 EMBEDDED_ARCHITECTURES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
-
-
-class SweepError(ValueError):
-    """Bad sweep input, found before training wherever it can be checked up front."""
 
 
 @dataclass
@@ -319,88 +316,9 @@ class SweepArguments:
             raise SweepError(
                 f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
             )
-        self._check_factorization()
-        self._check_nested()
+        check_factorization(self)
+        check_nested(self)
         self._check_values()
-
-    def _check_nested(self) -> None:
-        """--curve and the --nested_* flags: valid values, and what nested training supports."""
-        if self.curve not in ("lockstep", "nested", "both"):
-            raise SweepError(f"--curve {self.curve!r}: must be lockstep, nested or both.")
-        if self.curve == "lockstep":
-            return
-        if self.student_bridge != "none":
-            raise SweepError(
-                f"--curve {self.curve} with --student_bridge {self.student_bridge}: nested training truncates "
-                "FactorizedViT / LowRank students; Lift / WideLast students are trained per rank (--curve lockstep)."
-            )
-        if self.preview_only or self.param_budget:
-            raise SweepError(f"--curve {self.curve}: leave --preview_only and --param_budget unset.")
-        if self.nested_finetune_steps < 0:
-            raise SweepError(f"--nested_finetune_steps {self.nested_finetune_steps}: must be an integer >= 0.")
-        count = len(self.ranks) if self.ranks else None
-        if self.nested_samples < 1 or (count is not None and self.nested_samples > count):
-            raise SweepError(
-                f"--nested_samples {self.nested_samples}: must be in [1, {count or 'the number of ranks'}]."
-            )
-        if self.nested_weights is not None:
-            if self.nested_strategy != "sum":
-                raise SweepError("--nested_weights applies to --nested_strategy sum; leave it unset with sample.")
-            if count is None or len(self.nested_weights) != count:
-                raise SweepError(
-                    f"--nested_weights {self.nested_weights}: needs --ranks and one weight per rank "
-                    f"({count if count is not None else 'no --ranks given'}), got {len(self.nested_weights)}."
-                )
-            if not all(math.isfinite(w) and w >= 0 for w in self.nested_weights) or not any(self.nested_weights):
-                raise SweepError(f"--nested_weights {self.nested_weights}: must be finite, >= 0 and not all 0.")
-
-    def _check_factorization(self) -> None:
-        """--init, --preview_inits, --calibration_samples and --param_budget: valid names, and what they need."""
-        if self.init not in INITS:
-            raise SweepError(f"--init {self.init!r}: must be one of {list(INITS)}.")
-        if self.preview_inits is None:
-            data_aware = ["whitened", "activation"] if self.calibration_samples > 0 else []
-            defaults = ["svd", *data_aware] + ([self.init] if self.init not in ("svd", *data_aware) else [])
-            self.preview_inits = defaults if self.student_bridge == "none" else []
-        previews = [] if self.preview_inits in ([], ["none"]) else list(self.preview_inits)
-        bad = [name for name in previews if name not in INITS]
-        if bad or len(set(previews)) != len(previews):
-            raise SweepError(
-                f"--preview_inits {self.preview_inits}: must be distinct among {list(INITS)}, or 'none'; got {bad}."
-            )
-        self.preview_inits = previews
-        if self.calibration_samples < 0:
-            raise SweepError(f"--calibration_samples {self.calibration_samples}: must be an integer >= 0.")
-        if not (math.isfinite(self.init_alpha) and self.init_alpha >= 0):
-            raise SweepError(f"--init_alpha {self.init_alpha!r}: must be a finite number >= 0.")
-        needs = sorted({self.init, *previews} & set(DATA_AWARE_INITS)) + (
-            ["--param_budget"] if self.param_budget else []
-        )
-        if needs and self.calibration_samples == 0:
-            raise SweepError(
-                f"--calibration_samples 0: {', '.join(needs)} need calibration statistics of the teacher's inputs; "
-                "give --calibration_samples N (e.g. 256), or use --init svd, --preview_inits svd and no "
-                "--param_budget."
-            )
-        if self.student_bridge != "none" and (self.init != "svd" or self.param_budget or previews):
-            raise SweepError(
-                f"--student_bridge {self.student_bridge}: its students start from the plain SVD and one rank "
-                "everywhere; leave --init at svd, --param_budget unset and --preview_inits none."
-            )
-        if self.preview_only and not previews:
-            raise SweepError("--preview_only with --preview_inits none would measure nothing; name at least one init.")
-        if self.preview_only and (self.param_budget or self.cnn_students or self.seeds):
-            raise SweepError(
-                "--preview_only distils no student: leave --param_budget, --cnn_students and --seeds unset."
-            )
-        if self.param_budget is not None:
-            budgets = self.param_budget
-            bad = [b for b in budgets if not (math.isfinite(b) and (0 < b <= 1 or (b > 1 and float(b).is_integer())))]
-            if not budgets or bad or len(set(budgets)) != len(budgets):
-                raise SweepError(
-                    f"--param_budget {budgets}: each must be a fraction in (0, 1] of the dense encoder linears' "
-                    f"parameters or a whole parameter count > 1, without repeats; got {bad or budgets}."
-                )
 
     def _check_values(self) -> None:
         """Numbers that would train nothing, or measure nonsense, named with their value and what is valid."""

@@ -1,13 +1,17 @@
 """The checks of `SweepArguments`' factorization and nested-curve flags (--init, --preview_inits,
---calibration_samples, --param_budget, --curve, --nested_*): valid values, and what each needs or excludes.
-`SweepArguments.__post_init__` runs them; each raises `SweepError` naming the flag, the value and what is valid."""
+--calibration_samples, --param_budget, --curve, --nested_*): valid values, and what each needs or excludes; the
+block patterns; and the flags a run's other flags leave without effect (`inert_flags`: a value set there is refused,
+and the fingerprint keeps their defaults). `SweepArguments.__post_init__` runs them; each raises `SweepError`
+naming the flag, the value and what is valid."""
 
 import math
+import re
+from dataclasses import MISSING, fields
 
 from ..models import DATA_AWARE_INITS, INITS
 
 
-__all__ = ["SweepError", "check_factorization", "check_nested"]
+__all__ = ["SweepError", "check_factorization", "check_inert", "check_nested", "check_patterns", "inert_flags"]
 
 
 class SweepError(ValueError):
@@ -24,9 +28,11 @@ def check_factorization(sweep) -> None:
         sweep.preview_inits = defaults if sweep.student_bridge == "none" else []
     previews = [] if sweep.preview_inits in ([], ["none"]) else list(sweep.preview_inits)
     bad = [name for name in previews if name not in INITS]
-    if bad or len(set(previews)) != len(previews):
+    repeated = sorted({name for name in previews if previews.count(name) > 1})
+    if bad or repeated:
+        what = f"unknown {bad}" if bad else f"{repeated} more than once"
         raise SweepError(
-            f"--preview_inits {sweep.preview_inits}: must be distinct among {list(INITS)}, or 'none'; got {bad}."
+            f"--preview_inits {sweep.preview_inits}: must be distinct among {list(INITS)}, or 'none'; got {what}."
         )
     sweep.preview_inits = previews
     if sweep.calibration_samples < 0:
@@ -40,6 +46,11 @@ def check_factorization(sweep) -> None:
             f"--calibration_samples 0: {', '.join(needs)} need calibration statistics of the teacher's inputs; "
             "give --calibration_samples N (e.g. 256), or use --init svd, --preview_inits svd and no "
             "--param_budget."
+        )
+    if sweep.preview_only and sweep.student_bridge != "none":
+        raise SweepError(
+            f"--preview_only with --student_bridge {sweep.student_bridge}: the previews measure FactorizedViT / "
+            "LowRank students at initialisation, and Lift / WideLast students have none; leave one of the two unset."
         )
     if sweep.student_bridge != "none" and (sweep.init != "svd" or sweep.param_budget or previews):
         raise SweepError(
@@ -76,7 +87,10 @@ def check_nested(sweep) -> None:
     if sweep.nested_finetune_steps < 0:
         raise SweepError(f"--nested_finetune_steps {sweep.nested_finetune_steps}: must be an integer >= 0.")
     count = len(sweep.ranks) if sweep.ranks else None
-    if sweep.nested_samples < 1 or (count is not None and sweep.nested_samples > count):
+    # The default (2) is capped at the number of ranks (one rank: every batch distils it alone); a value given is
+    # checked as given.
+    given = sweep.nested_samples != _default("nested_samples", sweep)
+    if sweep.nested_samples < 1 or (given and count is not None and sweep.nested_samples > count):
         raise SweepError(f"--nested_samples {sweep.nested_samples}: must be in [1, {count or 'the number of ranks'}].")
     if sweep.nested_weights is not None:
         if sweep.nested_strategy != "sum":
@@ -88,3 +102,73 @@ def check_nested(sweep) -> None:
             )
         if not all(math.isfinite(w) and w >= 0 for w in sweep.nested_weights) or not any(sweep.nested_weights):
             raise SweepError(f"--nested_weights {sweep.nested_weights}: must be finite, >= 0 and not all 0.")
+
+
+def check_patterns(sweep) -> None:
+    """--block_pattern and --exclude_modules are regular expressions: a malformed one is refused by name."""
+    for flag, patterns in (("block_pattern", [sweep.block_pattern]), ("exclude_modules", sweep.exclude_modules)):
+        for pattern in patterns or []:
+            if pattern is None:
+                continue
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise SweepError(
+                    f"--{flag} {pattern!r}: not a valid regular expression ({error}); escape literal dots, "
+                    "brackets and parentheses with a backslash."
+                ) from None
+
+
+def _default(name: str, sweep):
+    field = next(f for f in fields(sweep) if f.name == name)
+    return field.default if field.default is not MISSING else field.default_factory()
+
+
+# Values a flag may take even where it has no effect: they say "none" (no calibration examples at all).
+_ALWAYS_ACCEPTED = {"calibration_samples": 0}
+
+
+def inert_flags(sweep) -> dict[str, str]:
+    """flag -> why it has no effect in this run, for every flag that the run's other flags leave without effect.
+    Run after `check_factorization` (which resolves the default --preview_inits)."""
+    inert = {}
+    uses = {sweep.init, *sweep.preview_inits}
+    if "activation" not in uses:
+        inert["init_alpha"] = (
+            "it is the exponent of the activation init, which this run uses neither as --init "
+            f"({sweep.init}) nor in --preview_inits ({', '.join(sweep.preview_inits) or 'none'})"
+        )
+    if not (uses & set(DATA_AWARE_INITS)) and not sweep.param_budget:
+        inert["calibration_samples"] = (
+            f"only the data-aware inits ({', '.join(DATA_AWARE_INITS)}) and --param_budget read calibration "
+            f"examples, and this run uses none of them (--init {sweep.init}, --preview_inits "
+            f"{', '.join(sweep.preview_inits) or 'none'})"
+        )
+    if sweep.curve == "lockstep":
+        for name in ("nested_strategy", "nested_samples", "nested_distribution", "nested_finetune_steps"):
+            inert[name] = "it applies to --curve nested or both, and this run trains --curve lockstep"
+    elif sweep.nested_strategy == "sum":
+        for name in ("nested_samples", "nested_distribution"):
+            inert[name] = "it applies to --nested_strategy sample, and this run uses sum"
+    if sweep.teacher_finetune != "lora":
+        inert["lora_rank"] = f"it applies to --teacher_finetune lora, and this run uses {sweep.teacher_finetune}"
+    if sweep.teacher_finetune == "none":
+        for name in ("teacher_num_train_epochs", "teacher_learning_rate", "teacher_weight_decay"):
+            inert[name] = "it configures the teacher's fine-tuning, and this run has --teacher_finetune none"
+    if sweep.student_hidden_size is None:
+        inert["student_num_attention_heads"] = "it applies to narrow students, with --student_hidden_size"
+    if sweep.teacher is None:
+        inert["max_seq_length"] = "it applies to text teachers, and the embedded teachers are image classifiers"
+    return inert
+
+
+def check_inert(sweep) -> None:
+    """Refuse a value given to a flag that has no effect in this run (`inert_flags`): it would change nothing,
+    yet a rerun with another value would look like another configuration."""
+    problems = [
+        f"--{name} {getattr(sweep, name)!r} has no effect: {why}; leave it unset"
+        for name, why in inert_flags(sweep).items()
+        if getattr(sweep, name) not in (_default(name, sweep), _ALWAYS_ACCEPTED.get(name))
+    ]
+    if problems:
+        raise SweepError("; ".join(problems) + ".")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ..data import DIGITS
 from ..distillation import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES
 from ..models import CNN_CAPACITIES, INITS
-from .argument_checks import SweepError, check_factorization, check_nested
+from .argument_checks import SweepError, check_factorization, check_inert, check_nested, check_patterns
 
 
 __all__ = ["EMBEDDED_ARCHITECTURES", "FINETUNE_MODES", "SweepArguments", "SweepError"]
@@ -143,7 +143,11 @@ class SweepArguments:
         },
     )
     nested_samples: int = field(
-        default=2, metadata={"help": "Nested, sample: ranks distilled per batch (the largest one included)."}
+        default=2,
+        metadata={
+            "help": "Nested, sample: ranks distilled per batch (the largest one included; the default 2 is capped "
+            "at the number of ranks)."
+        },
     )
     nested_distribution: str = field(
         default="uniform",
@@ -316,8 +320,10 @@ class SweepArguments:
             raise SweepError(
                 f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
             )
+        check_patterns(self)
         check_factorization(self)
         check_nested(self)
+        check_inert(self)
         self._check_values()
 
     def _check_values(self) -> None:

@@ -7,6 +7,7 @@ from accelerate import Accelerator
 
 from ..distillation import NUMBER_CHANGING, DistillationConfig, plain_value
 from ..results import strict_json
+from .argument_checks import inert_flags
 from .arguments import SweepArguments
 
 
@@ -35,12 +36,18 @@ TRAINING_LOOP_VERSION = 2
 
 def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Accelerator) -> dict:
     """Everything that changes a sweep's numbers: every sweep argument but the growable lists and output-only flags,
-    every training argument of `NUMBER_CHANGING`, and the environment. A rerun must match it to resume.
+    every training argument of `NUMBER_CHANGING`, and the environment. A rerun must match it to resume. A flag the
+    run's other flags leave without effect (`inert_flags`) is recorded at its default.
 
     The numbers are reproducible for one seed, process count, device (type and GPU model), torch version and CPU
     thread count: the thread count changes the order of floating-point sums (`accelerate launch` sets
     OMP_NUM_THREADS=1 on CPU by default)."""
     own = {k: v for k, v in asdict(sweep).items() if k not in GROWABLE_OR_OUTPUT_ONLY}
+    defaults = _defaults()
+    for name in inert_flags(
+        sweep
+    ):  # without effect in this run: at their defaults, so no value of theirs blocks a rerun
+        own[name] = defaults[name]
     training = {key: plain_value(getattr(args, key)) for key in sorted(NUMBER_CHANGING)}
     environment = {
         "num_processes": accelerator.num_processes,
@@ -54,10 +61,14 @@ def fingerprint(sweep: SweepArguments, args: DistillationConfig, accelerator: Ac
     return strict_json({"sweep": own, "training": training, "environment": environment})
 
 
+def _defaults() -> dict:
+    return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(SweepArguments)}
+
+
 def differences(fingerprint: dict, previous: dict) -> list[str]:
     """`section.key` of every setting that differs from a previous run's. A sweep argument the previous run did not
     record (one added to hf_lowrank since) counts as its default, so older sweeps still resume."""
-    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(SweepArguments)}
+    defaults = _defaults()
     changed = []
     for section, values in fingerprint.items():
         before = previous.get(section, {})

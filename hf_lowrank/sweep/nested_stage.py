@@ -3,6 +3,7 @@
 optionally fine-tuned alone, evaluated, saved and recorded like a lock-step student."""
 
 import copy
+from dataclasses import asdict
 
 from ..distillation import LockstepTrainer, NestedRankSchedule, TrainResult
 from ..models import truncated_student
@@ -18,6 +19,11 @@ def nested_dir(rank: int, seed: int, primary_seed: int, beside_lockstep: bool) -
     """`rank-008` (the sweep's curve), or `nested-rank-008` beside the lock-step students (`--curve both`)."""
     name = f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
     return f"nested-{name}" if beside_lockstep else name
+
+
+def trained_dir(seed: int) -> str:
+    """Where the trained nested student of `seed` is kept until its ranks are recorded."""
+    return f"nested-trained-seed-{seed}"
 
 
 def schedule_of(ctx: SweepContext, ranks: list[int], seed: int) -> NestedRankSchedule:
@@ -45,17 +51,25 @@ def run_nested_stage(ctx: SweepContext, ranks: list[int], seed: int) -> None:
     with seeded(seed, "nested", top):
         student = build_student(ctx.teacher, top, ctx.sweep, init, ctx.factorization.decompositions(init))
     schedule = schedule_of(ctx, ranks, seed)
-    trainer = LockstepTrainer(
-        ctx.accelerator,
-        seed_arguments(ctx, seed),
-        teacher=ctx.teacher,
-        description=f"nested distillation of ranks {sorted(ranks)}, seed {seed}",
-        block_layout=sweep_layout(ctx.sweep),
-        nested=schedule,
-    )
-    checkpoint = ctx.store.checkpoint({"stage": "nested", "seed": seed, "ranks": sorted(ranks)})
-    outcome = trainer.train({"nested": student}, ctx.processed["train"], checkpoint)["nested"]
-    trainer.close()
+    identity = {"stage": "nested", "seed": seed, "ranks": sorted(ranks)}
+    kept = ctx.store.kept_weights(trained_dir(seed), identity)
+    if kept is not None:  # trained by an earlier run, which was stopped after it (e.g. during the fine-tune)
+        weights, record = kept
+        student.load_state_dict(weights)
+        outcome = TrainResult(**{**record, "loss_history": [tuple(p) for p in record["loss_history"]]})
+        ctx.accelerator.print(f"resuming: the nested student of seed {seed} is trained ({outcome.steps} steps)")
+    else:
+        trainer = LockstepTrainer(
+            ctx.accelerator,
+            seed_arguments(ctx, seed),
+            teacher=ctx.teacher,
+            description=f"nested distillation of ranks {sorted(ranks)}, seed {seed}",
+            block_layout=sweep_layout(ctx.sweep),
+            nested=schedule,
+        )
+        outcome = trainer.train({"nested": student}, ctx.processed["train"], ctx.store.checkpoint(identity))["nested"]
+        trainer.close()
+        ctx.store.keep_weights(trained_dir(seed), identity, student, asdict(outcome))
     ctx.results.nested_training[str(seed)] = {
         "rank": top,
         "ranks": sorted(ranks),
@@ -95,6 +109,7 @@ def run_nested_stage(ctx: SweepContext, ranks: list[int], seed: int) -> None:
         (ctx.results.record_nested_student if beside else ctx.results.record_student)(record)
         ctx.store.write()
     ctx.store.remove_checkpoint()
+    ctx.store.discard(trained_dir(seed))
 
 
 def distil_fine_tune(ctx: SweepContext, students: dict, seed: int, args) -> dict:

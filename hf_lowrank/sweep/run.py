@@ -88,6 +88,11 @@ def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) 
         modality = teacher_modality(AutoConfig.from_pretrained(store.dir / TEACHER_DIR))
     else:
         modality = "image"  # the embedded teachers
+    if modality == "image" and sweep.max_seq_length != SweepArguments.max_seq_length:
+        raise SweepError(
+            f"--max_seq_length {sweep.max_seq_length} has no effect: it applies to text teachers, and this teacher is "
+            "an image classifier; leave it unset."
+        )
     return SweepContext(sweep, args, accelerator, store, teacher_source=source, modality=modality)
 
 

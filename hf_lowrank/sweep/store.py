@@ -1,17 +1,19 @@
 """The sweep directory: results.json (the in-memory `SweepResults`, written after every stage) and the model
 directories beside it. Only the main process writes."""
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import __version__
 from ..distillation import GroupCheckpoint
 from ..report import REPORT_FILES
-from ..results import SweepResults
+from ..results import SweepResults, atomic_write_json
 from .arguments import SweepError
 from .fingerprint import describe_differences, differences
 
@@ -95,6 +97,42 @@ class SweepStore:
     def remove_checkpoint(self) -> None:
         """Remove the mid-training checkpoint (its stage is recorded); every process waits for it."""
         self.checkpoint({}).remove()
+        self.accelerator.wait_for_everyone()
+
+    def keep_weights(self, name: str, identity: dict, model: nn.Module, record: dict) -> None:
+        """Keep a finished training's weights (safetensors) and `record` (plain JSON) in OUTPUT_DIR/NAME until the
+        stage that uses them is recorded (`discard`): a later step of the stage (its own checkpoint replaces this
+        one's) can be killed without losing this training. Written atomically, main process only."""
+        if self.accelerator.is_main_process:
+            final, tmp = self.dir / name, self.dir / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            state = self.accelerator.unwrap_model(model).state_dict()
+            save_file(
+                {key: value.detach().cpu().contiguous() for key, value in state.items()}, tmp / "model.safetensors"
+            )
+            identity = {**identity, "config": self.results.config}
+            atomic_write_json(tmp / "kept.json", {"identity": identity, "record": record})
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        self.accelerator.wait_for_everyone()
+
+    def kept_weights(self, name: str, identity: dict) -> tuple[dict, dict] | None:
+        """(state dict, record) kept under NAME by `keep_weights` with this identity under this sweep's fingerprint,
+        else None (nothing kept, another stage's, or unreadable)."""
+        directory = self.dir / name
+        try:
+            kept = json.loads((directory / "kept.json").read_text())
+            if kept["identity"] != {**identity, "config": self.results.config}:
+                return None
+            return load_file(directory / "model.safetensors"), kept["record"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def discard(self, name: str) -> None:
+        """Remove what `keep_weights` kept under NAME (its stage is recorded)."""
+        if self.accelerator.is_main_process:
+            shutil.rmtree(self.dir / name, ignore_errors=True)
         self.accelerator.wait_for_everyone()
 
     def save_model(self, name: str, model: nn.Module, processor=None) -> str:

@@ -17,6 +17,7 @@ from ..models import (
 from ..report import near_chance_note
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
+from .budget_stage import check_budgets
 from .context import SweepContext
 from .embedded import EMBEDDED_NAMES, embedded_config, embedded_teacher
 from .families import (
@@ -31,7 +32,7 @@ from .families import (
 )
 from .measurements import diagnose, robustness
 from .store import TEACHER_DIR
-from .students import check_ranks
+from .students import check_layout, check_ranks
 
 
 __all__ = ["finetune_teacher", "load_teacher", "lora_config", "run_teacher_stage", "teacher_source"]
@@ -163,7 +164,10 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
     with accelerator.main_process_first():
         max_length = text_length_limit(ctx.teacher.config, ctx.sweep.max_seq_length)
         ctx.processed = preprocess(data, ctx.processor, max_length=max_length)
+    # Everything that can be checked against the teacher, before an overwritten sweep is removed.
+    check_layout(ctx)
     check_ranks(ctx)
+    check_budgets(ctx)
     check_batches(ctx)
     if finished:
         return

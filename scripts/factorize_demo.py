@@ -6,12 +6,16 @@ ViTForImageClassification checkpoint (a local path or a Hub id).
 
     python scripts/factorize_demo.py
     python scripts/factorize_demo.py --teacher google/vit-base-patch32-224-in21k --rank 32
+
+A user error (a teacher that does not exist or is not a ViT, a bad rank) prints one line ``error: ...`` and exits
+with status 2; HF_LOWRANK_TRACEBACK=1 keeps the traceback.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from PIL import Image
 from transformers import (
     AutoModelForImageClassification,
@@ -24,6 +28,8 @@ from transformers import (
 
 import hf_lowrank
 from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank.cli_errors import OneLineErrors, UserError, user_errors
+from hf_lowrank.models import resolve_pretrained_source
 from hf_lowrank.sweep import embedded_teacher
 
 
@@ -42,18 +48,43 @@ class DemoArguments:
     seed: int = field(default=0, metadata={"help": "Seed for the random demo teacher."})
 
 
-def main() -> None:
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses()
+class DemoArgumentParser(OneLineErrors, HfArgumentParser):
+    """The demo's flags; argparse's refusals as one `error:` line."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    (args,) = DemoArgumentParser(DemoArguments, prog="factorize_demo.py").parse_args_into_dataclasses(args=argv)
+    with user_errors():
+        student, teacher, processor = factorize(args)
+    demonstrate(args, student, teacher, processor)
+
+
+def factorize(args: DemoArguments):
+    """(student, teacher, processor): the teacher loaded (or built) and factorized; a bad --teacher, --rank or
+    --energy is a `UserError` naming it."""
     set_seed(args.seed)
     if args.teacher is None:
         teacher, processor = embedded_teacher([str(digit) for digit in range(10)])
         teacher.eval()
     else:
-        teacher = ViTForImageClassification.from_pretrained(args.teacher).eval()
-        processor = ViTImageProcessorPil.from_pretrained(args.teacher)
-
+        try:
+            source = resolve_pretrained_source(args.teacher, argument="--teacher", model_types=("vit",))
+        except ValueError as error:
+            raise UserError(str(error)) from error
+        teacher = ViTForImageClassification.from_pretrained(source.name_or_path).eval()
+        processor = ViTImageProcessorPil.from_pretrained(source.name_or_path)
     rank = args.energy if args.energy is not None else args.rank
-    student = FactorizedViTForImageClassification.from_teacher(teacher, rank=rank)
+    try:
+        student = FactorizedViTForImageClassification.from_teacher(teacher, rank=rank)
+    except (ValueError, StrictDataclassError) as error:  # a rank or energy out of range (the layer's, the config's)
+        flag = "--energy" if args.energy is not None else "--rank"
+        reason = error.__cause__ if isinstance(error, StrictDataclassError) and error.__cause__ else error
+        raise UserError(f"{flag} {rank}: {reason}") from error
+    return student, teacher, processor
+
+
+def demonstrate(args: DemoArguments, student, teacher, processor) -> None:
+    """Print the factorization, compare logits, save, reload and run the pipeline."""
     report = hf_lowrank.factorization_report(student)
     assert report.total_params_before == hf_lowrank.count_parameters(teacher)
     print(report)

@@ -245,9 +245,10 @@ def test_report_json_of_a_report_with_non_finite_values_is_strict(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_report_script_into_a_read_only_directory_prints_one_line_and_fails(tmp_path, capsys):
+def test_report_script_into_a_read_only_directory_prints_one_line_and_fails(tmp_path, capsys, monkeypatch):
     import report as report_script  # scripts/report.py
 
+    monkeypatch.delenv("HF_LOWRANK_TRACEBACK", raising=False)
     SweepResults.from_dict(make_results(CURVE)).save(tmp_path / "results.json")
     tmp_path.chmod(0o555)
     try:
@@ -255,14 +256,14 @@ def test_report_script_into_a_read_only_directory_prints_one_line_and_fails(tmp_
             report_script.main([str(tmp_path), "--num_bootstrap", "5"])
     finally:
         tmp_path.chmod(0o755)
-    message = str(exit_info.value.code)
-    assert exit_info.value.code not in (0, None) and "\n" not in message
-    assert message == f"report failed: cannot write the report into {tmp_path}: Permission denied."
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: cannot write the report into {tmp_path}: Permission denied.\n"
 
 
-def test_report_script_turns_write_errors_and_bad_results_into_one_line(tmp_path, monkeypatch):
+def test_report_script_turns_write_errors_and_bad_results_into_one_line(tmp_path, monkeypatch, capsys):
     import report as report_script  # scripts/report.py
 
+    monkeypatch.delenv("HF_LOWRANK_TRACEBACK", raising=False)
     SweepResults.from_dict(make_results(CURVE)).save(tmp_path / "results.json")
 
     def refuse(report, output_dir):
@@ -271,11 +272,13 @@ def test_report_script_turns_write_errors_and_bad_results_into_one_line(tmp_path
     monkeypatch.setattr(report_script, "write_report", refuse)
     with pytest.raises(SystemExit) as exit_info:
         report_script.main([str(tmp_path), "--num_bootstrap", "5"])
-    assert exit_info.value.code == f"report failed: cannot write the report into {tmp_path}: Permission denied."
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: cannot write the report into {tmp_path}: Permission denied.\n"
     (tmp_path / "results.json").write_text("[]")
     with pytest.raises(SystemExit) as exit_info:
         report_script.main([str(tmp_path)])
-    assert str(exit_info.value.code).startswith("report failed: ") and "JSON list" in str(exit_info.value.code)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and "JSON list" in err and err.count("\n") == 1
 
 
 def test_knee_plot_secant_is_straight_on_the_log_axis_through_the_fitted_endpoints():

@@ -1,4 +1,5 @@
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -366,3 +367,34 @@ def test_a_sentence_pair_dataset_is_refused_unless_a_column_is_named(tmp_path):
         load_text_classification_data(str(path))
     data = load_text_classification_data(str(path), text_column="premise")
     assert data.text_column == "premise" and data.label_names == ["no", "yes"]
+
+
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        (
+            "bad.jsonl",
+            '{"text": "a", "label": 0}\n\n{"text": "b", "label": 1}\n{"text": "c" "label": 0}\n',
+            "line 4, column 14",
+        ),
+        (
+            "lines.json",
+            '{"text": "a", "label": 0}\n{"text": "b", "label": 1,}\n{"text": "c", "label": 0}\n',
+            "line 2, column 26",
+        ),
+        (
+            "document.json",
+            '[\n  {"text": "a", "label": 0},\n  {"text": "b", "label": 1}\n  {"text": "c"}\n]\n',
+            "line 4, column 3",
+        ),
+        ("fields.csv", "text,label\na,0\nb,1\nc,0,extra\n", "line 4: 3 fields where the header (line 1) has 2"),
+        ("fields.tsv", "text\tlabel\na\t0\nb\t1\t2\n", "line 3: 3 fields where the header (line 1) has 2"),
+        ("quote.csv", 'text,label\na,0\n"b, never closed,1\nc,0\n', "line 4: unexpected end of data"),
+    ],
+)
+def test_a_malformed_text_file_names_its_first_bad_line(tmp_path, name, text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"cannot read dataset file '{re.escape(str(path))}' as \.\w+: ") as error:
+        load_text_classification_data(str(path))
+    assert where in str(error.value)

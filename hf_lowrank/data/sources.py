@@ -10,6 +10,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dat
 from PIL import Image as PILImage
 
 from ..models import is_repo_id
+from .file_errors import locate_parse_error
 
 
 __all__ = ["DIGITS", "TEXT_FILE_EXTENSIONS", "ClassificationSource", "load_digits_dataset", "load_source"]
@@ -69,9 +70,16 @@ def _load_text_file(dataset: str, path: str) -> DatasetDict:
     try:
         return DatasetDict(load_dataset(builder, data_files=path, **kwargs))
     except Exception as error:  # pyarrow and pandas parse errors have no common base below Exception
-        raise ValueError(
-            f"cannot read dataset file {dataset!r} as {extension}: {type(error).__name__}: {error}"
-        ) from error
+        where = locate_parse_error(path, extension)
+        reason = where or f"{type(_innermost(error)).__name__}: {_innermost(error)}"
+        raise ValueError(f"cannot read dataset file {dataset!r} as {extension}: {reason}") from error
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The first cause of `error` (datasets wraps a parser's error in "An error occurred while generating")."""
+    while error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _holds_images(folder: str) -> bool:

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..file_modes import give_umask_modes
+
 
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "GroupCheckpoint", "TrainingPosition", "decode", "encode"]
 
@@ -117,6 +119,7 @@ class GroupCheckpoint:
             save_file(tensors, tmp / f"{key}.safetensors")
         payload = {"version": CHECKPOINT_VERSION, "identity": self.identity, "position": asdict(position)}
         (tmp / "state.json").write_text(json.dumps({**payload, "runs": states}, allow_nan=False))
+        give_umask_modes(tmp)  # safetensors writes 0600
         for file in (*tmp.iterdir(), tmp):
             _fsync(file)
         shutil.rmtree(self.directory / name, ignore_errors=True)

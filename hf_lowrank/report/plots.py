@@ -10,7 +10,14 @@ from .build import Report
 from .formatting import region_text
 
 
-__all__ = ["knee_figure", "plot_budget_ranks", "plot_knee", "plot_params_vs_accuracy", "plot_representations"]
+__all__ = [
+    "error_bars",
+    "knee_figure",
+    "plot_budget_ranks",
+    "plot_knee",
+    "plot_params_vs_accuracy",
+    "plot_representations",
+]
 
 PREVIEW_STYLES = {"svd": ("tab:gray", "s"), "whitened": ("tab:green", "^"), "activation": ("tab:brown", "v")}
 
@@ -43,16 +50,23 @@ def plot_representations(report: Report, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def error_bars(report: Report, normalised: np.ndarray) -> np.ndarray:
+    """`(2, num_ranks)`: the distances from each normalised accuracy down and up to its interval's ends, clipped at
+    zero: a percentile bootstrap interval need not contain the point estimate (few resamples, a skewed resampling
+    distribution), and a bar cannot be negative: the bar on that side is then empty."""
+    teacher_accuracy = report.teacher["accuracy"]
+    lo, hi = (np.array([r["accuracy_interval"][end] for r in report.rows]) / teacher_accuracy for end in (0, 1))
+    return np.clip(np.stack([normalised - lo, hi - normalised]), 0.0, None)
+
+
 def _plot_points(ax, report: Report, ranks: np.ndarray, normalised: np.ndarray) -> None:
     """The measured students, with their 95% intervals when the report has them."""
-    rows, teacher_accuracy = report.rows, report.teacher["accuracy"]
+    rows = report.rows
     if rows and rows[0]["accuracy_interval"]:
-        lo = np.array([r["accuracy_interval"][0] for r in rows]) / teacher_accuracy
-        hi = np.array([r["accuracy_interval"][1] for r in rows]) / teacher_accuracy
         ax.errorbar(
             ranks,
             normalised,
-            yerr=[normalised - lo, hi - normalised],
+            yerr=error_bars(report, normalised),
             fmt="o",
             color="tab:blue",
             capsize=3,

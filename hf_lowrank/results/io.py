@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..file_modes import umask_file_mode
+
 
 __all__ = [
     "RESULTS_FORMAT",
@@ -42,7 +44,7 @@ def atomic_write_json(path: str | os.PathLike, payload: dict) -> None:
     """Write `payload` to `path` so that a reader (or a crash) never sees a half-written file.
 
     The file is strict JSON: a non-finite float (a NaN loss, an undefined ECE) is written as null, never as the
-    NaN / Infinity tokens other parsers reject."""
+    NaN / Infinity tokens other parsers reject. It gets the mode the umask gives (not the temporary file's 0600)."""
     path = Path(path)
     text = json.dumps(strict_json(payload), indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -51,6 +53,7 @@ def atomic_write_json(path: str | os.PathLike, payload: dict) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), umask_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -15,9 +15,9 @@ import torch
 import yaml
 from transformers import HfArgumentParser
 
-from ..distillation import HARMLESS, HONOURED, CheckpointError, DistillationConfig
+from .. import cli_errors
+from ..distillation import HARMLESS, HONOURED, DistillationConfig
 from ..hub import HubPushError
-from ..results import ResultsError
 from .arguments import SweepArguments, SweepError
 from .run import run_sweep
 
@@ -52,8 +52,8 @@ EPILOG = (
     "latest checkpoint. A bad value stops the run before any work with one line naming it (exit status 2)."
 )
 
-# Errors that are the user's input, not a bug: one line, exit status 2.
-USER_ERRORS = (SweepError, ResultsError, CheckpointError, HubPushError)
+# Errors that are the user's input, not a bug: one line, exit status 2 (the convention of every script).
+USER_ERRORS = (SweepError, *cli_errors.USER_ERRORS)
 
 _OWN_FIELDS = {f.name for f in dataclasses.fields(DistillationConfig)} - {
     f.name for f in dataclasses.fields(DistillationConfig.__mro__[1])
@@ -70,10 +70,10 @@ _GROUPS = (
 )
 
 
-class SweepArgumentParser(HfArgumentParser):
+class SweepArgumentParser(cli_errors.OneLineErrors, HfArgumentParser):
     """`HfArgumentParser` over (SweepArguments, DistillationConfig) with the help in three groups, refused
-    TrainingArguments hidden from --help (still parsed, so that they are refused with the reason), and no prefix
-    abbreviations (`--rank` is not `--ranks`)."""
+    TrainingArguments hidden from --help (still parsed, so that they are refused with the reason), no prefix
+    abbreviations (`--rank` is not `--ranks`), and argparse's own refusals as one `error:` line."""
 
     def __init__(self):
         super().__init__(
@@ -160,7 +160,8 @@ def _expand_config(argv: list[str], known: set[str]) -> list[str]:
 
 def parse(argv: list[str]) -> tuple[SweepArguments, DistillationConfig]:
     """(SweepArguments, DistillationConfig) from command-line flags (and a --config YAML file). Bad values raise
-    `SweepError`; argparse's own refusals (unknown flag, missing value) exit with its usage message."""
+    `SweepError`; argparse's own refusals (a missing value, a value not among the choices) exit with status 2 and one
+    `error:` line."""
     parser = build_parser()
     known = _known_keys(parser)
     argv = _expand_config(list(argv), known)
@@ -214,13 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     """`scripts/sweep.py`: parse, run, and turn a user error into one line on stderr (exit status 2)."""
     argv = sys.argv[1:] if argv is None else argv
     launcher = "accelerate launch" if "LOCAL_RANK" in os.environ else "python"
-    try:
+    with cli_errors.user_errors(USER_ERRORS, prefixes={HubPushError: "push failed (the sweep itself is saved)"}):
         sweep, training = parse(argv)
         command = f"{launcher} scripts/sweep.py {shlex.join(redact(argv))}".strip()
         run_sweep(sweep, training, command=command)
-    except USER_ERRORS as error:
-        if os.environ.get("HF_LOWRANK_TRACEBACK"):
-            raise
-        prefix = "push failed (the sweep itself is saved)" if isinstance(error, HubPushError) else "error"
-        print(f"{prefix}: {error}", file=sys.stderr)
-        sys.exit(2)

@@ -12,6 +12,7 @@ from torch import nn
 
 from .. import __version__
 from ..distillation import GroupCheckpoint
+from ..file_modes import give_umask_modes
 from ..report import REPORT_FILES
 from ..results import SweepResults, atomic_write_json
 from .arguments import SweepError
@@ -113,6 +114,7 @@ class SweepStore:
             )
             identity = {**identity, "config": self.results.config}
             atomic_write_json(tmp / "kept.json", {"identity": identity, "record": record})
+            give_umask_modes(tmp)  # safetensors writes 0600
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         self.accelerator.wait_for_everyone()
@@ -145,6 +147,7 @@ class SweepStore:
             model.save_pretrained(tmp) if hasattr(model, "save_pretrained") else model.save(tmp)
             if processor is not None:
                 processor.save_pretrained(tmp)
+            give_umask_modes(tmp)  # safetensors writes 0600
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         self.accelerator.wait_for_everyone()

@@ -163,7 +163,10 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
         ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names, ctx.teacher_source)
     with accelerator.main_process_first():
         max_length = text_length_limit(ctx.teacher.config, ctx.sweep.max_seq_length)
-        ctx.processed = preprocess(data, ctx.processor, max_length=max_length)
+        try:
+            ctx.processed = preprocess(data, ctx.processor, max_length=max_length)
+        except ValueError as error:  # an image that cannot be read (named with its file), a bad max_length
+            raise SweepError(str(error)) from error
     # Everything that can be checked against the teacher, before an overwritten sweep is removed.
     check_layout(ctx)
     check_ranks(ctx)

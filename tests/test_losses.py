@@ -96,3 +96,90 @@ def test_bridged_feature_mse_ignores_tokens_reproduced_to_round_off():
     tokens = _pair((3, 5, 7), seed=6)[1]
     exact = bridged_distillation_loss("logits", logits_s, logits_t, tokens * (1 + 1e-7), tokens)
     assert exact.item() == pytest.approx(mse_cosine_loss(logits_s, logits_t).item(), rel=1e-6)
+
+
+def _numpy_feature_terms(s, t, mask, normalization):
+    """The block term by hand, in float64 loops: over the counted tokens only, MSE scaled as `normalization` says,
+    plus the mean (1 - cos)."""
+    s, t, mask = (np.asarray(x, dtype=np.float64) for x in (s, t, mask))
+    tokens = [(b, k) for b in range(s.shape[0]) for k in range(s.shape[1]) if mask[b, k]]
+    dim = s.shape[-1]
+    errors = np.array([[(s[b, k, c] - t[b, k, c]) ** 2 for c in range(dim)] for b, k in tokens])  # (n, dim)
+    targets = np.array([[t[b, k, c] ** 2 for c in range(dim)] for b, k in tokens])
+    if normalization == "none":
+        mse = errors.mean()
+    elif normalization == "block":
+        mse = errors.mean() / targets.mean()
+    else:
+        per_channel = targets.mean(0)
+        mse = np.mean(errors.mean(0) / (per_channel + 1e-6 * per_channel.mean()))
+    cosines = [s[b, k] @ t[b, k] / (np.linalg.norm(s[b, k]) * np.linalg.norm(t[b, k])) for b, k in tokens]
+    return mse + np.mean([1 - c for c in cosines])
+
+
+@pytest.mark.parametrize("normalization", ["none", "block", "channel"])
+def test_masked_and_normalised_block_terms_match_a_hand_computation(normalization):
+    generator = torch.Generator().manual_seed(3)
+    s, t = (
+        torch.randn(3, 5, 7, generator=generator, dtype=torch.float64),
+        torch.randn(3, 5, 7, generator=generator, dtype=torch.float64),
+    )
+    t[..., 2] *= 40.0  # one very large channel, as pretrained transformers have
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    got = mse_cosine_loss(s, t, token_mask=mask, normalization=normalization)
+    assert math.isclose(float(got), _numpy_feature_terms(s, t, mask, normalization), rel_tol=1e-9)
+
+
+def test_padding_tokens_add_nothing_when_masked_and_the_plain_loss_is_unchanged():
+    generator = torch.Generator().manual_seed(4)
+    s, t = torch.randn(2, 6, 5, generator=generator), torch.randn(2, 6, 5, generator=generator)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]])
+    masked = mse_cosine_loss(s, t, token_mask=mask)
+    changed = s.clone()
+    changed[mask == 0] += 100.0  # whatever the student does at padding positions
+    assert torch.equal(mse_cosine_loss(changed, t, token_mask=mask), masked)
+    # Without a mask (or an all-ones one) the loss is the paper's plain mean over every token.
+    plain = F.mse_loss(s, t) + (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+    torch.testing.assert_close(mse_cosine_loss(s, t), plain, rtol=1e-6, atol=0)
+    torch.testing.assert_close(mse_cosine_loss(s, t, token_mask=torch.ones(2, 6)), plain, rtol=1e-6, atol=0)
+
+
+def test_block_normalisation_makes_the_mse_scale_free_and_channel_normalisation_weighs_channels_alike():
+    generator = torch.Generator().manual_seed(5)
+    s, t = torch.randn(4, 3, 6, generator=generator), torch.randn(4, 3, 6, generator=generator)
+    for scale in (0.01, 100.0):  # both sides rescaled: the block-normalised loss does not move
+        torch.testing.assert_close(
+            mse_cosine_loss(s * scale, t * scale, normalization="block"), mse_cosine_loss(s, t, normalization="block")
+        )
+    # An error in a huge channel counts as much as the same relative error in a small one.
+    t = torch.ones(2, 3, 2)
+    t[..., 0] = 30.0  # a channel 30 times the others (MiniLM's largest is about 19 times its block's RMS)
+    big, small = t.clone(), t.clone()
+    big[..., 0] *= 1.1
+    small[..., 1] *= 1.1
+    # rtol=0: a 10% error in the small channel is below round-off relative to the whole vector's norm.
+    big_loss = mse_cosine_loss(big, t, rtol=0, normalization="channel")
+    small_loss = mse_cosine_loss(small, t, rtol=0, normalization="channel")
+    cosine_big = (1 - F.cosine_similarity(big, t, dim=-1)).mean()
+    cosine_small = (1 - F.cosine_similarity(small, t, dim=-1)).mean()
+    # Alike up to the floor that keeps a dead channel finite (1e-6 of the mean channel: 4.5e-4 here).
+    torch.testing.assert_close(big_loss - cosine_big, small_loss - cosine_small, rtol=1e-3, atol=0)
+    plain_big, plain_small = mse_cosine_loss(big, t, rtol=0), mse_cosine_loss(small, t, rtol=0)
+    assert plain_big - cosine_big > 800 * (plain_small - cosine_small)  # the plain MSE: 900 times apart
+
+
+def test_geometric_loss_masks_only_the_outputs_of_the_masks_shape():
+    generator = torch.Generator().manual_seed(6)
+    blocks = [torch.randn(2, 4, 3, generator=generator) for _ in range(4)]
+    windows = [torch.randn(8, 2, 3, generator=generator) for _ in range(2)]  # Swin-like: no token axis to mask
+    logits = [torch.randn(2, 5, generator=generator) for _ in range(2)]
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0]])
+    got = geometric_loss([blocks[0], windows[0]], [blocks[1], windows[1]], *logits, token_mask=mask)
+    expected = (
+        mse_cosine_loss(blocks[0], blocks[1], token_mask=mask)
+        + mse_cosine_loss(windows[0], windows[1])
+        + mse_cosine_loss(*logits)
+    )
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        mse_cosine_loss(blocks[0], blocks[1], normalization="layer")

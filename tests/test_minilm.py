@@ -40,7 +40,7 @@ def test_minilm_factorizes_and_loads_back_exactly_at_full_rank(minilm_dir, tmp_p
         torch.testing.assert_close(loaded(**inputs).last_hidden_state, factorized, rtol=0, atol=0)
 
 
-def test_minilm_is_a_sweep_teacher_with_a_fresh_classification_head(minilm_dir, tmp_path):
+def test_minilm_is_a_sweep_teacher_with_a_fresh_classification_head(minilm_dir, tmp_path, capsys):
     data = text_csv(tmp_path / "reviews.csv", rows=40)
     argv = ["--output_dir", tmp_path / "out", "--teacher", minilm_dir, "--dataset", data, "--ranks", 16]
     argv += ["--max_train_samples", 16, "--max_test_samples", 8, "--teacher_num_train_epochs", 1]
@@ -48,6 +48,10 @@ def test_minilm_is_a_sweep_teacher_with_a_fresh_classification_head(minilm_dir, 
     argv += ["--teacher_learning_rate", 1e-4, "--disable_tqdm", "true"]
     sweep, training = sweep_script.parse([str(a) for a in argv])
     run_sweep(sweep, training)
+    out = capsys.readouterr().out
+    # sentence-transformers trained it with mean pooling; the classifier reads [CLS] through BERT's pooler: said.
+    assert f"note: {minilm_dir} is a sentence-transformers model trained with mean pooling" in out
+    assert "classifies from the first ([CLS]) token" in out
     payload = json.loads((tmp_path / "out" / "results.json").read_text())
     assert payload["teacher"]["finetune"] == "full" and payload["teacher"]["model_type"] == "bert"
     student = payload["ranks"][0]
@@ -55,3 +59,51 @@ def test_minilm_is_a_sweep_teacher_with_a_fresh_classification_head(minilm_dir, 
     teacher_config = json.loads((tmp_path / "out" / "teacher" / "config.json").read_text())
     assert teacher_config["architectures"] == ["BertForSequenceClassification"]
     assert teacher_config["id2label"] == {"0": "neg", "1": "pos"}
+
+
+def _docstrings(count: int, seed: int) -> list[str]:
+    """Real text on every machine: first paragraphs of the standard library's docstrings (experiments/)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import stdlib_docstrings
+
+    texts = [text for found in stdlib_docstrings.topic_texts().values() for text in found]
+    order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed))
+    return [texts[i] for i in order[:count]]
+
+
+def test_the_default_start_of_a_pretrained_teacher_is_the_closest_at_init_on_real_text(minilm_dir):
+    """The sweep's default start for a --teacher (whitened) keeps the real MiniLM's final hidden states closer to
+    the teacher's, on held-out real text, than the svd and activation starts at every tested rank: the evidence of
+    README "Pretrained teachers", in miniature (calibration and evaluation texts disjoint)."""
+    from hf_lowrank.data import model_inputs
+    from hf_lowrank.models import collect_input_statistics
+    from hf_lowrank.sweep import SweepArguments
+
+    default = SweepArguments(teacher=minilm_dir, dataset="texts.csv").init
+    teacher = BertModel.from_pretrained(minilm_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    texts = _docstrings(96, seed=0)
+    calibration = [
+        tokenizer(texts[i : i + 16], padding=True, truncation=True, max_length=48, return_tensors="pt")
+        for i in range(0, 64, 16)
+    ]
+    held_out = tokenizer(texts[64:], padding=True, truncation=True, max_length=48, return_tensors="pt")
+    layers = [n for n, m in teacher.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("encoder.")]
+    statistics = collect_input_statistics(teacher, [model_inputs(dict(b)) for b in calibration], layers)
+    mask = held_out["attention_mask"].bool()  # (texts, tokens): the attended tokens
+    with torch.no_grad():
+        target = teacher(**held_out).last_hidden_state[mask]  # (attended tokens, 384)
+
+    def closeness(init: str, rank: int) -> float:
+        student = LowRankModel.from_teacher(teacher, rank=rank, init=init, calibration=statistics).eval()
+        with torch.no_grad():
+            hidden = student(**held_out).last_hidden_state[mask]
+        return float(torch.nn.functional.cosine_similarity(hidden, target, dim=-1).mean())
+
+    for rank in (16, 64):
+        scores = {init: closeness(init, rank) for init in ("svd", "whitened", "activation")}
+        assert scores[default] == max(scores.values()), (rank, scores)
+    assert default == "whitened"

@@ -316,3 +316,13 @@ def test_a_two_process_sweep_of_a_clip_teacher_whose_classifier_leaves_parameter
         [*TWO_PROCESSES, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_max_seq_length_above_the_teachers_positions_is_capped_and_said(tmp_path, capsys):
+    data = text_csv(tmp_path / "reviews.csv")
+    teacher = _text_teacher(tmp_path)  # max_position_embeddings 32
+    argv = sweep_argv(tmp_path / "out", "--teacher", teacher, "--dataset", data, "--max_seq_length", 64)
+    _run([*argv, "--ranks", 2, "--preview_only", "--diagnostics_examples", 0])
+    assert "note: --max_seq_length 64 is above the teacher's position table: texts are cut at 32 tokens." in (
+        capsys.readouterr().out
+    )

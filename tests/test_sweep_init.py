@@ -235,7 +235,10 @@ def test_bad_factorization_arguments_are_refused_before_any_work(tmp_path, extra
 def test_an_unknown_init_lists_the_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sweep_script.parse(sweep_argv(tmp_path / "out", "--init", "qr"))
-    assert "invalid choice: 'qr' (choose from 'svd', 'whitened', 'activation', 'fisher')" in capsys.readouterr().err
+    assert (
+        "invalid choice: 'qr' (choose from 'auto', 'svd', 'whitened', 'activation', 'fisher')"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("budget", [0.001, 10**9])
@@ -261,3 +264,27 @@ def test_the_default_previews_include_the_students_own_init():
     assert SweepArguments(init="whitened").preview_inits == ["svd", "whitened", "activation"]
     assert SweepArguments(calibration_samples=0).preview_inits == ["svd"]
     assert SweepArguments(student_bridge="lift").preview_inits == []
+
+
+def test_the_default_start_and_teacher_recipe_follow_the_teacher():
+    """auto: the embedded teachers (trained from scratch) keep svd and the from-scratch recipe; a --teacher (a
+    pretrained model) gets the whitened start and the fine-tuning recipe; an explicit value always wins."""
+    from hf_lowrank.sweep import SweepArguments
+
+    embedded = SweepArguments()
+    assert (embedded.init, embedded.teacher_num_train_epochs, embedded.teacher_learning_rate) == ("svd", 30.0, 2e-3)
+    pretrained = SweepArguments(teacher="some/model", dataset="texts.csv")
+    assert (pretrained.init, pretrained.teacher_num_train_epochs, pretrained.teacher_learning_rate) == (
+        "whitened",
+        3.0,
+        1e-4,
+    )
+    assert SweepArguments(teacher="some/model", dataset="t.csv", init="svd").init == "svd"
+    assert (
+        SweepArguments(teacher="some/model", dataset="t.csv", teacher_learning_rate=5e-5).teacher_learning_rate == 5e-5
+    )
+    assert SweepArguments(teacher="some/model", student_bridge="lift").init == "svd"  # Lift / WideLast: svd only
+    frozen = SweepArguments(teacher="some/model", teacher_finetune="none")
+    assert frozen.teacher_learning_rate is None and frozen.teacher_num_train_epochs is None  # inert: at defaults
+    with pytest.raises(SweepError, match="--teacher_learning_rate 0.001 has no effect"):
+        SweepArguments(teacher="some/model", teacher_finetune="none", teacher_learning_rate=1e-3)

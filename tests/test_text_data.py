@@ -195,7 +195,7 @@ def test_one_class_says_classification_needs_two(tmp_path):
 def test_a_class_too_small_to_stratify_and_a_missing_text_are_named(tmp_path):
     path = str(_csv(tmp_path / "reviews.csv", _reviews({"pos": 6}) + [("bad", "neg")]))
     with pytest.raises(
-        ValueError, match=r"7 train examples cannot be split 80/20 stratified by 'label': .*--test_split"
+        ValueError, match=r"1 of its 2 classes have a single example \('neg' \(1\)\): an 80/20 split .*--test_split"
     ):
         load_text_classification_data(path)
     path = str(_csv(tmp_path / "holes.csv", [("good", "pos"), ("", "neg")] * 5))
@@ -398,3 +398,11 @@ def test_a_malformed_text_file_names_its_first_bad_line(tmp_path, name, text, wh
     with pytest.raises(ValueError, match=rf"cannot read dataset file '{re.escape(str(path))}' as \.\w+: ") as error:
         load_text_classification_data(str(path))
     assert where in str(error.value)
+
+
+def test_a_class_with_a_single_example_is_named_when_no_test_split_can_be_made(tmp_path):
+    path = tmp_path / "few.csv"
+    rows = [("a b", "pos"), ("c d", "neg")] * 5 + [("e f", "rare")]
+    path.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+    with pytest.raises(ValueError, match=r"1 of its 3 classes have a single example \('rare' \(1\)\): an 80/20 split"):
+        load_text_classification_data(str(path))

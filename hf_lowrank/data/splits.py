@@ -3,6 +3,7 @@ which, labels as a `ClassLabel`, an 80/20 stratified split when there is no test
 
 from dataclasses import dataclass
 
+import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
 
@@ -88,6 +89,16 @@ def stratified_split(train: Dataset, label: str, dataset: str, seed: int = 0) ->
     A ValueError, naming `dataset`, when it is empty or cannot be split so (a class with a single example, fewer
     test examples than classes)."""
     require_examples(DatasetDict({"train": train}), dataset)
+    names = train.features[label].names
+    counts = np.bincount(np.asarray(train[label], dtype=np.int64), minlength=len(names))  # (classes,)
+    single = [f"{names[i]!r} ({counts[i]})" for i in np.flatnonzero(counts == 1)]
+    if single:
+        raise ValueError(
+            f"dataset {dataset!r} has no test split, and {len(single)} of its {len(names)} classes have a single "
+            f"example ({', '.join(single[:10])}{' ...' if len(single) > 10 else ''}): an 80/20 split stratified by "
+            f"{label!r} needs at least 2 examples of each class (one per split). Give more examples of those "
+            "classes, drop them, or name a test split with --test_split."
+        )
     try:
         return train.train_test_split(test_size=TEST_FRACTION, stratify_by_column=label, seed=seed)
     except ValueError as error:

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .losses import DISTILLATION_MODES
+from .losses import DISTILLATION_MODES, FEATURE_NORMALIZATIONS, FEATURE_TOKENS
 
 
 __all__ = ["DistillationConfig"]
@@ -23,6 +23,23 @@ class DistillationConfig(TrainingArguments):
             "choices": list(DISTILLATION_MODES),
         },
     )
+    feature_tokens: str = field(
+        default="attended",
+        metadata={
+            "help": "Tokens the geometric block terms count: attended (those a text batch's attention mask keeps; "
+            "every token of an image) or all (padding positions too, as earlier versions did).",
+            "choices": list(FEATURE_TOKENS),
+        },
+    )
+    feature_normalization: str = field(
+        default="none",
+        metadata={
+            "help": "Scale of each block output's MSE in the geometric mode: none (the paper's plain MSE), block "
+            "(divided by the teacher's mean square of that output) or channel (each channel's error divided by "
+            "the teacher's mean square of that channel, so that a few very large channels do not dominate).",
+            "choices": list(FEATURE_NORMALIZATIONS),
+        },
+    )
     temperature: float = field(default=1.0, metadata={"help": "Softmax temperature T of the kd mode (> 0)."})
     ce_weight: float = field(
         default=0.0, metadata={"help": "Weight of an added cross-entropy on the labels (>= 0; 0 turns it off)."}
@@ -36,6 +53,12 @@ class DistillationConfig(TrainingArguments):
         super().__post_init__()
         if self.distillation_mode not in DISTILLATION_MODES:
             raise ValueError(f"distillation_mode must be one of {DISTILLATION_MODES}, got {self.distillation_mode!r}.")
+        if self.feature_tokens not in FEATURE_TOKENS:
+            raise ValueError(f"feature_tokens must be one of {FEATURE_TOKENS}, got {self.feature_tokens!r}.")
+        if self.feature_normalization not in FEATURE_NORMALIZATIONS:
+            raise ValueError(
+                f"feature_normalization must be one of {FEATURE_NORMALIZATIONS}, got {self.feature_normalization!r}."
+            )
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
         if not self.ce_weight >= 0:

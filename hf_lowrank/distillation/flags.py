@@ -52,6 +52,8 @@ NUMBER_CHANGING = {
     "use_cpu": "train on the CPU",
     "dataloader_drop_last": "drop the last incomplete batch",
     "distillation_mode": "the distillation loss",
+    "feature_tokens": "the tokens the block terms count",
+    "feature_normalization": "the scale of each block term's MSE",
     "temperature": "kd temperature",
     "ce_weight": "weight of the added cross-entropy",
 }

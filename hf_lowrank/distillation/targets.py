@@ -143,5 +143,7 @@ def student_loss(
         labels=labels,
         ce_weight=args.ce_weight,
         temperature=args.temperature,
+        token_mask=inputs.get("attention_mask") if args.feature_tokens == "attended" else None,
+        feature_normalization=args.feature_normalization,
     )
     return loss, outputs

@@ -15,6 +15,12 @@ FINETUNE_MODES = ("auto", "full", "lora", "none")
 EMBEDDED_ARCHITECTURES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
 
 
+# The teacher stage's defaults: an embedded teacher is trained from scratch; a --teacher is fine-tuned from
+# pretrained weights (README "Pretrained teachers": 2e-3 left MiniLM at chance, 1e-4 for 3 epochs reached 0.73).
+EMBEDDED_TEACHER_RECIPE = {"teacher_num_train_epochs": 30.0, "teacher_learning_rate": 2e-3}
+PRETRAINED_TEACHER_RECIPE = {"teacher_num_train_epochs": 3.0, "teacher_learning_rate": 1e-4}
+
+
 @dataclass
 class SweepArguments:
     """What to sweep. Training hyperparameters are the `DistillationConfig` / `TrainingArguments` flags."""
@@ -85,13 +91,16 @@ class SweepArguments:
         metadata={"help": "With --block_pattern: the module in a block whose output is the MLP output."},
     )
     init: str = field(
-        default="svd",
+        default="auto",
         metadata={
             "help": "How each student's factors start: svd (the truncated SVD of each teacher weight, the papers'), "
             "whitened (SVD-LLM: the best rank-r map on calibration inputs), activation (ASVD: input channels "
             "scaled by mean|x|^--init_alpha) or fisher (FWSVD: rows weighted by squared task-loss gradients). "
-            "The data-aware ones gather their statistics once, on --calibration_samples training examples.",
-            "choices": list(INITS),
+            "The data-aware ones gather their statistics once, on --calibration_samples training examples. auto: "
+            "whitened for a --teacher (a pretrained model: the svd start leaves its students at chance at small "
+            "ranks, README 'Pretrained teachers'), svd for the embedded teachers trained from scratch and for Lift "
+            "/ WideLast students.",
+            "choices": ["auto", *INITS],
         },
     )
     init_alpha: float = field(default=0.5, metadata={"help": "The activation init's exponent alpha (>= 0)."})
@@ -204,8 +213,20 @@ class SweepArguments:
             "choices": list(FINETUNE_MODES),
         },
     )
-    teacher_num_train_epochs: float = field(default=30.0, metadata={"help": "Epochs of the teacher stage."})
-    teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the teacher stage."})
+    teacher_num_train_epochs: float | None = field(
+        default=None,
+        metadata={
+            "help": "Epochs of the teacher stage (default: 30 for the embedded teachers, trained from scratch; 3 for "
+            "a --teacher, fine-tuned from its pretrained weights)."
+        },
+    )
+    teacher_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate of the teacher stage (default: 2e-3 for the embedded teachers; 1e-4 for a "
+            "--teacher: 2e-3 leaves a pretrained MiniLM at chance, README 'Pretrained teachers')."
+        },
+    )
     teacher_weight_decay: float = field(default=0.05, metadata={"help": "Weight decay of the teacher stage."})
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank when --teacher_finetune lora."})
     seeds: list[int] | None = field(
@@ -320,10 +341,17 @@ class SweepArguments:
             raise SweepError(
                 f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
             )
+        if self.init == "auto":
+            self.init = "svd" if self.teacher is None or self.student_bridge != "none" else "whitened"
         check_patterns(self)
         check_factorization(self)
         check_nested(self)
         check_inert(self)
+        if self.teacher_finetune != "none":  # else they are inert, recorded at their defaults (None)
+            recipe = EMBEDDED_TEACHER_RECIPE if self.teacher is None else PRETRAINED_TEACHER_RECIPE
+            for name, value in recipe.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         self._check_values()
 
     def _check_values(self) -> None:
@@ -336,12 +364,14 @@ class SweepArguments:
 
         finite = math.isfinite
         need(
-            finite(self.teacher_num_train_epochs) and self.teacher_num_train_epochs > 0,
+            self.teacher_num_train_epochs is None
+            or (finite(self.teacher_num_train_epochs) and self.teacher_num_train_epochs > 0),
             "teacher_num_train_epochs",
             "a finite number > 0",
         )
         need(
-            finite(self.teacher_learning_rate) and self.teacher_learning_rate > 0,
+            self.teacher_learning_rate is None
+            or (finite(self.teacher_learning_rate) and self.teacher_learning_rate > 0),
             "teacher_learning_rate",
             "a finite number > 0",
         )

@@ -1,6 +1,7 @@
 """What the sweep needs to know about a teacher's family: its modality (image or text), its Auto classes and
 processor, its blocks (the table in `models.architectures`, or the `--block_*` flags), and the student it gets."""
 
+import json
 from pathlib import Path
 
 from torch import nn
@@ -31,6 +32,7 @@ __all__ = [
     "teacher_family_problem",
     "teacher_modality",
     "encoder_linears",
+    "sentence_transformers_pooling",
     "text_length_limit",
     "TASKS",
     "STUDENT_MODEL_TYPES",
@@ -119,6 +121,24 @@ def text_length_limit(config: PretrainedConfig, requested: int) -> int:
     if config.model_type == "roberta":
         positions -= (config.pad_token_id or 0) + 1
     return min(requested, positions)
+
+
+def sentence_transformers_pooling(name_or_path: str | Path) -> str | None:
+    """The pooling a local sentence-transformers checkpoint was trained with (``"mean"``, ``"cls"``, ``"max"``, ...:
+    its Pooling module's config), or None when `name_or_path` is not one (or not local)."""
+    directory = Path(name_or_path)
+    try:
+        modules = json.loads((directory / "modules.json").read_text())
+        pooling = next(m for m in modules if str(m.get("type", "")).endswith("Pooling"))
+        config = json.loads((directory / pooling.get("path", "") / "config.json").read_text())
+    except (OSError, ValueError, StopIteration, AttributeError):
+        return None
+    modes = [
+        key[len("pooling_mode_") :].removesuffix("_tokens").removesuffix("_token")
+        for key, on in config.items()
+        if key.startswith("pooling_mode_") and on is True
+    ]
+    return " + ".join(modes) or None
 
 
 def encoder_linears(teacher: nn.Module, layout: BlockLayout | None = None) -> dict[str, nn.Linear]:

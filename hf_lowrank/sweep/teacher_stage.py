@@ -24,6 +24,7 @@ from .families import (
     TASKS,
     encoder_linears,
     load_processor,
+    sentence_transformers_pooling,
     sweep_layout,
     task_auto_class,
     teacher_family_problem,
@@ -161,8 +162,20 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
         accelerator.print(f"resuming: teacher from {teacher_dir} (test accuracy {ctx.results.teacher.accuracy:.4f})")
     else:
         ctx.teacher, ctx.processor, mode = load_teacher(sweep, data.label_names, ctx.teacher_source)
+        pooling = sentence_transformers_pooling(sweep.teacher) if sweep.teacher else None
+        if pooling is not None and ctx.modality == "text":
+            accelerator.print(
+                f"note: {sweep.teacher} is a sentence-transformers model trained with {pooling} pooling; the sweep's "
+                f"teacher is its {type(ctx.teacher).__name__}, which classifies from the first ([CLS]) token "
+                "through the model's pooler, as transformers loads it; the students do the same."
+            )
     with accelerator.main_process_first():
         max_length = text_length_limit(ctx.teacher.config, ctx.sweep.max_seq_length)
+        if ctx.modality == "text" and max_length < ctx.sweep.max_seq_length:
+            accelerator.print(
+                f"note: --max_seq_length {ctx.sweep.max_seq_length} is above the teacher's position table: texts "
+                f"are cut at {max_length} tokens."
+            )
         try:
             ctx.processed = preprocess(data, ctx.processor, max_length=max_length)
         except ValueError as error:  # an image that cannot be read (named with its file), a bad max_length

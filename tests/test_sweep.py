@@ -531,6 +531,41 @@ def test_a_sweep_recorded_before_an_argument_existed_still_resumes(finished_swee
     assert differences(config, changed) == ["sweep.student_bridge"]
 
 
+def test_a_sweep_recorded_before_the_feature_flags_resumes_only_where_it_behaved_alike(finished_sweep):
+    from hf_lowrank.sweep import describe_differences, differences
+
+    output_dir, _ = finished_sweep
+    config = SweepResults.load(output_dir).config
+    new_keys = ("feature_tokens", "feature_normalization")
+    older = {**config, "training": {k: v for k, v in config["training"].items() if k not in new_keys}}
+    # Before the flags existed the block terms counted every token, unscaled: the new default (attended) differs.
+    changed = differences(config, older)
+    assert changed == ["training.feature_tokens"]
+    assert describe_differences(changed, config, older) == (
+        "training.feature_tokens 'all' (not recorded: the behaviour then) -> 'attended'"
+    )
+    as_before = {**config, "training": {**config["training"], "feature_tokens": "all"}}
+    assert differences(as_before, older) == []
+
+
+def test_report_and_card_name_the_distillation_loss(finished_sweep):
+    output_dir, _ = finished_sweep
+    loss = (
+        "geometric (MSE + (1 - cosine) on every block's attention and MLP outputs, over the attended tokens, plain "
+        "MSE; and on the logits)"
+    )
+    assert f"Distillation: {loss}." in (output_dir / "report.md").read_text()
+    assert f"the frozen teacher: {loss}." in (output_dir / "rank-003" / "README.md").read_text()
+    results = SweepResults.load(output_dir)
+    results.config["training"].update(feature_tokens="all", feature_normalization="channel", ce_weight=0.5)
+    assert results.distillation == (
+        "geometric (MSE + (1 - cosine) on every block's attention and MLP outputs, over every token, padding "
+        "included, MSE scaled per channel; and on the logits), plus 0.5 x cross-entropy on the labels"
+    )
+    results.config["training"].update(distillation_mode="kd", temperature=2.0, ce_weight=0.0)
+    assert results.distillation == "kd (KL divergence of the logits at temperature 2, times T^2)"
+
+
 def test_sweep_with_narrow_lift_students(tmp_path):
     argv = sweep_argv(
         tmp_path,

@@ -206,7 +206,7 @@ def student_card(
         repo_id=repo_id or f"path/to/{record.model_dir}",
         rank=record.rank,
         teacher_name=teacher.source,
-        distillation_mode=results.distillation_mode,
+        distillation=results.distillation,
         init_note=INIT_NOTES.get(record.config.init, record.config.init),
         curve_note=_curve_note(record),
         parameters=f"{record.parameters:,}",

@@ -64,6 +64,7 @@ class Report:
     previews: dict = field(default_factory=dict)  # init -> the training-free curve (report.factorization)
     budget_students: list[dict] = field(default_factory=list)
     init: str = "svd"  # how the trained students' factors started
+    distillation: str | None = None  # the loss in words (SweepResults.distillation); None in older reports
     curve: str = "lockstep"  # how the main curve's students were trained (lockstep or nested)
     aurac: float | None = None  # area under the normalised curve over log2(rank), divided by its length
     nested: dict | None = None  # --curve both: the nested curve beside the lock-step one (report.nested)
@@ -216,6 +217,7 @@ def build_report(
         teacher={key: getattr(teacher, key) for key in TEACHER_FIELDS},
         dataset=asdict(results.dataset) if results.dataset else None,
         distillation_mode=results.distillation_mode,
+        distillation=results.distillation,
         thresholds={"low": low, "high": high},
         rows=[
             _row(rank, by_rank[rank], acc, teacher.accuracy, intervals["accuracy"][i] if intervals else None)

@@ -73,7 +73,7 @@ def render_markdown(report: Report) -> str:
         f"Teacher: {teacher['source']} ({teacher['parameters']:,} parameters, teacher stage: {teacher['finetune']}), "
         f"test accuracy **{teacher['accuracy']:.4f}** {fmt_interval(report.teacher_accuracy_interval, 4)}.",
         f"Dataset: {dataset.get('name')} ({dataset.get('num_train')} training / {dataset.get('num_test')} test "
-        f"examples). Distillation: {report.distillation_mode}.",
+        f"examples). Distillation: {report.distillation or report.distillation_mode}.",
         "",
         *init_lines(report),
         "## Effective rank region and knee",

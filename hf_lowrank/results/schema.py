@@ -225,6 +225,29 @@ class SweepResults:
         return self.config["training"]["distillation_mode"]
 
     @property
+    def distillation(self) -> str:
+        """The distillation loss in words, as report.md and the cards name it: the mode with its settings (for the
+        geometric mode the tokens its block terms count and the scale of each block's MSE; a sweep recorded before
+        those flags existed counted every token, unscaled) and the added cross-entropy, if any."""
+        training = self.config["training"]
+        mode = training["distillation_mode"]
+        if mode == "geometric":
+            tokens = {"attended": "the attended tokens", "all": "every token, padding included"}
+            scales = {"none": "plain MSE", "block": "MSE scaled per block output", "channel": "MSE scaled per channel"}
+            token_text = tokens[training.get("feature_tokens", "all")]
+            scale_text = scales[training.get("feature_normalization", "none")]
+            text = (
+                f"geometric (MSE + (1 - cosine) on every block's attention and MLP outputs, over {token_text}, "
+                f"{scale_text}; and on the logits)"
+            )
+        elif mode == "logits":
+            text = "logits (MSE + (1 - cosine) on the logits)"
+        else:
+            text = f"kd (KL divergence of the logits at temperature {training.get('temperature', 1.0):g}, times T^2)"
+        weight = training.get("ce_weight", 0.0)
+        return text + (f", plus {weight:g} x cross-entropy on the labels" if weight else "")
+
+    @property
     def seeds(self) -> list[int]:
         return sorted({record.seed for record in self.ranks})
 

@@ -12,7 +12,7 @@
 from .arguments import EMBEDDED_ARCHITECTURES, FINETUNE_MODES, SweepArguments, SweepError
 from .context import SweepContext
 from .embedded import EMBEDDED_NAMES, default_ranks, embedded_teacher
-from .fingerprint import differences, fingerprint
+from .fingerprint import describe_differences, differences, fingerprint
 from .run import run_sweep
 from .store import RESULTS_FILE, TEACHER_DIR, SweepStore
 from .students import build_student, student_dir
@@ -30,6 +30,7 @@ __all__ = [
     "TEACHER_DIR",
     "build_student",
     "default_ranks",
+    "describe_differences",
     "differences",
     "embedded_teacher",
     "fingerprint",

@@ -11,7 +11,14 @@ from .argument_checks import inert_flags
 from .arguments import SweepArguments
 
 
-__all__ = ["GROWABLE_OR_OUTPUT_ONLY", "TRAINING_LOOP_VERSION", "describe_differences", "differences", "fingerprint"]
+__all__ = [
+    "BEFORE_RECORDED",
+    "GROWABLE_OR_OUTPUT_ONLY",
+    "TRAINING_LOOP_VERSION",
+    "describe_differences",
+    "differences",
+    "fingerprint",
+]
 
 
 # Arguments a rerun may change without touching finished results: lists that can grow, and output-only flags.
@@ -27,6 +34,11 @@ GROWABLE_OR_OUTPUT_ONLY = (
     "preview_only",
     "param_budget",
 )
+
+
+# Training settings added after sweeps were recorded without them: the value the code behaved as before each existed.
+# A rerun of such a sweep compares against it, so an older sweep resumes exactly when the new run behaves alike.
+BEFORE_RECORDED = {"feature_tokens": "all", "feature_normalization": "none"}
 
 
 # Changes when the training loop's numbers change for the same arguments (2: Trainer's optimizer, the (seed, epoch)
@@ -67,16 +79,23 @@ def _defaults() -> dict:
 
 def differences(fingerprint: dict, previous: dict) -> list[str]:
     """`section.key` of every setting that differs from a previous run's. A sweep argument the previous run did not
-    record (one added to hf_lowrank since) counts as its default, so older sweeps still resume."""
-    defaults = _defaults()
+    record (one added to hf_lowrank since) counts as its default, a training setting as `BEFORE_RECORDED` says, so
+    older sweeps still resume when the new run computes the same numbers."""
     changed = []
     for section, values in fingerprint.items():
         before = previous.get(section, {})
         for key in sorted(set(values) | set(before)):
-            old = before.get(key, defaults.get(key) if section == "sweep" else None)
+            old = before.get(key, _unrecorded(section, key))
             if values.get(key) != old:
                 changed.append(f"{section}.{key}")
     return changed
+
+
+def _unrecorded(section: str, key: str):
+    """The value of a setting a previous run did not record."""
+    if section == "sweep":
+        return _defaults().get(key)
+    return BEFORE_RECORDED.get(key) if section == "training" else None
 
 
 def describe_differences(changed: list[str], fingerprint: dict, previous: dict) -> str:
@@ -84,6 +103,9 @@ def describe_differences(changed: list[str], fingerprint: dict, previous: dict) 
 
     def value(config: dict, key: str):
         section, name = key.split(".", 1)
-        return config.get(section, {}).get(name, "(not recorded)")
+        if name in config.get(section, {}):
+            return repr(config[section][name])
+        unrecorded = _unrecorded(section, name)
+        return "(not recorded)" if unrecorded is None else f"{unrecorded!r} (not recorded: the behaviour then)"
 
-    return ", ".join(f"{key} {value(previous, key)!r} -> {value(fingerprint, key)!r}" for key in changed)
+    return ", ".join(f"{key} {value(previous, key)} -> {value(fingerprint, key)}" for key in changed)

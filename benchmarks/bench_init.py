@@ -43,7 +43,7 @@ def run(argv: list[str]) -> tuple[float, float]:
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise SystemExit(f"sweep failed (exit {process.returncode}): {' '.join(argv)}")
+        raise SystemExit(f"sweep failed (exit {process.returncode}): {' '.join(map(str, argv))}")
     return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
@@ -228,6 +228,8 @@ def main() -> None:
     parser.add_argument("--output_dir", default="outputs/bench_init")
     parser.add_argument("extra", nargs="*", help="further scripts/sweep.py flags for every run (after --)")
     args = parser.parse_args()
+    if "minilm" in args.families and not set(args.longer_inits) <= set(args.inits):
+        parser.error(f"--longer_inits {' '.join(args.longer_inits)}: each must be one of --inits {' '.join(args.inits)}")
     out = Path(args.output_dir)
     lines = []
     preview = ["--preview_inits", *args.inits]

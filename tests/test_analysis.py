@@ -122,6 +122,60 @@ def test_curves_without_a_knee_have_none_and_say_why(accuracies, why):
     assert summary.knee is None and why in summary.knee_why
 
 
+def _prominence(curve, log_rank=False):
+    """The curve's largest normalised distance above its endpoint secant, on a dense grid of its own (independent of
+    find_knee's search): (y_norm - x) / sqrt(2)."""
+    lo, hi = curve.ranks[0], curve.ranks[-1]
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), 200_001)) if log_rank else np.linspace(lo, hi, 200_001)
+    x = (np.log(grid / lo) / np.log(hi / lo)) if log_rank else (grid - lo) / (hi - lo)
+    y = (curve(grid) - curve(lo)) / (curve(hi) - curve(lo))
+    return float(np.max(y - x) / np.sqrt(2))
+
+
+@pytest.mark.parametrize("log_rank", [False, True])
+def test_a_knee_needs_its_prominence_just_below_none_just_above_one(log_rank):
+    from scipy.optimize import brentq
+
+    from hf_lowrank.analysis import KNEE_PROMINENCE
+
+    ranks = np.array([1.0, 2, 4, 8, 16, 32]) if log_rank else np.arange(1.0, 8)
+    x = np.log(ranks) / np.log(ranks[-1]) if log_rank else (ranks - 1) / (ranks[-1] - 1)
+
+    def curve_of(bump):  # a straight line on the knee's axis, bent upwards by `bump` in the middle
+        return fit_curve(ranks, (0.3 + 0.6 * x + bump * np.sin(np.pi * x)) * TEACHER, TEACHER)
+
+    bump = brentq(lambda b: _prominence(curve_of(b), log_rank) - KNEE_PROMINENCE, 1e-6, 0.2)
+    below, above = curve_of(bump * 0.97), curve_of(bump * 1.03)
+    assert _prominence(below, log_rank) < KNEE_PROMINENCE < _prominence(above, log_rank)
+    knee, why = find_knee(below, log_rank=log_rank)
+    assert knee is None and f"minimum prominence {KNEE_PROMINENCE:g}" in why
+    knee, why = find_knee(above, log_rank=log_rank)
+    assert why is None and ranks[0] < knee < ranks[-1]
+
+
+def test_an_interval_needs_its_minimum_share_of_defined_resamples():
+    from hf_lowrank.analysis import MIN_DEFINED_SHARE
+    from hf_lowrank.analysis.bootstrap import _interval
+    from hf_lowrank.report import fmt_interval
+
+    rng = np.random.default_rng(0)
+    total = 1000
+    needed = int(np.ceil(MIN_DEFINED_SHARE * total))
+    for defined in (needed - 1, needed):
+        values = list(rng.uniform(2, 9, defined))
+        samples = values + [None] * (total - defined)
+        lo, hi, missing = _interval(samples, 0.95)
+        assert missing == pytest.approx(1 - defined / total)
+        if defined < needed:
+            assert (lo, hi) == (None, None)
+        else:
+            assert (lo, hi) == tuple(np.percentile(values, [2.5, 97.5]))
+    # The share is given exactly, not rounded to 100%: the case once printed as "[63.2, 63.9] (undefined in 100%)".
+    assert fmt_interval((None, None, 0.998)) == "n/a (undefined in 99.8% of resamples)"
+    assert fmt_interval((None, None, 1.0)) == "n/a (undefined in 100% of resamples)"
+    assert fmt_interval((3.0, 5.0, 0.0004)) == "[3.0, 5.0] (undefined in 0.04% of resamples)"
+
+
 def test_summary_fits_once_and_matches_the_separate_functions():
     ranks, accuracies = [1, 2, 4, 8, 16], [0.3, 0.6, 0.8, 0.86, 0.9]
     summary = summarize_curve(ranks, accuracies, 0.9)

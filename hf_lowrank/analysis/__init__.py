@@ -7,8 +7,9 @@ scipy).
 - `bootstrap`: joint percentile bootstrap over test examples.
 """
 
-from .bootstrap import bootstrap_intervals, paired_difference_interval
+from .bootstrap import MIN_DEFINED_SHARE, bootstrap_intervals, paired_difference_interval
 from .curve import (
+    KNEE_PROMINENCE,
     Curve,
     aurac,
     effective_knee,
@@ -25,6 +26,8 @@ from .validation import check_curve_inputs
 
 __all__ = [
     "aurac",
+    "KNEE_PROMINENCE",
+    "MIN_DEFINED_SHARE",
     "MIN_RANKS",
     "Curve",
     "CurveSummary",

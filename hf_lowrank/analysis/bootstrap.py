@@ -8,14 +8,21 @@ from .summary import summarize_checked
 from .validation import check_fractions, check_level, check_positive_int, check_ranks, check_thresholds
 
 
-__all__ = ["bootstrap_intervals", "paired_difference_interval"]
+__all__ = ["MIN_DEFINED_SHARE", "bootstrap_intervals", "paired_difference_interval"]
+
+
+# An interval of a quantity that is undefined in some resamples (a threshold not reached, no knee) is the percentile
+# interval of the resamples where it is defined; it is given only where they are at least this share of all
+# resamples. Below it the interval would describe a minority of the resamples (once: 2 of 1,000), and it is None.
+MIN_DEFINED_SHARE = 0.5
 
 
 def _interval(samples, level=0.95):
-    """Percentile interval of the non-None samples, and the fraction of samples that were None."""
+    """Percentile interval of the non-None samples, and the fraction of samples that were None; (None, None,
+    fraction) when fewer than `MIN_DEFINED_SHARE` of the samples are defined."""
     values = np.array([s for s in samples if s is not None], dtype=float)
     missing = 1 - len(values) / len(samples)
-    if len(values) == 0:
+    if len(values) == 0 or len(values) < MIN_DEFINED_SHARE * len(samples):
         return None, None, missing
     tail = (1 - level) / 2 * 100
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)), missing
@@ -71,7 +78,8 @@ def bootstrap_intervals(
 
     Returns:
         {"accuracy": [(lo, hi)] per rank, "teacher_accuracy": (lo, hi), "r_low", "r_high", "knee", "knee_log":
-        (lo, hi, fraction of resamples where it was undefined)}.
+        (lo, hi, fraction of resamples where it was undefined); lo and hi are None where it was defined in fewer
+        than `MIN_DEFINED_SHARE` of the resamples}.
     """
     ranks, student_correct, teacher_correct, num_samples, low, high, level = _checked(
         ranks, student_correct, teacher_correct, num_samples, seed, low, high, level

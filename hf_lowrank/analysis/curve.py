@@ -30,7 +30,10 @@ __all__ = [
 ]
 
 GRID = 4097  # points the knee search scans before refining
-KNEE_TOLERANCE = 1e-9  # a normalised distance at most this above the secant is no knee
+# A knee needs a prominence: the curve's largest perpendicular distance above the secant through its endpoints, with
+# both axes normalised to [0, 1], must exceed this (0.01: the curve rises about 1.4% of its range above the diagonal).
+# Below it the "knee" of a nearly straight curve is where round-off or one test example puts it (often the last rank).
+KNEE_PROMINENCE = 0.01
 
 
 def isotonic(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -144,8 +147,8 @@ def secant(curve: Curve, log_rank: bool = False, num: int = 2) -> tuple[np.ndarr
 
 
 def find_knee(curve: Curve, log_rank: bool = False) -> tuple[float | None, str | None]:
-    """`(knee, None)`, or `(None, why)` when the curve has no knee: it is flat, or never rises above the secant
-    through its endpoints (linear or convex), so every point is at most as far from the secant as the endpoints.
+    """`(knee, None)`, or `(None, why)` when the curve has no knee: it is flat, never rises above the secant
+    through its endpoints (linear or convex), or rises above it by at most `KNEE_PROMINENCE` (nearly straight).
 
     The knee maximises the perpendicular distance from the curve to that secant, with both axes normalised to
     [0, 1] (rank by its measured range, or log-rank when `log_rank`; accuracy by the curve's range): the secant is
@@ -164,9 +167,14 @@ def find_knee(curve: Curve, log_rank: bool = False) -> tuple[float | None, str |
     grid = np.exp(np.linspace(np.log(lo), np.log(hi), GRID)) if log_rank else np.linspace(lo, hi, GRID)
     distances = distance(grid)
     best = int(np.argmax(distances))
-    if distances[best] <= KNEE_TOLERANCE:
-        axis = "log-rank" if log_rank else "linear rank"
+    axis = "log-rank" if log_rank else "linear rank"
+    if distances[best] <= 1e-12:
         return None, f"the curve never rises above the secant through its endpoints on the {axis} axis"
+    if distances[best] <= KNEE_PROMINENCE:
+        return None, (
+            f"the curve rises at most {distances[best]:.2g} above the secant through its endpoints on the {axis} "
+            f"axis (normalised axes), not more than the knee's minimum prominence {KNEE_PROMINENCE:g}"
+        )
     a, b = grid[max(best - 1, 0)], grid[min(best + 1, GRID - 1)]
     refined = minimize_scalar(
         lambda r: -float(distance(r)), bounds=(a, b), method="bounded", options={"xatol": 1e-9 * (hi - lo)}

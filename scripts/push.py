@@ -1,50 +1,16 @@
 """Publish a finished sweep on the Hub: the chosen students with their cards, and the report.
 
-    python scripts/push.py outputs/sweep --hub_model_id my-name/vit-b32-cifar100 [--push_ranks knee region 32]
-
-The token comes from --hub_token, HF_TOKEN or `hf auth login`, and is never printed. A user error (no finished
-sweep, a bad --push_ranks, a failed upload) prints one line and exits with status 2; HF_LOWRANK_TRACEBACK=1 keeps
-the traceback.
+    python scripts/push.py ...   (the same as `hf-lowrank push ...`; --help lists the flags)
 """
 
-import argparse
+from hf_lowrank.commands import push as command
 
-from hf_lowrank.cli_errors import ArgumentParser, UserError, non_negative_int, user_errors
-from hf_lowrank.hub import HubPushError, push_sweep
+
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = ArgumentParser(prog="push.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output_dir", help="a sweep's output directory (holding results.json)")
-    parser.add_argument(
-        "--hub_model_id", required=True, help="repository prefix: students go to PREFIX-rank-XXX, the report to PREFIX"
-    )
-    parser.add_argument(
-        "--push_ranks", nargs="+", default=None, help="students to push: all (default), knee, region, or rank numbers"
-    )
-    parser.add_argument("--hub_token", default=None, help="a write token (default: HF_TOKEN or the saved login)")
-    parser.add_argument("--private", action="store_true", help="create private repositories")
-    parser.add_argument(
-        "--retries",
-        type=non_negative_int("the number of retries", zero="0: no retry"),
-        default=4,
-        help="retries of a transient failure (>= 0)",
-    )
-    args = parser.parse_args(argv)
-    with user_errors(prefixes={HubPushError: "push failed"}):
-        try:
-            repo_ids = push_sweep(
-                args.output_dir,
-                args.hub_model_id,
-                args.push_ranks,
-                token=args.hub_token,
-                private=args.private or None,
-                retries=args.retries,
-            )
-        except ValueError as error:  # a bad --push_ranks or --hub_model_id, no finished sweep
-            raise UserError(str(error)) from error
-    for rank, repo_id in sorted(repo_ids.items()):
-        print(f"rank {rank}: {repo_id}")
+    command.main(argv, prog="push.py")
 
 
 if __name__ == "__main__":

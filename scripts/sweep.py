@@ -5,7 +5,7 @@
         --label_column fine_label --ranks 8 16 32 64 128 --learning_rate 1e-4 --num_train_epochs 5
     python scripts/sweep.py --config sweep.yaml --seed 1     # YAML arguments, command-line flags win
 
-The TrainingArguments flags the sweep honours are listed by --help; the others are refused by name. Rerunning the
+The same as `hf-lowrank sweep ...` and `accelerate launch -m hf_lowrank sweep ...`. The TrainingArguments flags the sweep honours are listed by --help; the others are refused by name. Rerunning the
 same command resumes: finished ranks are kept, a group interrupted mid-training continues from its latest checkpoint
 (every --save_steps optimizer steps).
 """

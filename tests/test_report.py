@@ -263,13 +263,15 @@ def test_report_script_into_a_read_only_directory_prints_one_line_and_fails(tmp_
 def test_report_script_turns_write_errors_and_bad_results_into_one_line(tmp_path, monkeypatch, capsys):
     import report as report_script  # scripts/report.py
 
+    from hf_lowrank.commands import report as report_command
+
     monkeypatch.delenv("HF_LOWRANK_TRACEBACK", raising=False)
     SweepResults.from_dict(make_results(CURVE)).save(tmp_path / "results.json")
 
     def refuse(report, output_dir):
         raise PermissionError(13, "Permission denied", os.path.join(output_dir, ".report.json.x"))
 
-    monkeypatch.setattr(report_script, "write_report", refuse)
+    monkeypatch.setattr(report_command, "write_report", refuse)
     with pytest.raises(SystemExit) as exit_info:
         report_script.main([str(tmp_path), "--num_bootstrap", "5"])
     assert exit_info.value.code == 2

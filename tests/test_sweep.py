@@ -594,8 +594,10 @@ def test_push_script_refuses_negative_retries_before_connecting(tmp_path, monkey
     """`push.py --retries -1` used to exit 0 and list a repository per rank, having uploaded nothing."""
     import push as push_script  # scripts/push.py
 
+    from hf_lowrank.commands import push as push_command
+
     calls = []
-    monkeypatch.setattr(push_script, "push_sweep", lambda *args, **kwargs: calls.append(args) or {1: "x/y-rank-001"})
+    monkeypatch.setattr(push_command, "push_sweep", lambda *args, **kwargs: calls.append(args) or {1: "x/y-rank-001"})
     monkeypatch.setattr(sys, "argv", ["push.py", str(tmp_path), "--hub_model_id", "me/sweep", "--retries", "-1"])
     with pytest.raises(SystemExit) as exit_:
         push_script.main()

@@ -158,11 +158,13 @@ def _expand_config(argv: list[str], known: set[str]) -> list[str]:
     return argv
 
 
-def parse(argv: list[str]) -> tuple[SweepArguments, DistillationConfig]:
+def parse(argv: list[str], prog: str | None = None) -> tuple[SweepArguments, DistillationConfig]:
     """(SweepArguments, DistillationConfig) from command-line flags (and a --config YAML file). Bad values raise
     `SweepError`; argparse's own refusals (a missing value, a value not among the choices) exit with status 2 and one
-    `error:` line."""
+    `error:` line. `prog`: the program's name in --help (default: the script's file name)."""
     parser = build_parser()
+    if prog is not None:
+        parser.prog = prog
     known = _known_keys(parser)
     argv = _expand_config(list(argv), known)
     try:
@@ -211,11 +213,14 @@ def _numbers(value):
     return value
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`scripts/sweep.py`: parse, run, and turn a user error into one line on stderr (exit status 2)."""
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """`hf-lowrank sweep` and `scripts/sweep.py`: parse, run, and turn a user error into one line on stderr (exit
+    status 2). `prog`: the command as the user typed it, recorded in results.json and the cards (default:
+    `python scripts/sweep.py`, or `accelerate launch scripts/sweep.py` under accelerate)."""
     argv = sys.argv[1:] if argv is None else argv
-    launcher = "accelerate launch" if "LOCAL_RANK" in os.environ else "python"
+    if prog is None:
+        prog = ("accelerate launch" if "LOCAL_RANK" in os.environ else "python") + " scripts/sweep.py"
     with cli_errors.user_errors(USER_ERRORS, prefixes={HubPushError: "push failed (the sweep itself is saved)"}):
-        sweep, training = parse(argv)
-        command = f"{launcher} scripts/sweep.py {shlex.join(redact(argv))}".strip()
+        sweep, training = parse(argv, prog=prog)
+        command = f"{prog} {shlex.join(redact(argv))}".strip()
         run_sweep(sweep, training, command=command)

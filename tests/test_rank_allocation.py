@@ -32,15 +32,24 @@ def _hand_count(shapes_and_bias, ranks):
 
 
 def _removed(layers, ranks):
-    """Output error removed above rank 1: sum over layers of S_2^2 + ... + S_r^2."""
-    return sum(float((layers[name].singular_values[1 : ranks[name]] ** 2).sum()) for name in layers)
+    """Output error removed above rank 1: sum over layers of S_2^2 + ... + S_r^2 (a dense layer: all of it)."""
+    return sum(
+        float((layers[name].singular_values[1 : ranks[name]] ** 2).sum()) for name in layers
+    )  # a slice ending at None runs to the end: a dense layer removes everything
 
 
-def _exhaustive_best(layers, budget):
-    """The largest removed energy over every rank assignment within the budget, and the assignments reaching it."""
+def _options(layer):
+    """A layer's choices, by hand: every rank whose r (in + out) weights are fewer than the dense in x out, and dense."""
+    below = [r for r in range(1, layer.max_rank + 1) if r * (layer.in_features + layer.out_features) <
+             layer.in_features * layer.out_features]  # fmt: skip
+    return [*below, None]
+
+
+def _exhaustive_best(layers, budget, options=_options):
+    """The largest removed energy over every assignment within the budget, and the assignments reaching it."""
     names = list(layers)
     best, argbest = -1.0, []
-    for ranks in itertools.product(*(range(1, layers[name].max_rank + 1) for name in names)):
+    for ranks in itertools.product(*(options(layers[name]) for name in names)):
         plan = dict(zip(names, ranks))
         if plan_parameters(layers, plan) > budget:
             continue
@@ -70,82 +79,104 @@ def test_plan_parameters_matches_hand_counts():
 
 
 def test_allocate_ranks_hand_computed_example():
-    # a: cost 6 per rank, gains S^2 = 9 (then 1): 1.5 and 0.17 per parameter
-    # b: cost 4 per rank, gain S^2 = 4: 1.0 per parameter
-    layers = {"a": _layer(3, 3, [5.0, 3.0, 1.0], bias=False), "b": _layer(2, 2, [4.0, 2.0], bias=False)}
-    assert plan_parameters(layers, 1) == 10
-    assert allocate_ranks(layers, 10) == {"a": 1, "b": 1}
-    assert allocate_ranks(layers, 15) == {"a": 1, "b": 2}  # a's step (16) does not fit, b's (14) does
-    assert allocate_ranks(layers, 17) == {"a": 2, "b": 1}  # a first (16); b's step would need 20
-    assert allocate_ranks(layers, 20) == {"a": 2, "b": 2}  # a (16) then b (20); a's next step needs 26
-    assert allocate_ranks(layers, 25) == {"a": 2, "b": 2}
-    assert allocate_ranks(layers, 26) == {"a": 3, "b": 2}
-    assert allocate_ranks(layers, 1000) == {"a": 3, "b": 2}  # capped at each layer's max rank
-    with pytest.raises(ValueError, match="budget 9 is below 10"):
-        allocate_ranks(layers, 9)
+    # a: 8 -> 8, 16 parameters per rank, dense 64: ranks 1-3 are below break-even, rank 4 is not (64 = 64).
+    #    steps: rank 2 removes 4^2 = 16 (1.0 per parameter), rank 3 removes 2^2 = 4 (0.25), then dense removes the
+    #    remaining 1 + 1 + 1 + 1 + 1 = 5 for 64 - 48 = 16 parameters (0.3125)
+    # b: 4 -> 12, 16 per rank, dense 48: ranks 1-2 below break-even. rank 2 removes 9 (0.5625), then dense the
+    #    remaining 4 + 1 = 5 for 48 - 32 = 16 parameters (0.3125)
+    layers = {
+        "a": _layer(8, 8, [8.0, 4.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0], bias=False),
+        "b": _layer(4, 12, [6.0, 3.0, 2.0, 1.0], bias=False),
+    }
+    assert plan_parameters(layers, 1) == 32
+    assert allocate_ranks(layers, 32) == {"a": 1, "b": 1}
+    assert allocate_ranks(layers, 47) == {"a": 1, "b": 1}
+    assert allocate_ranks(layers, 48) == {"a": 2, "b": 1}
+    assert allocate_ranks(layers, 64) == {"a": 2, "b": 2}
+    assert allocate_ranks(layers, 79) == {"a": 2, "b": 2}
+    assert allocate_ranks(layers, 80) == {"a": 2, "b": None}  # b's dense step (0.3125) before a's rank 3 (0.25)
+    assert allocate_ranks(layers, 96) == {"a": 3, "b": None}
+    assert allocate_ranks(layers, 111) == {"a": 3, "b": None}  # never rank 4: at a's break-even
+    assert allocate_ranks(layers, 112) == {"a": None, "b": None}
+    assert allocate_ranks(layers, 10_000) == {"a": None, "b": None}
+    assert plan_parameters(layers, {"a": 3, "b": None}) == 48 + 48  # a dense layer counts its dense size
+    with pytest.raises(ValueError, match="budget 31 is below 32"):
+        allocate_ranks(layers, 31)
+
+
+def test_a_layer_whose_rank_one_is_not_below_break_even_starts_dense():
+    layers = {"square2": _layer(2, 2, [4.0, 2.0], bias=False), "wide": _layer(6, 6, [3.0, 2.0, 1.0, 1.0, 1.0, 1.0])}
+    # 2 -> 2: rank 1 has 4 weights, as many as the dense layer
+    assert allocate_ranks(layers, plan_parameters(layers, {"square2": None, "wide": 1})) == {
+        "square2": None, "wide": 1
+    }  # fmt: skip
 
 
 def test_allocate_ranks_breaks_ties_towards_the_earlier_layer():
-    layers = {"x": _layer(2, 2, [2.0, 1.0], bias=False), "y": _layer(2, 2, [2.0, 1.0], bias=False)}
-    assert allocate_ranks(layers, 12) == {"x": 2, "y": 1}
+    layers = {"x": _layer(6, 6, [2.0, 1.0, 0.5, 0.5, 0.5, 0.5], bias=False), "y": _layer(6, 6, [2.0, 1.0, 0.5, 0.5, 0.5, 0.5], bias=False)}  # fmt: skip
+    assert allocate_ranks(layers, 36) == {"x": 2, "y": 1}
     reordered = {"y": layers["y"], "x": layers["x"]}
-    assert allocate_ranks(reordered, 12) == {"y": 2, "x": 1}
+    assert allocate_ranks(reordered, 36) == {"y": 2, "x": 1}
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_greedy_is_optimal_for_equal_costs(seed):
-    """Equal in + out for every layer and decreasing spectra: the greedy plan removes the most energy possible."""
+def test_greedy_is_optimal_for_equal_costs_below_every_dense_step(seed):
+    """Equal in + out for every layer and decreasing spectra, at budgets where no layer can reach its dense step: the
+    greedy plan removes the most energy possible."""
     rng = np.random.default_rng(seed)
-    shapes = [(4, 6), (5, 5), (6, 4), (3, 7)]  # in + out = 10 for all; max ranks 4, 5, 4, 3
+    shapes = [(8, 12), (10, 10), (12, 8), (7, 13)]  # in + out = 20; below break-even up to ranks 4, 4, 4, 4
     layers = {
         f"layer{index}": _layer(i, o, np.sort(rng.exponential(3.0, min(i, o)))[::-1].copy(), bias=bool(index % 2))
         for index, (i, o) in enumerate(shapes)
     }
-    smallest, dense = (
-        plan_parameters(layers, 1),
-        plan_parameters(layers, {n: layer.max_rank for n, layer in layers.items()}),
+    smallest = plan_parameters(layers, 1)
+    first_dense = min(  # the fewest parameters of a plan in which some layer has reached its dense step
+        plan_parameters(layers, {**{n: 1 for n in layers}, name: None}) for name in layers
     )
-    for budget in range(smallest, dense + 12, 3):
+    for budget in range(smallest, first_dense, 7):
         ranks = allocate_ranks(layers, budget)
-        assert plan_parameters(layers, ranks) <= budget
-        assert all(1 <= ranks[name] <= layers[name].max_rank for name in layers)
+        assert plan_parameters(layers, ranks) <= budget and None not in ranks.values()
         best, argbest = _exhaustive_best(layers, budget)
         assert math.isclose(_removed(layers, ranks), best, rel_tol=1e-12, abs_tol=1e-12)
         assert ranks in argbest
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_greedy_respects_the_budget_and_is_maximal_for_unequal_costs(seed):
-    """Any costs: within budget, at least rank 1, and no layer could still be raised by one within the budget."""
+def test_greedy_respects_the_budget_and_break_even_and_is_maximal(seed):
+    """Any shapes: within budget, at least rank 1, never at or above a layer's break-even rank, and no step (the next
+    rank, or dense from the last rank below break-even) still fits the budget."""
     rng = np.random.default_rng(100 + seed)
     layers = {
-        name: _layer(int(rng.integers(2, 7)), int(rng.integers(2, 7)), bias=bool(rng.integers(2)), seed=seed * 10 + k)
+        name: _layer(int(rng.integers(2, 9)), int(rng.integers(2, 9)), bias=bool(rng.integers(2)), seed=seed * 10 + k)
         for k, name in enumerate("pqr")
     }
-    smallest = plan_parameters(layers, 1)
-    full = plan_parameters(layers, {name: layer.max_rank for name, layer in layers.items()})
-    for budget in range(smallest, full + 5):
+    smallest = plan_parameters(layers, {name: _options(layer)[0] for name, layer in layers.items()})
+    dense = plan_parameters(layers, None)
+    for budget in range(smallest, dense + 5):
         ranks = allocate_ranks(layers, budget)
         spent = plan_parameters(layers, ranks)
         assert spent <= budget
         for name, layer in layers.items():
-            assert 1 <= ranks[name] <= layer.max_rank
-            if ranks[name] < layer.max_rank:
-                assert spent + layer.in_features + layer.out_features > budget
+            assert ranks[name] in _options(layer)
+            if ranks[name] is not None:
+                following = _options(layer)[_options(layer).index(ranks[name]) + 1]
+                step = layer.parameters(following) - layer.parameters(ranks[name])
+                assert spent + step > budget
         best, _ = _exhaustive_best(layers, budget)
         assert _removed(layers, ranks) <= best + 1e-9  # never claims more than the optimum
+    assert allocate_ranks(layers, dense) == {name: None for name in layers}
 
 
 def test_greedy_prefers_the_larger_gain_per_parameter():
-    # same gain, different cost: the cheaper layer first; then the costlier one only once it fits
+    # same gains, different costs: the cheaper layer first; then the costlier one only once it fits
     layers = {
-        "wide": _layer(8, 8, [3.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.1, 0.1], bias=False),
-        "narrow": _layer(2, 2, [3.0, 2.0], bias=False),
+        "wide": _layer(16, 16, [3.0, 2.0, 1.0, 1.0] + [0.5] * 12, bias=False),  # 32 per rank
+        "narrow": _layer(8, 8, [3.0, 2.0, 1.0, 1.0, 0.5, 0.5, 0.1, 0.1], bias=False),  # 16 per rank
     }
-    base = plan_parameters(layers, 1)  # 16 + 4
-    assert allocate_ranks(layers, base + 4) == {"wide": 1, "narrow": 2}
-    assert allocate_ranks(layers, base + 15) == {"wide": 1, "narrow": 2}
-    assert allocate_ranks(layers, base + 20) == {"wide": 2, "narrow": 2}
+    base = plan_parameters(layers, 1)  # 32 + 16
+    assert allocate_ranks(layers, base + 16) == {"wide": 1, "narrow": 2}
+    assert allocate_ranks(layers, base + 31) == {"wide": 1, "narrow": 2}
+    assert allocate_ranks(layers, base + 48) == {"wide": 2, "narrow": 2}
 
 
 # --- budget_parameters -----------------------------------------------------------------------------------------

@@ -179,18 +179,19 @@ def test_fisher_preview_and_whitened_students(tmp_path):
 def test_budget_students_are_allocated_within_the_budget_beside_the_uniform_rank(tmp_path):
     output_dir = tmp_path / "budget"
     results = _run(
-        sweep_argv(output_dir, "--ranks", 1, "--calibration_samples", CALIBRATION, "--param_budget", 0.3, 20000)
+        sweep_argv(output_dir, "--ranks", 1, "--calibration_samples", CALIBRATION, "--param_budget", 0.3, 20000, 0.9)
     )
     teacher = AutoModelForImageClassification.from_pretrained(output_dir / "teacher")
     linears = {n: m for n, m in teacher.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n}
     dense = sum(m.weight.numel() + m.bias.numel() for m in linears.values())
 
-    def linear_parameters(ranks):
-        return sum(r * (linears[n].in_features + linears[n].out_features) + linears[n].out_features
+    def linear_parameters(ranks):  # a layer at rank None is kept dense
+        return sum((linears[n].in_features * linears[n].out_features if r is None else
+                    r * (linears[n].in_features + linears[n].out_features)) + linears[n].out_features
                    for n, r in ranks.items())  # fmt: skip
 
     records = {b.budget: b for b in results.budget_students}
-    assert set(records) == {0.3, 20000}
+    assert set(records) == {0.3, 20000, 0.9}
     assert records[0.3].budget_parameters == int(0.3 * dense) and records[20000].budget_parameters == 20000
     trained_ranks = {r.rank for r in results.ranks}
     for record in records.values():
@@ -204,10 +205,16 @@ def test_budget_students_are_allocated_within_the_budget_beside_the_uniform_rank
         student = LowRankForImageClassification.from_pretrained(output_dir / record.model_dir)
         factorized = {n.removeprefix("model."): m.rank for n, m in student.named_modules()
                       if isinstance(m, FactorizedLinear)}  # fmt: skip
-        assert factorized == record.layer_ranks
+        assert factorized == {n: r for n, r in record.layer_ranks.items() if r is not None}
+        for name, rank in record.layer_ranks.items():  # never at or above break-even: dense there
+            layer = linears[name]
+            assert rank is None or rank * (layer.in_features + layer.out_features) < layer.in_features * layer.out_features
         assert record.accuracy == pytest.approx(_accuracy(student, _data(output_dir)["test"]), abs=1e-9)
+    kept_dense = [name for name, rank in records[0.9].layer_ranks.items() if rank is None]
+    assert kept_dense  # 90% of the dense parameters: some layers reach their break-even rank
     report = json.loads((output_dir / "report.json").read_text())
-    assert [row["budget"] for row in report["budget_students"]] == [0.3, 20000]
+    assert [row["budget"] for row in report["budget_students"]] == [0.3, 0.9, 20000]  # ascending
+    assert f"{len(kept_dense)} layer(s) kept dense" in (output_dir / "report.md").read_text()
     assert (output_dir / "budget_ranks.png").is_file()
     assert "Per-layer ranks from a parameter budget" in (output_dir / "report.md").read_text()
 

@@ -3,7 +3,10 @@
 With each layer's (whitened) singular values S known, raising layer l from rank r to r + 1 costs
 `in_l + out_l` parameters and removes `S_{l, r+1}^2` of output error (for whitened spectra: the squared error on
 the calibration inputs). Every layer starts at rank 1; the step with the largest error removed per parameter is
-taken first, steps that no longer fit the budget are skipped, until none fits.
+taken first, steps that no longer fit the budget are skipped, until none fits. A layer is never factorized at or
+above its break-even rank (where `r (in + out) >= in out`: the dense layer is as small and exact): its step from the
+last rank below it is to the dense layer, removing all its remaining error for the remaining parameters; such a
+layer's rank is `None` (dense) in the plan, and it is counted at its dense size.
 
 Only imports torch and flat siblings (the `trust_remote_code` unit).
 """
@@ -46,9 +49,14 @@ class LayerSpectrum:
         """Parameters of the layer at `rank` (None: dense)."""
         return linear_parameters(self.in_features, self.out_features, rank, self.bias)
 
+    def below_break_even(self, rank: int) -> bool:
+        """Whether the layer factorized at `rank` has fewer parameters than the dense layer."""
+        return self.parameters(rank) < self.parameters(None)
 
-def plan_parameters(layers: Mapping[str, LayerSpectrum], ranks: Mapping[str, int] | int | None) -> int:
-    """Parameters of `layers` at per-layer `ranks` (a mapping), one rank for all (an int), or dense (None)."""
+
+def plan_parameters(layers: Mapping[str, LayerSpectrum], ranks: Mapping[str, int | None] | int | None) -> int:
+    """Parameters of `layers` at per-layer `ranks` (a mapping; None: that layer dense), one rank for all (an int), or
+    dense (None)."""
     return sum(
         layer.parameters(ranks.get(name) if isinstance(ranks, Mapping) else ranks) for name, layer in layers.items()
     )
@@ -75,10 +83,11 @@ def budget_parameters(budget, layers: Mapping[str, LayerSpectrum]) -> int:
     return count
 
 
-def allocate_ranks(layers: Mapping[str, LayerSpectrum], budget: int) -> dict[str, int]:
+def allocate_ranks(layers: Mapping[str, LayerSpectrum], budget: int) -> dict[str, int | None]:
     """Per-layer ranks whose parameters (`plan_parameters`) are at most `budget`, chosen greedily by squared singular
-    value removed per parameter (ties: the earlier layer). Every layer keeps at least rank 1."""
-    ranks = {name: 1 for name in layers}
+    value removed per parameter (ties: the earlier layer). Every layer keeps at least rank 1; no layer is factorized
+    at or above its break-even rank: `None` marks a layer kept dense (see the module docstring)."""
+    ranks: dict[str, int | None] = {name: 1 if layer.below_break_even(1) else None for name, layer in layers.items()}
     spent = plan_parameters(layers, ranks)
     if budget < spent:
         raise ValueError(f"budget {budget:,} is below {spent:,}, the parameters of every layer at rank 1.")
@@ -87,18 +96,23 @@ def allocate_ranks(layers: Mapping[str, LayerSpectrum], budget: int) -> dict[str
 
     def push(name: str) -> None:
         layer, rank = layers[name], ranks[name]
-        if rank < layer.max_rank:
-            gain = float(layer.singular_values[rank].double() ** 2)  # S_{rank+1}^2
-            heapq.heappush(heap, (-gain / (layer.in_features + layer.out_features), order[name], name))
+        if rank is None:
+            return  # dense: nothing left to add
+        squares = layer.singular_values.double() ** 2  # (k,)
+        if layer.below_break_even(rank + 1):
+            gain, cost = float(squares[rank]), layer.parameters(rank + 1) - layer.parameters(rank)  # S_{rank+1}^2
+        else:
+            gain, cost = float(squares[rank:].sum()), layer.parameters(None) - layer.parameters(rank)
+        heapq.heappush(heap, (-gain / cost, order[name], name, cost))
 
     for name in layers:
         push(name)
     while heap:
-        _, _, name = heapq.heappop(heap)
-        cost = layers[name].in_features + layers[name].out_features
+        _, _, name, cost = heapq.heappop(heap)
         if spent + cost > budget:
-            continue  # this layer's further steps cost as much: it is done
-        ranks[name] += 1
+            continue  # this layer's further steps cost at least as much: it is done
+        layer = layers[name]
+        ranks[name] = ranks[name] + 1 if layer.below_break_even(ranks[name] + 1) else None
         spent += cost
         push(name)
     return ranks

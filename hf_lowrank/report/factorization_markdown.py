@@ -137,6 +137,14 @@ def budget_lines(report) -> list[str]:
             f"{row['uniform_linear_parameters']:,} | {accuracy(row['uniform_init_accuracy'])} | "
             f"{accuracy(row['uniform_accuracy'])} | {difference} {interval} |"
         )
+    for row in rows:
+        dense = [name for name, rank in row["layer_ranks"].items() if rank is None]
+        if dense:
+            lines += [
+                "",
+                f"Budget {row['budget']:g}: {len(dense)} layer(s) kept dense, where the allocation reached their "
+                f"break-even rank (a factorization there is no smaller than the dense layer): {', '.join(dense)}.",
+            ]
     return lines + ["", "![per-layer ranks](budget_ranks.png)", ""]
 
 

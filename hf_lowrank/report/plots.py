@@ -207,7 +207,7 @@ def plot_params_vs_accuracy(report: Report, path: str | os.PathLike) -> None:
 
 def plot_budget_ranks(report: Report, path: str | os.PathLike) -> None:
     """The per-layer ranks of every budget student (bars, one group per layer in forward order), with the uniform
-    rank of the same budget as a dashed line of the same colour."""
+    rank of the same budget as a dashed line of the same colour; a layer kept dense is marked "dense" (no bar)."""
     plt = pyplot()
     rows = report.budget_students
     layers = list(rows[0]["layer_ranks"])
@@ -216,13 +216,19 @@ def plot_budget_ranks(report: Report, path: str | os.PathLike) -> None:
     positions = np.arange(len(layers))
     for i, row in enumerate(rows):
         color = f"C{i}"
+        offsets = positions + (i - (len(rows) - 1) / 2) * width
+        ranks = [row["layer_ranks"][name] for name in layers]
         ax.bar(
-            positions + (i - (len(rows) - 1) / 2) * width,
-            [row["layer_ranks"][name] for name in layers],
+            offsets,
+            [np.nan if rank is None else rank for rank in ranks],
             width,
             color=color,
             label=f"budget {row['budget']:g} ({row['linear_parameters']:,} parameters)",
         )
+        for offset, rank in zip(offsets, ranks):
+            if rank is None:
+                ax.annotate("dense", (offset, 0), xytext=(0, 2), textcoords="offset points", rotation=90,
+                            ha="center", va="bottom", fontsize=6, color=color)  # fmt: skip
         ax.axhline(row["uniform_rank"], color=color, ls="--", lw=1, label=f"uniform rank {row['uniform_rank']}")
     ax.set_xticks(positions)
     ax.set_xticklabels([_short(name) for name in layers], rotation=90, fontsize=7)

@@ -183,10 +183,10 @@ class BudgetStudentResult:
     status: str
     seed: int
     parameters: int  # the whole student's
-    linear_parameters: int  # its factorized encoder linears' (<= budget_parameters)
+    linear_parameters: int  # its encoder linears', factorized or kept dense (<= budget_parameters)
     uniform_rank: int
     uniform_linear_parameters: int
-    layer_ranks: dict[str, int]
+    layer_ranks: dict[str, int | None]  # None: a layer kept dense (its allocation reached its break-even rank)
     compression: float
     error: str | None = None
     steps: int = 0

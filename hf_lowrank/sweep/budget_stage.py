@@ -30,7 +30,7 @@ class BudgetPlan:
 
     budget: float
     budget_parameters: int
-    layer_ranks: dict[str, int]
+    layer_ranks: dict[str, int | None]  # None: kept dense (at or above its break-even rank)
     linear_parameters: int
     uniform_rank: int
     uniform_linear_parameters: int

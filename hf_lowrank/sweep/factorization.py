@@ -144,9 +144,10 @@ class TeacherFactorization:
             for name, linear in ((name, self.ctx.teacher.get_submodule(name)) for name in self.names)
         }
 
-    def rank_mapping(self, layer_ranks: dict[str, int]) -> dict[str, int]:
-        """Per-layer ranks as the exact-name patterns `from_teacher(rank=...)` takes."""
-        return {re.escape(name): rank for name, rank in layer_ranks.items()}
+    def rank_mapping(self, layer_ranks: dict[str, int | None]) -> dict[str, int]:
+        """Per-layer ranks as the exact-name patterns `from_teacher(rank=...)` takes; a layer kept dense (None) is
+        left out, so it matches no pattern and stays dense."""
+        return {re.escape(name): rank for name, rank in layer_ranks.items() if rank is not None}
 
     def record(self, previous: dict | None = None) -> dict:
         """What results.json keeps: examples, tokens, seconds per step, bytes held, fallbacks per init; merged

@@ -62,3 +62,30 @@ class _NoHiddenStates(torch.nn.Module):
 def test_models_without_hidden_states_say_what_is_needed():
     with pytest.raises(RepresentationError, match="output_hidden_states"):
         collect_representations(_NoHiddenStates(), pixel_dataset(2, 4, 2))
+
+
+@pytest.mark.parametrize(
+    ("model_type", "class_token"),
+    [("vit", True), ("deit", True), ("beit", True), ("dinov2", True), ("clip", True),
+     ("swin", False), ("convnext", False), ("siglip", False)],
+)  # fmt: skip
+def test_the_per_layer_class_token_rank_only_where_token_0_is_a_class_token(model_type, class_token):
+    """Swin, ConvNeXt and SigLIP have no class token: token 0 is a patch, so its rank is not reported there; every
+    layer gives the rank of its mean token (the average pool), computed here from the hidden states directly."""
+    from families import tiny_classifier
+
+    from hf_lowrank.diagnostics import has_class_token
+
+    model = tiny_classifier(model_type)
+    assert has_class_token(model) is class_token
+    data = pixel_dataset(9, 8, 3)
+    report = diagnose_model(model, data, max_examples=9)
+    with torch.no_grad():
+        hidden = model(pixel_values=data[:9]["pixel_values"], output_hidden_states=True).hidden_states
+    for layer, state in zip(report["layers"], hidden):
+        tokens = state.flatten(2).transpose(1, 2) if state.ndim == 4 else state  # (9, tokens, dim)
+        assert layer["mean_token_entropy_rank"] == pytest.approx(entropy_effective_rank(tokens.mean(1).numpy()))
+        if class_token:
+            assert layer["cls_entropy_rank"] == pytest.approx(entropy_effective_rank(tokens[:, 0].numpy()))
+        else:
+            assert layer["cls_entropy_rank"] is None

@@ -9,7 +9,7 @@
 
 from .calibration import expected_calibration_error
 from .plots import plot_diagnostics
-from .representations import RepresentationError, collect_representations, diagnose_model
+from .representations import RepresentationError, collect_representations, diagnose_model, has_class_token
 from .spectra import (
     dataset_pca_retention,
     entropy_effective_rank,
@@ -22,6 +22,7 @@ from .spectra import (
 
 
 __all__ = [
+    "has_class_token",
     "RepresentationError",
     "collect_representations",
     "dataset_pca_retention",

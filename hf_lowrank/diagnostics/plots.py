@@ -29,12 +29,17 @@ def _plot_rank_vs_depth(plt, diagnostics: dict[str, dict], colors, path: Path) -
             color=color,
             label=f"{name}: shared PCA dimension",
         )
+        cls_ranks = [layer.get("cls_entropy_rank") for layer in layers]
+        if all(rank is None for rank in cls_ranks):  # no class token (Swin, ConvNeXt, SigLIP): the mean token's
+            cls_ranks, what = [layer.get("mean_token_entropy_rank") for layer in layers], "mean-token"
+        else:
+            what = "CLS"
         ax.plot(
             depth,
-            [layer["cls_entropy_rank"] for layer in layers],
+            [np.nan if rank is None else rank for rank in cls_ranks],
             "^:",
             color=color,
-            label=f"{name}: CLS effective rank",
+            label=f"{name}: {what} effective rank",
         )
     ax.set_xticks(range(max(len(diag["layers"]) for diag in diagnostics.values())))
     ax.set_xlabel("layer (0 = embeddings)")

@@ -3,7 +3,10 @@
 Works on any model whose forward accepts `output_hidden_states=True`: ViT-like hidden states `(batch, tokens, dim)`
 are used as they are; convolutional ones `(batch, channels, height, width)` become `height * width` tokens of
 `channels` dimensions. The pooled representation is the model's `pooler_output` when it has one (the bridged CLS
-token of a Lift / WideLast student), else the CLS token of its final (normalised) hidden state.
+token of a Lift / WideLast student), else the CLS token of its final (normalised) hidden state. Per layer, the entropy
+effective rank of the class token is given only for a model that has one (a `cls_token` or `class_embedding`
+parameter: ViT, DeiT, BEiT, DINOv2, CLIP); for Swin, ConvNeXt and SigLIP token 0 is a patch, so it is None there, and
+every layer also gives the rank of its mean token (the average pool those families classify from).
 """
 
 import numpy as np
@@ -23,7 +26,7 @@ from .spectra import (
 )
 
 
-__all__ = ["RepresentationError", "collect_representations", "diagnose_model"]
+__all__ = ["RepresentationError", "collect_representations", "diagnose_model", "has_class_token"]
 
 ENERGIES = (0.95, 0.99)
 ALPHAS = (0.5, 0.7, 0.9)
@@ -102,7 +105,13 @@ def collect_representations(model: nn.Module, dataset, max_examples: int = 256, 
     return matrices, np.concatenate(pooled)
 
 
-def _summarise_tokens(tokens: np.ndarray, with_curve: bool) -> dict:
+def has_class_token(model: nn.Module) -> bool:
+    """Whether `model`'s token 0 is a class token: it has a `cls_token` (ViT, DeiT, BEiT, DINOv2) or
+    `class_embedding` (CLIP) parameter. Swin, ConvNeXt and SigLIP have none: their token 0 is a patch."""
+    return any(name.endswith(("cls_token", "class_embedding")) for name, _ in model.named_parameters())
+
+
+def _summarise_tokens(tokens: np.ndarray, with_curve: bool, class_token: bool = True) -> dict:
     ranks = sample_svd_ranks(tokens, ENERGIES)
     retention = dataset_pca_retention(tokens)
     bandwidth, cumulative = token_spectral_energy(tokens)
@@ -113,7 +122,9 @@ def _summarise_tokens(tokens: np.ndarray, with_curve: bool) -> dict:
         "svd_rank_median": {str(e): float(np.median(ranks[e])) for e in ENERGIES},
         "shared_dimension": shared_dimension(retention, 0.99, 0.95),
         "bandwidth": {str(a): spectral_bandwidth(bandwidth, cumulative, a) for a in ALPHAS},
-        "cls_entropy_rank": entropy_effective_rank(tokens[:, 0]),
+        # (n, dim) class tokens, where token 0 is one; else None (a patch says nothing of the image as a whole)
+        "cls_entropy_rank": entropy_effective_rank(tokens[:, 0]) if class_token else None,
+        "mean_token_entropy_rank": entropy_effective_rank(tokens.mean(axis=1)),  # (n, dim) average-pooled tokens
     }
     if with_curve:
         summary["svd_ranks"] = {str(e): ranks[e].tolist() for e in ENERGIES}
@@ -127,12 +138,14 @@ def diagnose_model(model: nn.Module, dataset, max_examples: int = 256, batch_siz
 
     The final layer also keeps its full distributions (per-image ranks, SEP curve) for plotting."""
     matrices, pooled = collect_representations(model, dataset, max_examples, batch_size)
+    class_token = has_class_token(model)
     layers = []
     for depth, tokens in enumerate(matrices):
         if tokens is None:
             layers.append({"depth": depth, "skipped": "no token axis: per-image SVD, PCA and SEP need one"})
         else:
-            layers.append({"depth": depth, **_summarise_tokens(tokens, with_curve=depth == len(matrices) - 1)})
+            last = depth == len(matrices) - 1
+            layers.append({"depth": depth, **_summarise_tokens(tokens, with_curve=last, class_token=class_token)})
     return {
         "num_examples": int(len(pooled)),
         "pooled_entropy_rank": entropy_effective_rank(pooled),

@@ -200,3 +200,38 @@ def test_padding_tokens_are_not_calibration_data():
         model, [{"input_ids": input_ids, "attention_mask": mask}], ["proj"], mask_key=None
     )
     assert unmasked["proj"].num_tokens == 15
+
+
+def test_calibration_tokens_are_per_layer_where_the_layers_see_different_counts():
+    """Swin's second stage sees a quarter of the first stage's tokens (one patch merging): the sweep records each
+    layer's count there, and one count where every layer sees as many (ViT)."""
+    from families import tiny_classifier
+
+    from hf_lowrank.models import BLOCK_LAYOUTS
+    from hf_lowrank.sweep.factorization import token_counts
+    from hf_lowrank.sweep.families import encoder_linears
+
+    examples = 5
+    pixels = torch.randn(examples, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    swin = tiny_classifier("swin")  # 8x8 images, 2x2 patches: 16 tokens in stage 0, 4 in stage 1
+    names = list(encoder_linears(swin, BLOCK_LAYOUTS["swin"]))
+    fewest, per_layer = token_counts(collect_input_statistics(swin, [{"pixel_values": pixels}], names))
+    assert fewest == examples * 4
+    assert per_layer == {name: examples * (16 if ".layers.0." in name else 4) for name in names}
+    vit = tiny_classifier("vit")  # 8x8 images, 4x4 patches: 4 patches and the class token in every block
+    names = list(encoder_linears(vit, BLOCK_LAYOUTS["vit"]))
+    assert token_counts(collect_input_statistics(vit, [{"pixel_values": pixels}], names)) == (examples * 5, None)
+
+
+def test_report_md_gives_the_range_of_tokens_where_layers_differ():
+    from types import SimpleNamespace
+
+    from hf_lowrank.report.factorization_markdown import init_lines
+
+    record = {"calibration_examples": 5, "calibration_tokens": 20, "seconds": {"calibration": 0.5}}
+    same = init_lines(SimpleNamespace(init="whitened", factorization={**record, "calibration_tokens_per_layer": None}))
+    assert "(20 tokens per layer)" in same[0]
+    differing = {**record, "calibration_tokens_per_layer": {"a": 80, "b": 20, "c": 1280}}
+    assert "(20 to 1,280 tokens per layer, by layer in results.json)" in init_lines(
+        SimpleNamespace(init="whitened", factorization=differing)
+    )[0]

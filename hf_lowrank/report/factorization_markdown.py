@@ -20,9 +20,15 @@ def init_lines(report) -> list[str]:
     text = f"Students start from the **{report.init}** factorization of each teacher weight"
     if record.get("calibration_examples"):
         seconds = record.get("seconds", {})
+        per_layer = record.get("calibration_tokens_per_layer")
+        tokens = (
+            f"{min(per_layer.values()):,} to {max(per_layer.values()):,} tokens per layer, by layer in results.json"
+            if per_layer
+            else f"{record['calibration_tokens']:,} tokens per layer"
+        )
         text += (
-            f"; calibration statistics from {record['calibration_examples']} training examples "
-            f"({record['calibration_tokens']:,} tokens per layer) in {seconds.get('calibration', 0.0):.2f} s"
+            f"; calibration statistics from {record['calibration_examples']} training examples ({tokens}) in "
+            f"{seconds.get('calibration', 0.0):.2f} s"
         )
         decompose = {key.removeprefix("decomposition_"): v for key, v in seconds.items() if key != "calibration"}
         if decompose:

@@ -26,7 +26,7 @@ from .arguments import SweepError
 from .families import encoder_linears, sweep_layout
 
 
-__all__ = ["TeacherFactorization", "calibration_indices", "factorized_layer_names"]
+__all__ = ["TeacherFactorization", "calibration_indices", "factorized_layer_names", "token_counts"]
 
 
 def calibration_indices(num_examples: int, count: int, seed: int) -> list[int]:
@@ -41,6 +41,15 @@ def factorized_layer_names(teacher, sweep) -> list[str]:
     return [name for name in linears if not any(name_matches(name, p) for p in sweep.exclude_modules or ())]
 
 
+def token_counts(statistics: dict) -> tuple[int, dict[str, int] | None]:
+    """The fewest calibration tokens any layer saw, and every layer's count where they differ (None where all layers
+    saw as many: ViT, BERT; Swin's later stages see fewer tokens after each patch merging)."""
+    counts = {name: int(stat.num_tokens) for name, stat in statistics.items()}
+    if not counts:
+        return 0, None
+    return min(counts.values()), (counts if len(set(counts.values())) > 1 else None)
+
+
 class TeacherFactorization:
     """What every student of a sweep starts from, computed on first use and kept: `statistics()`,
     `decompositions(init)`, `spectra()`; `record()` is what results.json keeps of it (times, sizes, fallbacks)."""
@@ -53,7 +62,8 @@ class TeacherFactorization:
         self.seconds = {}
         self.fallbacks = {}
         self.calibration_examples = 0
-        self.calibration_tokens = 0
+        self.calibration_tokens = 0  # the fewest tokens any layer saw
+        self.calibration_tokens_per_layer = None  # name -> tokens, where layers saw different counts (Swin's stages)
         self.statistics_bytes = 0
         self.decomposition_bytes = {}
         self._released = False
@@ -93,7 +103,7 @@ class TeacherFactorization:
         start = time.perf_counter()
         self._statistics = collect_input_statistics(ctx.teacher, batches(), self.names, fisher=fisher)
         self.seconds["calibration"] = time.perf_counter() - start
-        self.calibration_tokens = next(iter(self._statistics.values())).num_tokens
+        self.calibration_tokens, self.calibration_tokens_per_layer = token_counts(self._statistics)
         self.statistics_bytes = sum(
             sum(t.numel() * t.element_size() for t in (s.gram, s.abs_sum, s.row_fisher) if t is not None)
             for s in self._statistics.values()
@@ -156,8 +166,8 @@ class TeacherFactorization:
         previous = previous or {}
         current = self._record()
         if not current["calibration_examples"] and previous.get("calibration_examples"):
-            for key in ("calibration_examples", "calibration_tokens", "statistics_bytes"):
-                current[key] = previous[key]
+            for key in ("calibration_examples", "calibration_tokens", "calibration_tokens_per_layer", "statistics_bytes"):
+                current[key] = previous.get(key)
         for key in ("seconds", "decomposition_bytes", "fallbacks"):
             current[key] = {**previous.get(key, {}), **current[key]}
         return current
@@ -166,6 +176,7 @@ class TeacherFactorization:
         return {
             "calibration_examples": self.calibration_examples,
             "calibration_tokens": self.calibration_tokens,
+            "calibration_tokens_per_layer": self.calibration_tokens_per_layer,
             "seconds": dict(self.seconds),
             "statistics_bytes": self.statistics_bytes,
             "decomposition_bytes": dict(self.decomposition_bytes),

@@ -68,7 +68,12 @@ def region(entry: dict) -> str:
 
 
 def interval_text(interval) -> str:
-    return "" if not interval or interval[0] is None else f"[{interval[0]:.1f}, {interval[1]:.1f}]"
+    """`[lo, hi]`, with `*` where the quantity was undefined in some resamples (not reached, no knee: the interval
+    is over the others); `n/a` where it was defined in too few of them; "" without an interval."""
+    if not interval:
+        return ""
+    text = "n/a" if interval[0] is None else f"[{interval[0]:.1f}, {interval[1]:.1f}]"
+    return text + ("*" if len(interval) > 2 and interval[2] else "")
 
 
 def family_table(family: str, inits: list[str], reports: dict, runs: dict) -> list[str]:
@@ -80,7 +85,9 @@ def family_table(family: str, inits: list[str], reports: dict, runs: dict) -> li
     lines = [
         f"## {family}: teacher test accuracy {teacher:.4f} ({first['dataset']['num_test']} test examples)",
         "",
-        "normalised accuracy (student / teacher) with 95% bootstrap intervals over test examples",
+        "normalised accuracy (student / teacher) with 95% bootstrap intervals over test examples; an interval marked "
+        "* is over the resamples where the quantity was defined (in the others: not reached, or no knee), n/a where "
+        "that is under half of them",
         "",
         f"{'rank':>5} " + " ".join(f"{init + ' init':>18} {init + ' trained':>18}" for init in inits),
     ]

@@ -337,3 +337,23 @@ def test_report_json_that_is_not_an_object_and_a_negative_bootstrap_count_are_re
     results = SweepResults.from_dict(make_results(CURVE))
     with pytest.raises(ValueError, match=r"num_bootstrap must be a non-negative integer \(0: no intervals\); got -1"):
         build_report(results, num_bootstrap=-1)
+
+
+def test_a_threshold_reached_at_the_smallest_rank_is_an_upper_bound_and_report_md_says_so():
+    from hf_lowrank.report import at_smallest_rank_note, region_text, summary_line
+
+    early = report_of({4: 0.80, 16: 0.87, 64: 0.9}, teacher_accuracy=0.9)  # rank 4 at 88.9%: r_85 <= 4
+    assert early.region["r_low"] == 4.0 and 4 < early.region["r_high"] < 16
+    assert region_text(early) == f"[<=4.0, {early.region['r_high']:.1f}]"
+    assert summary_line(early).startswith(f"effective rank region [<=4.0, {early.region['r_high']:.1f}]")
+    note = at_smallest_rank_note(early)
+    assert note == (
+        "r_85% is already reached at the smallest rank measured (4): the curve may cross below it; add smaller "
+        "ranks (--ranks) to locate it."
+    )
+    assert f"- Note: {note}" in render_markdown(early)
+    both = report_of({4: 0.89, 16: 0.9, 64: 0.9}, teacher_accuracy=0.9)
+    assert region_text(both) == "[<=4.0, <=4.0]" and "r_85% and r_95% are already reached" in at_smallest_rank_note(both)
+    later = report_of(CURVE)  # rank 1 at 50%: both thresholds are crossed between measured ranks
+    assert "<=" not in region_text(later) and at_smallest_rank_note(later) is None
+    assert "- Note:" not in render_markdown(later)

@@ -6,7 +6,16 @@
 """
 
 from .build import HEADLINE_KNEE, METHOD, Report, build_report, near_chance_note
-from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text, summary_line
+from .formatting import (
+    NOT_ESTIMATED,
+    at_smallest_rank_note,
+    fmt_interval,
+    fmt_rank,
+    fmt_share,
+    knee_text,
+    region_text,
+    summary_line,
+)
 from .markdown import render_markdown
 from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
 from .write import REPORT_FILES, write_report
@@ -19,7 +28,9 @@ __all__ = [
     "REPORT_FILES",
     "Report",
     "build_report",
+    "at_smallest_rank_note",
     "fmt_interval",
+    "fmt_share",
     "fmt_rank",
     "knee_text",
     "near_chance_note",

@@ -1,6 +1,15 @@
 """Formatting of a report's numbers: one set of helpers for the markdown report, the model cards and the console."""
 
-__all__ = ["NOT_ESTIMATED", "fmt_interval", "fmt_share", "fmt_rank", "knee_text", "region_text", "summary_line"]
+__all__ = [
+    "NOT_ESTIMATED",
+    "at_smallest_rank_note",
+    "fmt_interval",
+    "fmt_rank",
+    "fmt_share",
+    "knee_text",
+    "region_text",
+    "summary_line",
+]
 
 NOT_ESTIMATED = "not estimated (fewer than 3 ranks)"
 
@@ -34,11 +43,34 @@ def fmt_interval(interval, digits: int = 1) -> str:
 
 
 def region_text(report) -> str:
-    """`[r_low, r_high]`, or that it was not estimated."""
+    """`[r_low, r_high]`, or that it was not estimated. A threshold already reached at the smallest rank measured is
+    written `<=r` (the curve may cross it below: only smaller ranks would say where)."""
     if not report.estimated:
         return NOT_ESTIMATED
-    region = report.region
-    return f"[{fmt_rank(region['r_low'])}, {fmt_rank(region['r_high'])}]"
+    region, smallest = report.region, report.ranks[0]
+
+    def bound(value):
+        return f"<={fmt_rank(value)}" if value is not None and value <= smallest else fmt_rank(value)
+
+    return f"[{bound(region['r_low'])}, {bound(region['r_high'])}]"
+
+
+def at_smallest_rank_note(report) -> str | None:
+    """A sentence for the thresholds already reached at the smallest rank measured; None when there is none."""
+    if not report.estimated:
+        return None
+    smallest, region = report.ranks[0], report.region
+    names = [
+        f"r_{report.thresholds[key]:.0%}"
+        for key, value in (("low", region["r_low"]), ("high", region["r_high"]))
+        if value is not None and value <= smallest
+    ]
+    if not names:
+        return None
+    return (
+        f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} already reached at the smallest rank measured "
+        f"({smallest}): the curve may cross below it; add smaller ranks (--ranks) to locate it."
+    )
 
 
 def knee_text(report, axis: str = "linear") -> str:

@@ -2,7 +2,7 @@
 
 from .build import Report
 from .factorization_markdown import budget_lines, init_lines, nested_lines, preview_lines
-from .formatting import NOT_ESTIMATED, fmt_interval, fmt_rank, knee_text, region_text
+from .formatting import NOT_ESTIMATED, at_smallest_rank_note, fmt_interval, fmt_rank, knee_text, region_text
 
 
 __all__ = ["render_markdown"]
@@ -23,6 +23,9 @@ def _estimate_lines(report: Report) -> list[str]:
         f"- Region [r_{low:.0%}, r_{high:.0%}] of the teacher's accuracy: **{region_text(report)}**; 95% intervals "
         f"r_low {fmt_interval(region['r_low_interval'])}, r_high {fmt_interval(region['r_high_interval'])}.",
     ]
+    note = at_smallest_rank_note(report)
+    if note:
+        lines.append(f"- Note: {note}")
     if report.aurac is not None:
         lines.append(
             f"- AURAC (mean normalised accuracy over log2 rank, ranks {report.ranks[0]}–{report.ranks[-1]}): "

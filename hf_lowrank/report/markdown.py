@@ -74,7 +74,8 @@ def render_markdown(report: Report) -> str:
         "# Effective-rank report",
         "",
         f"Teacher: {teacher['source']} ({teacher['parameters']:,} parameters, teacher stage: {teacher['finetune']}), "
-        f"test accuracy **{teacher['accuracy']:.4f}** {fmt_interval(report.teacher_accuracy_interval, 4)}.",
+        f"test accuracy **{teacher['accuracy']:.4f}**"
+        + (f" {fmt_interval(report.teacher_accuracy_interval, 4)}." if report.teacher_accuracy_interval else "."),
         f"Dataset: {dataset.get('name')} ({dataset.get('num_train')} training / {dataset.get('num_test')} test "
         f"examples). Distillation: {report.distillation or report.distillation_mode}.",
         "",

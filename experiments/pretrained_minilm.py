@@ -34,7 +34,7 @@ from cross_architecture import plot_curves  # noqa: E402  (selects the Agg backe
 
 
 SWEEP = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
-RANKS = ["4", "8", "16", "32", "64", "128", "384"]
+RANKS = ["1", "2", "4", "8", "16", "64", "384"]
 # The recipe of every sweep here (the README's for a pretrained teacher); flags after -- override it.
 RECIPE = [
     "--max_seq_length",
@@ -42,7 +42,7 @@ RECIPE = [
     "--num_train_epochs",
     "6",
     "--learning_rate",
-    "1e-4",
+    "1e-3",
     "--diagnostics_examples",
     "0",
 ]

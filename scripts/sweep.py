@@ -2,7 +2,7 @@
 
     accelerate launch scripts/sweep.py                       # embedded default: digits, a small ViT teacher
     accelerate launch scripts/sweep.py --teacher google/vit-base-patch32-224-in21k --dataset cifar100 \\
-        --label_column fine_label --ranks 8 16 32 64 128 --learning_rate 1e-4 --num_train_epochs 5
+        --label_column fine_label --ranks 2 4 8 16 32 64 128 --num_train_epochs 5
     python scripts/sweep.py --config sweep.yaml --seed 1     # YAML arguments, command-line flags win
 
 The same as `hf-lowrank sweep ...` and `accelerate launch -m hf_lowrank sweep ...`. The TrainingArguments flags the sweep honours are listed by --help; the others are refused by name. Rerunning the

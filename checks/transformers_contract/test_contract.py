@@ -43,7 +43,7 @@ from transformers import (
     ViTModel,
 )
 from transformers.testing_utils import require_torch, torch_device
-from vit_tester_standin import ViTModelTester
+from vit_tester_standin import ViTModelTester, vit_config_kwargs
 
 import hf_lowrank
 
@@ -122,26 +122,6 @@ class ViTControlTest(_ViTLikeTestBody, ModelTesterMixin, unittest.TestCase):
     config_class = ViTConfig
 
 
-def _vit_config_kwargs(tester):
-    """The kwargs ViTModelTester.get_config passes to ViTConfig."""
-    return dict(
-        image_size=tester.image_size,
-        patch_size=tester.patch_size,
-        num_channels=tester.num_channels,
-        hidden_size=tester.hidden_size,
-        num_hidden_layers=tester.num_hidden_layers,
-        num_attention_heads=tester.num_attention_heads,
-        intermediate_size=tester.intermediate_size,
-        hidden_act=tester.hidden_act,
-        hidden_dropout_prob=tester.hidden_dropout_prob,
-        attention_probs_dropout_prob=tester.attention_probs_dropout_prob,
-        is_decoder=False,
-        initializer_range=tester.initializer_range,
-        encoder_stride=tester.encoder_stride,
-        attn_implementation=tester.attn_implementation,
-    )
-
-
 # --------------------------------------------------------------------------- (a) FactorizedViT
 class FactorizedViTModelTester(ViTModelTester):
     def __init__(self, parent, rank=5, **kwargs):
@@ -149,7 +129,7 @@ class FactorizedViTModelTester(ViTModelTester):
         self.rank = rank
 
     def get_config(self):
-        return FactorizedViTConfig(**_vit_config_kwargs(self), rank=self.rank)
+        return FactorizedViTConfig(**vit_config_kwargs(self), rank=self.rank)
 
     def create_and_check_model(self, config, pixel_values, labels):
         model = FactorizedViTModel(config=config)
@@ -194,7 +174,7 @@ class BridgedViTModelTester(ViTModelTester):
 
     def get_config(self):
         return BridgedViTConfig(
-            **_vit_config_kwargs(self),
+            **vit_config_kwargs(self),
             bridge=self.bridge,
             rank=self.rank,
             teacher_hidden_size=self.teacher_hidden_size,

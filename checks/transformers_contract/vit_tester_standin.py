@@ -77,22 +77,7 @@ class ViTModelTester:
         self.mask_length = num_patches
 
     def get_config(self):
-        return ViTConfig(
-            image_size=self.image_size,
-            patch_size=self.patch_size,
-            num_channels=self.num_channels,
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            intermediate_size=self.intermediate_size,
-            hidden_act=self.hidden_act,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            is_decoder=False,
-            initializer_range=self.initializer_range,
-            encoder_stride=self.encoder_stride,
-            attn_implementation=self.attn_implementation,
-        )
+        return ViTConfig(**vit_config_kwargs(self))
 
     def prepare_config_and_inputs(self):
         pixel_values = floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
@@ -126,3 +111,23 @@ class ViTModelTester:
         pixel_values = floats_tensor([self.batch_size, 1, self.image_size, self.image_size])
         result = model(pixel_values)
         self.parent.assertEqual(result.logits.shape, (self.batch_size, self.type_sequence_label_size))
+
+
+def vit_config_kwargs(tester) -> dict:
+    """The ViTConfig keyword arguments of `tester`'s sizes (what `get_config` builds; the student testers reuse them)."""
+    return dict(
+        image_size=tester.image_size,
+        patch_size=tester.patch_size,
+        num_channels=tester.num_channels,
+        hidden_size=tester.hidden_size,
+        num_hidden_layers=tester.num_hidden_layers,
+        num_attention_heads=tester.num_attention_heads,
+        intermediate_size=tester.intermediate_size,
+        hidden_act=tester.hidden_act,
+        hidden_dropout_prob=tester.hidden_dropout_prob,
+        attention_probs_dropout_prob=tester.attention_probs_dropout_prob,
+        is_decoder=False,
+        initializer_range=tester.initializer_range,
+        encoder_stride=tester.encoder_stride,
+        attn_implementation=tester.attn_implementation,
+    )

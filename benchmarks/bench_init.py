@@ -237,7 +237,9 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="further scripts/sweep.py flags for every run (after --)")
     args = parser.parse_args()
     if "minilm" in args.families and not set(args.longer_inits) <= set(args.inits):
-        parser.error(f"--longer_inits {' '.join(args.longer_inits)}: each must be one of --inits {' '.join(args.inits)}")
+        parser.error(
+            f"--longer_inits {' '.join(args.longer_inits)}: each must be one of --inits {' '.join(args.inits)}"
+        )
     out = Path(args.output_dir)
     lines = []
     preview = ["--preview_inits", *args.inits]

@@ -1,6 +1,6 @@
 """Representation diagnostics of one or more image classifiers on a dataset's test split.
 
-    python scripts/diagnose.py ...   (the same as `hf-lowrank diagnose ...`; --help lists the flags)
+python scripts/diagnose.py ...   (the same as `hf-lowrank diagnose ...`; --help lists the flags)
 """
 
 from hf_lowrank.commands import diagnose as command

@@ -1,6 +1,6 @@
 """Publish a finished sweep on the Hub: the chosen students with their cards, and the report.
 
-    python scripts/push.py ...   (the same as `hf-lowrank push ...`; --help lists the flags)
+python scripts/push.py ...   (the same as `hf-lowrank push ...`; --help lists the flags)
 """
 
 from hf_lowrank.commands import push as command

@@ -5,9 +5,10 @@
         --label_column fine_label --ranks 2 4 8 16 32 64 128 --num_train_epochs 5
     python scripts/sweep.py --config sweep.yaml --seed 1     # YAML arguments, command-line flags win
 
-The same as `hf-lowrank sweep ...` and `accelerate launch -m hf_lowrank sweep ...`. The TrainingArguments flags the sweep honours are listed by --help; the others are refused by name. Rerunning the
-same command resumes: finished ranks are kept, a group interrupted mid-training continues from its latest checkpoint
-(every --save_steps optimizer steps).
+The same as `hf-lowrank sweep ...` and `accelerate launch -m hf_lowrank sweep ...`. The TrainingArguments flags the
+sweep honours are listed by --help; the others are refused by name. Rerunning the same command resumes: finished
+ranks are kept, a group interrupted mid-training continues from its latest checkpoint (every --save_steps optimizer
+steps).
 """
 
 from hf_lowrank.sweep.cli import EMBEDDED_DEFAULTS, main, parse, yaml_to_argv

@@ -205,11 +205,11 @@ def test_padding_tokens_are_not_calibration_data():
 def test_calibration_tokens_are_per_layer_where_the_layers_see_different_counts():
     """Swin's second stage sees a quarter of the first stage's tokens (one patch merging): the sweep records each
     layer's count there, and one count where every layer sees as many (ViT)."""
-    from families import tiny_classifier
-
     from hf_lowrank.models import BLOCK_LAYOUTS
     from hf_lowrank.sweep.factorization import token_counts
     from hf_lowrank.sweep.families import encoder_linears
+
+    from families import tiny_classifier
 
     examples = 5
     pixels = torch.randn(examples, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -232,6 +232,7 @@ def test_report_md_gives_the_range_of_tokens_where_layers_differ():
     same = init_lines(SimpleNamespace(init="whitened", factorization={**record, "calibration_tokens_per_layer": None}))
     assert "(20 tokens per layer)" in same[0]
     differing = {**record, "calibration_tokens_per_layer": {"a": 80, "b": 20, "c": 1280}}
-    assert "(20 to 1,280 tokens per layer, by layer in results.json)" in init_lines(
-        SimpleNamespace(init="whitened", factorization=differing)
-    )[0]
+    assert (
+        "(20 to 1,280 tokens per layer, by layer in results.json)"
+        in init_lines(SimpleNamespace(init="whitened", factorization=differing))[0]
+    )

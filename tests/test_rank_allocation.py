@@ -39,7 +39,8 @@ def _removed(layers, ranks):
 
 
 def _options(layer):
-    """A layer's choices, by hand: every rank whose r (in + out) weights are fewer than the dense in x out, and dense."""
+    """A layer's choices, by hand: every rank whose r (in + out) weights are fewer than the dense in x out, and
+    dense (None)."""
     below = [r for r in range(1, layer.max_rank + 1) if r * (layer.in_features + layer.out_features) <
              layer.in_features * layer.out_features]  # fmt: skip
     return [*below, None]
@@ -113,7 +114,8 @@ def test_a_layer_whose_rank_one_is_not_below_break_even_starts_dense():
 
 
 def test_allocate_ranks_breaks_ties_towards_the_earlier_layer():
-    layers = {"x": _layer(6, 6, [2.0, 1.0, 0.5, 0.5, 0.5, 0.5], bias=False), "y": _layer(6, 6, [2.0, 1.0, 0.5, 0.5, 0.5, 0.5], bias=False)}  # fmt: skip
+    spectrum = [2.0, 1.0, 0.5, 0.5, 0.5, 0.5]
+    layers = {"x": _layer(6, 6, spectrum, bias=False), "y": _layer(6, 6, spectrum, bias=False)}
     assert allocate_ranks(layers, 36) == {"x": 2, "y": 1}
     reordered = {"y": layers["y"], "x": layers["x"]}
     assert allocate_ranks(reordered, 36) == {"y": 2, "x": 1}

@@ -353,7 +353,9 @@ def test_a_threshold_reached_at_the_smallest_rank_is_an_upper_bound_and_report_m
     )
     assert f"- Note: {note}" in render_markdown(early)
     both = report_of({4: 0.89, 16: 0.9, 64: 0.9}, teacher_accuracy=0.9)
-    assert region_text(both) == "[<=4.0, <=4.0]" and "r_85% and r_95% are already reached" in at_smallest_rank_note(both)
+    assert region_text(both) == "[<=4.0, <=4.0]" and "r_85% and r_95% are already reached" in at_smallest_rank_note(
+        both
+    )
     later = report_of(CURVE)  # rank 1 at 50%: both thresholds are crossed between measured ranks
     assert "<=" not in region_text(later) and at_smallest_rank_note(later) is None
     assert "- Note:" not in render_markdown(later)

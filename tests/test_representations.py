@@ -72,9 +72,9 @@ def test_models_without_hidden_states_say_what_is_needed():
 def test_the_per_layer_class_token_rank_only_where_token_0_is_a_class_token(model_type, class_token):
     """Swin, ConvNeXt and SigLIP have no class token: token 0 is a patch, so its rank is not reported there; every
     layer gives the rank of its mean token (the average pool), computed here from the hidden states directly."""
-    from families import tiny_classifier
-
     from hf_lowrank.diagnostics import has_class_token
+
+    from families import tiny_classifier
 
     model = tiny_classifier(model_type)
     assert has_class_token(model) is class_token

@@ -208,7 +208,10 @@ def test_budget_students_are_allocated_within_the_budget_beside_the_uniform_rank
         assert factorized == {n: r for n, r in record.layer_ranks.items() if r is not None}
         for name, rank in record.layer_ranks.items():  # never at or above break-even: dense there
             layer = linears[name]
-            assert rank is None or rank * (layer.in_features + layer.out_features) < layer.in_features * layer.out_features
+            assert (
+                rank is None
+                or rank * (layer.in_features + layer.out_features) < layer.in_features * layer.out_features
+            )
         assert record.accuracy == pytest.approx(_accuracy(student, _data(output_dir)["test"]), abs=1e-9)
     kept_dense = [name for name, rank in records[0.9].layer_ranks.items() if rank is None]
     assert kept_dense  # 90% of the dense parameters: some layers reach their break-even rank

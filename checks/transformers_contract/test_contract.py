@@ -1,6 +1,7 @@
-"""Run transformers' own `ModelTesterMixin` (tests/test_modeling_common.py of the installed transformers (5.25.0 when last run)) against the
-hf_lowrank models, mirroring transformers' `ViTModelTest` (tests/models/vit/test_modeling_vit.py): same tiny sizes,
-same class attributes, same skips, nothing more. Plain ViT runs as a control.
+"""Run transformers' own `ModelTesterMixin` (tests/test_modeling_common.py of the installed transformers, 5.25.0
+when last run) against the hf_lowrank models, mirroring transformers' `ViTModelTest`
+(tests/models/vit/test_modeling_vit.py): same tiny sizes, same class attributes, same skips, nothing more. Plain
+ViT runs as a control.
 
 Groups (one unittest class each):
   ViTControlTest              ViTModel, ViTForImageClassification (upstream ViTModelTest, MIM class dropped)
@@ -61,6 +62,7 @@ LowRankConfig = hf_lowrank.LowRankConfig
 LowRankModel = hf_lowrank.LowRankModel
 LowRankForImageClassification = hf_lowrank.LowRankForImageClassification
 LowRankForSequenceClassification = hf_lowrank.LowRankForSequenceClassification
+
 
 # --------------------------------------------------------------------------- shared ViTModelTest body
 class _ViTLikeTestBody:

@@ -12,10 +12,9 @@ in test_contract.py.
 test_contract.py's `BertModelTester`; the testers of the hf_lowrank students subclass this one.
 """
 
+from tests.test_modeling_common import floats_tensor, ids_tensor
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 from transformers.testing_utils import torch_device
-
-from tests.test_modeling_common import floats_tensor, ids_tensor
 
 
 class ViTModelTester:
@@ -114,7 +113,8 @@ class ViTModelTester:
 
 
 def vit_config_kwargs(tester) -> dict:
-    """The ViTConfig keyword arguments of `tester`'s sizes (what `get_config` builds; the student testers reuse them)."""
+    """The ViTConfig keyword arguments of `tester`'s sizes (what `get_config` builds; the student testers reuse
+    them)."""
     return dict(
         image_size=tester.image_size,
         patch_size=tester.patch_size,

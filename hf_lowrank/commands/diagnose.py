@@ -46,9 +46,7 @@ def image_classifier(name_or_path: str, position: int):
 
 def main(argv: list[str] | None = None, prog: str = "hf-lowrank diagnose") -> None:
     """`hf-lowrank diagnose` (and `scripts/diagnose.py`); `prog`: the program's name in --help and its errors."""
-    parser = ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="model directories or Hub ids")
     parser.add_argument("--dataset", default=DIGITS, help="'digits', an image-folder path or a Hub dataset id")
     parser.add_argument("--image_column", default=None)

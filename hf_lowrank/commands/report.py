@@ -19,9 +19,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None, prog: str = "hf-lowrank report") -> None:
     """`hf-lowrank report` (and `scripts/report.py`); `prog`: the program's name in --help and its errors."""
-    parser = ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", help="a sweep's output directory (holding results.json)")
     parser.add_argument("--low", type=float, default=0.85, help="lower threshold, fraction of teacher accuracy")
     parser.add_argument("--high", type=float, default=0.95, help="upper threshold, fraction of teacher accuracy")

@@ -166,7 +166,12 @@ class TeacherFactorization:
         previous = previous or {}
         current = self._record()
         if not current["calibration_examples"] and previous.get("calibration_examples"):
-            for key in ("calibration_examples", "calibration_tokens", "calibration_tokens_per_layer", "statistics_bytes"):
+            for key in (
+                "calibration_examples",
+                "calibration_tokens",
+                "calibration_tokens_per_layer",
+                "statistics_bytes",
+            ):
                 current[key] = previous.get(key)
         for key in ("seconds", "decomposition_bytes", "fallbacks"):
             current[key] = {**previous.get(key, {}), **current[key]}

@@ -9,7 +9,7 @@ from ..distillation import LockstepTrainer, NestedRankSchedule, TrainResult
 from ..models import truncated_student
 from .context import SweepContext
 from .families import sweep_layout
-from .students import build_student, seed_arguments, seeded, student_record
+from .students import build_student, rank_key, seed_arguments, seeded, student_dir, student_record
 
 
 __all__ = ["nested_dir", "run_nested_stage"]
@@ -17,7 +17,7 @@ __all__ = ["nested_dir", "run_nested_stage"]
 
 def nested_dir(rank: int, seed: int, primary_seed: int, beside_lockstep: bool) -> str:
     """`rank-008` (the sweep's curve), or `nested-rank-008` beside the lock-step students (`--curve both`)."""
-    name = f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
+    name = student_dir(rank, seed, primary_seed)
     return f"nested-{name}" if beside_lockstep else name
 
 
@@ -122,9 +122,9 @@ def distil_fine_tune(ctx: SweepContext, students: dict, seed: int, args) -> dict
         block_layout=sweep_layout(ctx.sweep),
     )
     checkpoint = ctx.store.checkpoint({"stage": "nested-finetune", "seed": seed, "ranks": sorted(students)})
-    outcomes = trainer.train({f"rank-{r:03d}": s for r, s in students.items()}, ctx.processed["train"], checkpoint)
+    outcomes = trainer.train({rank_key(r): s for r, s in students.items()}, ctx.processed["train"], checkpoint)
     trainer.close()
-    return {rank: outcomes[f"rank-{rank:03d}"] for rank in students}
+    return {rank: outcomes[rank_key(rank)] for rank in students}
 
 
 def _combined(nested: TrainResult, tuned: TrainResult) -> TrainResult:

@@ -152,13 +152,17 @@ def _as_int(key) -> int:
     return key if isinstance(key, int) else int.from_bytes(str(key).encode(), "little") % 2**63
 
 
+RANK_PREFIX = "rank-"
+
+
+def rank_key(rank: int) -> str:
+    """`rank-008`: a rank student's name, for its directory and its place in a lock-step group."""
+    return f"{RANK_PREFIX}{rank:03d}"
+
+
 def student_dir(rank: int, seed: int, primary_seed: int) -> str:
     """`rank-008` for the primary seed, `rank-008-seed-1` for the others."""
-    return f"rank-{rank:03d}" if seed == primary_seed else f"rank-{rank:03d}-seed-{seed}"
-
-
-def _key(rank: int) -> str:
-    return f"rank-{rank:03d}"
+    return rank_key(rank) if seed == primary_seed else f"{rank_key(rank)}-seed-{seed}"
 
 
 def group_checkpoint(ctx: SweepContext, seed: int):
@@ -169,7 +173,7 @@ def group_checkpoint(ctx: SweepContext, seed: int):
 def student_groups(ctx: SweepContext, pending: list[int], seed: int) -> list[list[int]]:
     """`pending` in lock-step groups of `lockstep_group_size`, the ranks an interrupted group's checkpoint holds
     first and together, so that they resume from it whatever the ranks or the group size are now."""
-    held = {int(key.removeprefix("rank-")) for key in group_checkpoint(ctx, seed).keys()}
+    held = {int(key.removeprefix(RANK_PREFIX)) for key in group_checkpoint(ctx, seed).keys()}
     resumed, rest = [r for r in pending if r in held], [r for r in pending if r not in held]
     size = ctx.sweep.lockstep_group_size or len(pending) or 1
     return ([resumed] if resumed else []) + [rest[first : first + size] for first in range(0, len(rest), size)]
@@ -209,12 +213,12 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
             students[rank] = build_student(ctx.teacher, rank, ctx.sweep, init, decompositions)
     outcomes = distil(
         ctx,
-        {_key(rank): student for rank, student in students.items()},
+        {rank_key(rank): student for rank, student in students.items()},
         seed,
         group_checkpoint(ctx, seed),
         f"distilling ranks {group}, seed {seed}",
     )
-    done = {rank: s for rank, s in students.items() if outcomes[_key(rank)].status == "done"}
+    done = {rank: s for rank, s in students.items() if outcomes[rank_key(rank)].status == "done"}
     evaluations = ctx.evaluate(done, "evaluating students")
     for rank, student in students.items():
         record = student_record(
@@ -222,7 +226,7 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
             rank,
             seed,
             student,
-            outcomes[_key(rank)],
+            outcomes[rank_key(rank)],
             evaluations.get(rank),
             student_dir(rank, seed, ctx.results.primary_seed),
         )

@@ -174,6 +174,11 @@ def test_an_interval_needs_its_minimum_share_of_defined_resamples():
     assert fmt_interval((None, None, 0.998)) == "n/a (undefined in 99.8% of resamples)"
     assert fmt_interval((None, None, 1.0)) == "n/a (undefined in 100% of resamples)"
     assert fmt_interval((3.0, 5.0, 0.0004)) == "[3.0, 5.0] (undefined in 0.04% of resamples)"
+    # Either side of one half stays there: 501 of 1,000 undefined is n/a, 500 is not, and the text says which.
+    assert fmt_interval(_interval([1.0] * 499 + [None] * 501)) == "n/a (undefined in 50.1% of resamples)"
+    assert fmt_interval(_interval([1.0] * 500 + [None] * 500)) == "[1.0, 1.0] (undefined in 50% of resamples)"
+    assert fmt_interval((1.0, 1.0, 0.4999)) == "[1.0, 1.0] (undefined in 49.99% of resamples)"
+    assert fmt_interval((None, None, 1 - 1e-7)) == "n/a (undefined in >99.9999% of resamples)"
 
 
 def test_summary_fits_once_and_matches_the_separate_functions():

@@ -531,7 +531,7 @@ def test_a_sweep_recorded_before_an_argument_existed_still_resumes(finished_swee
     assert differences(config, changed) == ["sweep.student_bridge"]
 
 
-def test_a_sweep_recorded_before_the_feature_flags_resumes_only_where_it_behaved_alike(finished_sweep):
+def test_a_sweep_recorded_before_the_feature_flags_resumes_when_asked_for_the_behaviour_then(finished_sweep):
     from hf_lowrank.sweep import describe_differences, differences
 
     output_dir, _ = finished_sweep

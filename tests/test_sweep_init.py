@@ -298,3 +298,11 @@ def test_the_default_start_and_teacher_recipe_follow_the_teacher():
     assert frozen.teacher_learning_rate is None and frozen.teacher_num_train_epochs is None  # inert: at defaults
     with pytest.raises(SweepError, match="--teacher_learning_rate 0.001 has no effect"):
         SweepArguments(teacher="some/model", teacher_finetune="none", teacher_learning_rate=1e-3)
+
+
+def test_a_budget_of_the_whole_dense_layers_is_refused_before_any_student(tmp_path):
+    """At the dense layers' whole parameter count every layer reaches its break-even rank and stays dense: the budget
+    student would be the teacher. Refused before anything is trained, naming the count."""
+    with pytest.raises(SweepError, match=r"--param_budget 1\.0 \(([\d,]+) parameters\) is the dense layers' whole \1"):
+        _run(sweep_argv(tmp_path / "out", "--ranks", 1, "--param_budget", 1.0))
+    assert not (tmp_path / "out" / "rank-001").exists()

@@ -1,7 +1,7 @@
 """report.md's sections on how the students start: the init and its calibration, the training-free preview curves,
 and the budget students against uniform ranks."""
 
-from .formatting import fmt_interval, fmt_rank
+from .formatting import fmt_interval, fmt_rank, region_text
 
 
 __all__ = ["budget_lines", "init_lines", "nested_lines", "preview_lines"]
@@ -183,11 +183,7 @@ def nested_lines(report) -> list[str]:
     nested_region = (
         f"[{fmt_rank(region['r_low'])}, {fmt_rank(region['r_high'])}]" if region["estimated"] else "not estimated"
     )
-    main_region = (
-        f"[{fmt_rank(report.region['r_low'])}, {fmt_rank(report.region['r_high'])}]"
-        if report.estimated
-        else "not estimated"
-    )
+    main_region = region_text(report) if report.estimated else "not estimated"
 
     def area(value):
         return "n/a" if value is None else f"{value:.3f}"

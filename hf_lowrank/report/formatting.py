@@ -21,13 +21,18 @@ def fmt_rank(value, digits: int = 1, missing: str = "not reached") -> str:
 
 def fmt_share(fraction: float) -> str:
     """A fraction in [0, 1] as a percentage with the fewest decimals (up to 4) that neither round it to 0% or 100%
-    when it is not exactly that, nor hide which side of a half it is on: 0.998 -> "99.8%", 0.00042 -> "0.04%"."""
+    when it is not exactly that, nor move it across one half (the minimum share of resamples): 0.998 -> "99.8%",
+    0.501 -> "50.1%", 0.00042 -> "0.04%"; beyond 4 decimals "<0.0001%" or ">99.9999%"."""
+
+    def side(value: float) -> int:
+        return (value > 0.5) - (value < 0.5)
+
     for decimals in range(5):
         text = f"{fraction:.{decimals}%}"
         value = float(text[:-1]) / 100
-        if (value in (0.0, 1.0)) == (fraction in (0.0, 1.0)) and (value < 0.5) == (fraction < 0.5):
+        if (value in (0.0, 1.0)) == (fraction in (0.0, 1.0)) and side(value) == side(fraction):
             return text
-    return text
+    return "<0.0001%" if fraction < 0.5 else ">99.9999%"
 
 
 def fmt_interval(interval, digits: int = 1) -> str:

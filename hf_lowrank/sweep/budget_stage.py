@@ -38,11 +38,19 @@ class BudgetPlan:
 
 def _budget_count(budget: float, spectra: dict[str, LayerSpectrum]) -> int:
     try:
-        return budget_parameters(int(budget) if budget > 1 else budget, spectra)
+        count = budget_parameters(int(budget) if budget > 1 else budget, spectra)
     except ValueError as error:
         raise SweepError(
             f"--{str(error).rstrip('.')} (over the {len(spectra)} factorized encoder linears)."
         ) from error
+    dense = plan_parameters(spectra, None)
+    if count >= dense:  # every layer would reach its break-even rank and stay dense: the student is the teacher
+        raise SweepError(
+            f"--param_budget {budget!r} ({count:,} parameters) is the dense layers' whole {dense:,}: no layer would "
+            f"be factorized (each would reach its break-even rank and stay dense). Give a smaller budget: a fraction "
+            f"below 1 or a count below {dense:,}."
+        )
+    return count
 
 
 def check_budgets(ctx: SweepContext) -> None:

@@ -37,7 +37,9 @@ GROWABLE_OR_OUTPUT_ONLY = (
 
 
 # Training settings added after sweeps were recorded without them: the value the code behaved as before each existed.
-# A rerun of such a sweep compares against it, so an older sweep resumes exactly when the new run behaves alike.
+# A rerun of such a sweep compares against it: an older sweep resumes when the rerun asks for that behaviour. It is
+# conservative: an older image sweep rerun with today's default `feature_tokens="attended"` is refused although images
+# have no padding (both count every token), since the fingerprint does not know the data's modality.
 BEFORE_RECORDED = {"feature_tokens": "all", "feature_normalization": "none"}
 
 

@@ -14,7 +14,7 @@ import sys
 from ..cli_errors import exit_with_error
 
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "main", "module_program"]
 
 # command -> (module holding its `main(argv, prog)`, one line of help)
 COMMANDS = {

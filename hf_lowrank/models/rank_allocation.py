@@ -92,17 +92,17 @@ def allocate_ranks(layers: Mapping[str, LayerSpectrum], budget: int) -> dict[str
     if budget < spent:
         raise ValueError(f"budget {budget:,} is below {spent:,}, the parameters of every layer at rank 1.")
     order = {name: index for index, name in enumerate(layers)}
+    squares = {name: layer.singular_values.double() ** 2 for name, layer in layers.items()}  # name -> (k,)
     heap = []
 
     def push(name: str) -> None:
         layer, rank = layers[name], ranks[name]
         if rank is None:
             return  # dense: nothing left to add
-        squares = layer.singular_values.double() ** 2  # (k,)
         if layer.below_break_even(rank + 1):
-            gain, cost = float(squares[rank]), layer.parameters(rank + 1) - layer.parameters(rank)  # S_{rank+1}^2
+            gain, cost = float(squares[name][rank]), layer.parameters(rank + 1) - layer.parameters(rank)  # S_{r+1}^2
         else:
-            gain, cost = float(squares[rank:].sum()), layer.parameters(None) - layer.parameters(rank)
+            gain, cost = float(squares[name][rank:].sum()), layer.parameters(None) - layer.parameters(rank)
         heapq.heappush(heap, (-gain / cost, order[name], name, cost))
 
     for name in layers:

@@ -52,12 +52,17 @@ def region_text(report) -> str:
     written `<=r` (the curve may cross it below: only smaller ranks would say where)."""
     if not report.estimated:
         return NOT_ESTIMATED
-    region, smallest = report.region, report.ranks[0]
+    region = report.region
 
     def bound(value):
-        return f"<={fmt_rank(value)}" if value is not None and value <= smallest else fmt_rank(value)
+        return f"<={fmt_rank(value)}" if _at_smallest_rank(report, value) else fmt_rank(value)
 
     return f"[{bound(region['r_low'])}, {bound(region['r_high'])}]"
+
+
+def _at_smallest_rank(report, value) -> bool:
+    """Whether a threshold rank `value` is the smallest rank measured (the curve may cross below it)."""
+    return value is not None and value <= report.ranks[0]
 
 
 def at_smallest_rank_note(report) -> str | None:
@@ -68,7 +73,7 @@ def at_smallest_rank_note(report) -> str | None:
     names = [
         f"r_{report.thresholds[key]:.0%}"
         for key, value in (("low", region["r_low"]), ("high", region["r_high"]))
-        if value is not None and value <= smallest
+        if _at_smallest_rank(report, value)
     ]
     if not names:
         return None

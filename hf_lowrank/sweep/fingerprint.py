@@ -87,7 +87,7 @@ def differences(fingerprint: dict, previous: dict) -> list[str]:
     for section, values in fingerprint.items():
         before = previous.get(section, {})
         for key in sorted(set(values) | set(before)):
-            old = before.get(key, _unrecorded(section, key))
+            old = before[key] if key in before else _unrecorded(section, key)
             if values.get(key) != old:
                 changed.append(f"{section}.{key}")
     return changed

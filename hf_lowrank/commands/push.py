@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None, prog: str = "hf-lowrank push") -> None:
         "--hub_model_id", required=True, help="repository prefix: students go to PREFIX-rank-XXX, the report to PREFIX"
     )
     parser.add_argument(
-        "--push_ranks", nargs="+", default=None, help="students to push: all (default), knee, region, or rank numbers"
+        "--push_ranks",
+        nargs="+",
+        default=None,
+        help="students to push: all (default: rank and budget students), knee, region, budgets, or rank numbers",
     )
     parser.add_argument("--hub_token", default=None, help="a write token (default: HF_TOKEN or the saved login)")
     parser.add_argument("--private", action="store_true", help="create private repositories")
@@ -47,5 +50,8 @@ def main(argv: list[str] | None = None, prog: str = "hf-lowrank push") -> None:
             )
         except ValueError as error:  # a bad --push_ranks or --hub_model_id, no finished sweep
             raise UserError(str(error)) from error
-    for rank, repo_id in sorted(repo_ids.items()):
-        print(f"rank {rank}: {repo_id}")
+    ranks = sorted(key for key in repo_ids if isinstance(key, int))
+    for rank in ranks:
+        print(f"rank {rank}: {repo_ids[rank]}")
+    for key in repo_ids.keys() - set(ranks):  # budget students, by directory name
+        print(f"{key}: {repo_ids[key]}")

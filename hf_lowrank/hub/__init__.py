@@ -4,11 +4,36 @@
 - `push`: the Hub client (token check, retries) and the uploads, one commit per repository.
 """
 
-from .cards import TAGS, SweepCards, render_cards, select_students, student_card, sweep_card, write_cards
-from .push import HubPushError, HubTarget, connect_hub, push_sweep, student_repo_id, upload_sweep
+from .cards import (
+    BUDGETS,
+    TAGS,
+    SweepCards,
+    budget_card,
+    render_cards,
+    select_budget_students,
+    select_students,
+    student_card,
+    sweep_card,
+    write_cards,
+)
+from .push import (
+    HubPushError,
+    HubTarget,
+    budget_repo_id,
+    connect_hub,
+    push_sweep,
+    pushed_line,
+    student_repo_id,
+    upload_sweep,
+)
 
 
 __all__ = [
+    "BUDGETS",
+    "budget_card",
+    "budget_repo_id",
+    "pushed_line",
+    "select_budget_students",
     "HubPushError",
     "HubTarget",
     "SweepCards",

@@ -4,26 +4,31 @@ with huggingface_hub's `ModelCard.from_template` (Jinja templates in `model_card
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..report import Report, fmt_interval, knee_text, region_text, render_markdown
-from ..results import StudentResult, SweepResults
+from ..results import BudgetStudentResult, StudentResult, SweepResults
 
 
 __all__ = [
+    "BUDGETS",
     "TAGS",
     "SweepCards",
+    "budget_card",
     "card_tags",
     "render_cards",
+    "select_budget_students",
     "select_students",
     "student_card",
     "sweep_card",
     "write_cards",
 ]
+
+BUDGETS = "budgets"  # the --push_ranks entry that chooses the budget students (`all` includes them too)
 
 BRIDGE_NOTES = {
     "lift": "Lift variant: a linear projector after the last block (initialised to the identity) is kept at "
@@ -32,6 +37,7 @@ BRIDGE_NOTES = {
     "the student was distilled with MSE on its final tokens plus the logit term.",
 }
 NOT_MEASURED = "not measured"
+KNEE_FIGURE, BUDGET_FIGURE = "knee.png", "budget_ranks.png"  # written by report.write_report
 TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
 
 
@@ -73,6 +79,8 @@ def select_students(results: SweepResults, report: Report, which: list[str] | No
         return primary
     ranks, chosen = [r.rank for r in primary], set()
     for item in which:
+        if item == BUDGETS:
+            continue  # chosen by select_budget_students
         if item == "knee":
             nearest = _nearest_knee_rank(report, ranks)
             if nearest is None:
@@ -86,8 +94,20 @@ def select_students(results: SweepResults, report: Report, which: list[str] | No
         elif str(item).isdigit() and int(item) in ranks:
             chosen.add(int(item))
         else:
-            raise ValueError(f"push_ranks entry {item!r} is not 'all', 'knee', 'region' or a finished rank ({ranks}).")
+            raise ValueError(
+                f"push_ranks entry {item!r} is not 'all', 'knee', 'region', '{BUDGETS}' or a finished rank ({ranks})."
+            )
     return [r for r in primary if r.rank in chosen]
+
+
+def select_budget_students(results: SweepResults, which: list[str] | None) -> list[BudgetStudentResult]:
+    """Finished primary-seed budget students (`--param_budget`) when `which` is None, ["all"] or names
+    `BUDGETS`; none otherwise."""
+    if which and which != ["all"] and BUDGETS not in which:
+        return []
+    return [
+        record for record in results.budget_students if record.seed == results.primary_seed and record.status == "done"
+    ]
 
 
 def _role(rank: int, report: Report, ranks: list[int]) -> str | None:
@@ -237,6 +257,61 @@ def student_card(
     )
 
 
+def _rank_range(layer_ranks: dict[str, int | None]) -> str:
+    ranks = sorted(rank for rank in layer_ranks.values() if rank is not None)
+    return f"{ranks[0]} to {ranks[-1]}, median {ranks[len(ranks) // 2]}" if ranks else "none"
+
+
+def budget_card(
+    results: SweepResults, report: Report, record: BudgetStudentResult, repo_id: str | None = None
+) -> ModelCard:
+    """The card of a `--param_budget` student: its per-layer ranks in brief, beside the uniform-rank student of the
+    same budget and seed (and, for the primary seed, the report's paired interval of their difference)."""
+    teacher, dataset = results.teacher, results.dataset
+    name = repo_id.split("/")[-1] if repo_id else record.model_dir
+    partner = next((r for r in results.done_students(record.seed) if r.rank == record.uniform_rank), None)
+    row = next(
+        (r for r in report.budget_students if r["budget"] == record.budget and record.seed == results.primary_seed),
+        None,
+    )
+    dense = sum(rank is None for rank in record.layer_ranks.values())
+    return ModelCard.from_template(
+        _card_data(results, name, record.accuracy),
+        template_path=_template("budget_student.md"),
+        model_name=name,
+        repo_id=repo_id or f"path/to/{record.model_dir}",
+        teacher_name=teacher.source,
+        distillation=results.distillation,
+        init_note=INIT_NOTES.get(results.config.get("sweep", {}).get("init"), "the teacher's weight"),
+        budget=f"{record.budget:g}",
+        budget_parameters=f"{record.budget_parameters:,}",
+        factorized_layers=len(record.layer_ranks) - dense,
+        dense_layers=dense,
+        rank_range=_rank_range(record.layer_ranks),
+        linear_parameters=f"{record.linear_parameters:,}",
+        uniform_rank=record.uniform_rank,
+        uniform_linear_parameters=f"{record.uniform_linear_parameters:,}",
+        uniform_accuracy=f"{partner.accuracy:.4f}" if partner else "not trained",
+        uniform_normalized_accuracy=f"{partner.normalized_accuracy:.1%}" if partner else "",
+        difference=f"{row['difference']:+.4f}" if row and row["difference"] is not None else None,
+        difference_interval=fmt_interval(row["difference_interval"], 4) if row else "",
+        parameters=f"{record.parameters:,}",
+        teacher_parameters=f"{teacher.parameters:,}",
+        compression=f"{record.compression:.2f}x",
+        dataset_name=dataset.name,
+        num_test=dataset.num_test,
+        accuracy=f"{record.accuracy:.4f}",
+        teacher_accuracy=f"{teacher.accuracy:.4f}",
+        normalized_accuracy=f"{record.normalized_accuracy:.1%}",
+        command=results.command or "(not recorded)",
+        seed=record.seed,
+        steps=record.steps,
+        num_processes=results.config.get("environment", {}).get("num_processes", 1),
+        num_seeds=len(results.seeds),
+        **_task_fields(results),
+    )
+
+
 def sweep_card(
     results: SweepResults, report: Report, repo_ids: dict[int, str] | None = None, repo_id: str | None = None
 ) -> ModelCard:
@@ -264,10 +339,12 @@ def sweep_card(
 
 @dataclass
 class SweepCards:
-    """The cards of a sweep: one per finished student (model_dir -> card), and the sweep's."""
+    """The cards of a sweep: one per finished student, rank and budget students alike (model_dir -> card), and the
+    sweep's."""
 
     students: dict[str, ModelCard]
     sweep: ModelCard
+    figures: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model_dir -> the sweep's figures it shows
 
 
 def render_cards(
@@ -275,25 +352,36 @@ def render_cards(
     report: Report,
     repo_ids: dict[int, str] | None = None,
     sweep_repo_id: str | None = None,
+    budget_repo_ids: dict[float, str] | None = None,
 ) -> SweepCards:
     """Every card of the sweep, naming the Hub repositories in `repo_ids` (rank -> id of the primary seed's
-    student) where given."""
-    repo_ids = repo_ids or {}
+    student) and `budget_repo_ids` (budget -> id of the primary seed's budget student) where given."""
+    repo_ids, budget_repo_ids = repo_ids or {}, budget_repo_ids or {}
+    primary = results.primary_seed
     students = {
         record.model_dir: student_card(
-            results, report, record, repo_ids.get(record.rank) if record.seed == results.primary_seed else None
+            results, report, record, repo_ids.get(record.rank) if record.seed == primary else None
         )
         for record in results.done_students()
     }
-    return SweepCards(students, sweep_card(results, report, repo_ids, sweep_repo_id))
+    figures = {model_dir: (KNEE_FIGURE,) for model_dir in students}
+    for record in results.budget_students:
+        if record.status == "done" and record.model_dir:
+            repo_id = budget_repo_ids.get(record.budget) if record.seed == primary else None
+            students[record.model_dir] = budget_card(results, report, record, repo_id)
+            figures[record.model_dir] = (BUDGET_FIGURE,)
+    return SweepCards(students, sweep_card(results, report, repo_ids, sweep_repo_id), figures)
 
 
 def write_cards(cards: SweepCards, output_dir: str | os.PathLike) -> None:
-    """README.md (card) and knee.png in every student directory; the sweep's card as output_dir/README.md."""
+    """README.md (card) and the figures it shows (knee.png; budget_ranks.png for a budget student) in every student
+    directory; the sweep's card as output_dir/README.md."""
     output_dir = Path(output_dir)
     for model_dir, card in cards.students.items():
         folder = output_dir / model_dir
         if folder.is_dir():
             card.save(folder / "README.md")
-            shutil.copyfile(output_dir / "knee.png", folder / "knee.png")
+            for figure in cards.figures.get(model_dir, (KNEE_FIGURE,)):
+                if (output_dir / figure).is_file():
+                    shutil.copyfile(output_dir / figure, folder / figure)
     cards.sweep.save(output_dir / "README.md")

@@ -14,11 +14,20 @@ from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, Offl
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from ..report import REPORT_FILES, Report, build_report
-from ..results import StudentResult, SweepResults
-from .cards import SweepCards, render_cards, select_students
+from ..results import BudgetStudentResult, StudentResult, SweepResults
+from .cards import SweepCards, render_cards, select_budget_students, select_students
 
 
-__all__ = ["HubPushError", "HubTarget", "connect_hub", "push_sweep", "student_repo_id", "upload_sweep"]
+__all__ = [
+    "HubPushError",
+    "HubTarget",
+    "budget_repo_id",
+    "connect_hub",
+    "pushed_line",
+    "push_sweep",
+    "student_repo_id",
+    "upload_sweep",
+]
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 SWEEP_FILES = ("results.json", *REPORT_FILES)  # the sweep repository's files, beside its README.md
@@ -30,6 +39,18 @@ class HubPushError(RuntimeError):
 
 def student_repo_id(prefix: str, rank: int) -> str:
     return f"{prefix}-rank-{rank:03d}"
+
+
+def budget_repo_id(prefix: str, record: BudgetStudentResult) -> str:
+    """`{prefix}-budget-0.25`: the budget student's directory name (primary seed) after the prefix."""
+    return f"{prefix}-{record.model_dir}"
+
+
+def pushed_line(repo_ids: dict[int | str, str]) -> str:
+    """`rank 2 -> me/x-rank-002, budget-0.3 -> me/x-budget-0.3`: ranks ascending, then the budget students."""
+    ranks = sorted((key, repo) for key, repo in repo_ids.items() if isinstance(key, int))
+    budgets = [(key, repo) for key, repo in repo_ids.items() if not isinstance(key, int)]
+    return ", ".join([f"rank {rank} -> {repo}" for rank, repo in ranks] + [f"{k} -> {repo}" for k, repo in budgets])
 
 
 def _is_network_error(error: Exception) -> bool:
@@ -113,6 +134,9 @@ class HubTarget:
     def repo_ids(self, students: list[StudentResult]) -> dict[int, str]:
         return {record.rank: student_repo_id(self.prefix, record.rank) for record in students}
 
+    def budget_repo_ids(self, budget_students: list[BudgetStudentResult]) -> dict[float, str]:
+        return {record.budget: budget_repo_id(self.prefix, record) for record in budget_students}
+
 
 def connect_hub(
     output_dir: str | os.PathLike,
@@ -143,23 +167,26 @@ def _commit(target: HubTarget, repo_id: str, operations: list[CommitOperationAdd
     target.call(f"uploading {repo_id}", lambda: target.api.create_commit(repo_id, operations, commit_message=message))
 
 
-def upload_sweep(target: HubTarget, students: list[StudentResult], cards: SweepCards) -> None:
-    """Validate every card's metadata first, then upload each student's folder with its card and the sweep's report
-    files with the sweep card: one commit per repository."""
-    repo_ids = target.repo_ids(students)
-    for record in students:
-        card = cards.students[record.model_dir]
-        target.call(
-            f"validating the card of {repo_ids[record.rank]}",
-            lambda: _validate_card(target.api, card, repo_ids[record.rank]),
-        )
+def upload_sweep(
+    target: HubTarget,
+    students: list[StudentResult],
+    cards: SweepCards,
+    budget_students: list[BudgetStudentResult] = (),
+) -> None:
+    """Validate every card's metadata first, then upload each student's folder (rank students, then budget
+    students) with its card and the sweep's report files with the sweep card: one commit per repository."""
+    repo_ids, budget_ids = target.repo_ids(students), target.budget_repo_ids(budget_students)
+    uploads = [(record.model_dir, repo_ids[record.rank], f"rank-{record.rank} student") for record in students]
+    uploads += [(b.model_dir, budget_ids[b.budget], f"budget {b.budget:g} student") for b in budget_students]
+    for model_dir, repo_id, _ in uploads:
+        card = cards.students[model_dir]
+        target.call(f"validating the card of {repo_id}", lambda: _validate_card(target.api, card, repo_id))
     target.call(
         f"validating the card of {target.prefix}", lambda: _validate_card(target.api, cards.sweep, target.prefix)
     )
-    for record in students:
-        folder = target.output_dir / record.model_dir
-        operations = _folder_operations(folder, str(cards.students[record.model_dir]))
-        _commit(target, repo_ids[record.rank], operations, f"hf_lowrank: rank-{record.rank} student")
+    for model_dir, repo_id, what in uploads:
+        operations = _folder_operations(target.output_dir / model_dir, str(cards.students[model_dir]))
+        _commit(target, repo_id, operations, f"hf_lowrank: {what}")
     operations = [
         CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(target.output_dir / name))
         for name in SWEEP_FILES
@@ -178,10 +205,11 @@ def push_sweep(
     endpoint: str | None = None,
     retries: int = 4,
     backoff: float = 2.0,
-) -> dict[int, str]:
+) -> dict[int | str, str]:
     """Publish the finished sweep in `output_dir` (what `scripts/push.py` runs): the students chosen by
-    `push_ranks` (see `select_students`) to `{hub_model_id}-rank-XXX`, the report to `hub_model_id`. Returns
-    rank -> repository id.
+    `push_ranks` (see `select_students`, `select_budget_students`) to `{hub_model_id}-rank-XXX` and
+    `{hub_model_id}-budget-B`, the report to `hub_model_id`. Returns rank (an int) or budget student directory (a
+    str, e.g. ``"budget-0.3"``) -> repository id.
 
     Transient failures (network, HTTP 408/429/5xx) are retried `retries` times with exponential backoff from
     `backoff` seconds; then a `HubPushError` says what failed. Nothing in `output_dir` is modified: the cards that
@@ -193,7 +221,9 @@ def push_sweep(
     report_path = Path(output_dir) / "report.json"
     report = Report.load(report_path) if report_path.is_file() else build_report(results)
     chosen = select_students(results, report, push_ranks)
+    budgets = select_budget_students(results, push_ranks)
     target = connect_hub(output_dir, hub_model_id, token, private, endpoint, retries, backoff)
-    cards = render_cards(results, report, target.repo_ids(chosen), target.prefix)
-    upload_sweep(target, chosen, cards)
-    return target.repo_ids(chosen)
+    budget_ids = target.budget_repo_ids(budgets)
+    cards = render_cards(results, report, target.repo_ids(chosen), target.prefix, budget_ids)
+    upload_sweep(target, chosen, cards, budgets)
+    return {**target.repo_ids(chosen), **{record.model_dir: budget_ids[record.budget] for record in budgets}}

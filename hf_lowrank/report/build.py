@@ -250,7 +250,12 @@ def build_report(
         aurac=curve_aurac(summary),
         nested=nested_section(results, low, high, num_bootstrap, seed),
         factorization=results.factorization,
-        failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"],
+        failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"]
+        + [
+            {"budget": b.budget, "seed": b.seed, "error": b.error}
+            for b in results.budget_students
+            if b.status != "done"
+        ],
         notes=_notes(
             ranks, accuracies, teacher.accuracy, summary, len(results.dataset.label_names) if results.dataset else None
         ),

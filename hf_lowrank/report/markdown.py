@@ -104,7 +104,11 @@ def render_markdown(report: Report) -> str:
     if report.failed:
         lines += (
             ["## Failed students", ""]
-            + [f"- rank {f['rank']}, seed {f['seed']}: {f['error']}" for f in report.failed]
+            + [
+                f"- {'rank ' + str(f['rank']) if 'rank' in f else 'budget ' + format(f['budget'], 'g')}, "
+                f"seed {f['seed']}: {f['error']}"
+                for f in report.failed
+            ]
             + [""]
         )
     if report.notes:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from ..data import DIGITS
 from ..distillation import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES
+from ..hub import BUDGETS
 from ..models import CNN_CAPACITIES, INITS
 from .argument_checks import SweepError, check_factorization, check_inert, check_nested, check_patterns
 
@@ -12,6 +13,7 @@ from .argument_checks import SweepError, check_factorization, check_inert, check
 __all__ = ["EMBEDDED_ARCHITECTURES", "FINETUNE_MODES", "SweepArguments", "SweepError"]
 
 FINETUNE_MODES = ("auto", "full", "lora", "none")
+PUSH_CHOICES = ("all", "knee", "region", BUDGETS)  # --push_ranks' words (rank numbers besides)
 EMBEDDED_ARCHITECTURES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
 
 
@@ -266,8 +268,9 @@ class SweepArguments:
     push_ranks: list[str] | None = field(
         default=None,
         metadata={
-            "help": "With --push_to_hub: the students to push, 'all' (default), 'knee', 'region' or rank "
-            "numbers. Students go to HUB_MODEL_ID-rank-XXX, the report to HUB_MODEL_ID."
+            "help": "With --push_to_hub: the students to push, 'all' (default: the rank and the budget students), "
+            "'knee', 'region', 'budgets' (the --param_budget students) or rank numbers. Students go to "
+            "HUB_MODEL_ID-rank-XXX and HUB_MODEL_ID-budget-B, the report to HUB_MODEL_ID."
         },
     )
     config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
@@ -332,10 +335,11 @@ class SweepArguments:
             )
         if self.teacher is None and self.dataset != DIGITS:
             raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
-        bad_push = [p for p in self.push_ranks or [] if p not in ("all", "knee", "region") and not str(p).isdigit()]
+        bad_push = [p for p in self.push_ranks or [] if p not in PUSH_CHOICES and not str(p).isdigit()]
         if bad_push:
             raise SweepError(
-                f"--push_ranks {self.push_ranks}: entries must be all, knee, region or rank numbers, got {bad_push}."
+                f"--push_ranks {self.push_ranks}: entries must be {', '.join(PUSH_CHOICES)} or rank numbers, got "
+                f"{bad_push}."
             )
         if self.lockstep_group_size < 0:
             raise SweepError(

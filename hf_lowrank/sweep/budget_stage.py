@@ -100,8 +100,9 @@ def budget_dir(budget: float, seed: int, primary_seed: int) -> str:
 
 
 def run_budget_stage(ctx: SweepContext, plans: list[BudgetPlan], seed: int) -> None:
-    """Distil, evaluate, save and record the budget students of `seed` not recorded yet, in one lock-step group."""
-    finished = {(b.budget, b.seed) for b in ctx.results.budget_students if b.status == "done"}
+    """Distil, evaluate, save and record the budget students of `seed` not recorded yet, in one lock-step group (a
+    student recorded as failed is not retried, as a failed rank student is not: `SweepStore.finished_budgets`)."""
+    finished = ctx.store.finished_budgets()
     pending = [plan for plan in plans if (plan.budget, seed) not in finished]
     if not pending:
         return

@@ -15,7 +15,16 @@ from transformers import AutoConfig, enable_full_determinism, set_seed
 
 from ..data import load_classification_data
 from ..distillation import DistillationConfig, check_training_arguments
-from ..hub import HubPushError, connect_hub, render_cards, select_students, upload_sweep, write_cards
+from ..hub import (
+    HubPushError,
+    connect_hub,
+    pushed_line,
+    render_cards,
+    select_budget_students,
+    select_students,
+    upload_sweep,
+    write_cards,
+)
 from ..report import build_report, summary_line, write_report
 from ..results import SweepResults
 from .arguments import SweepArguments, SweepError
@@ -144,21 +153,24 @@ def _publish(ctx: SweepContext) -> None:
     results, args, output_dir = ctx.results, ctx.args, ctx.store.dir
     report = build_report(results)
     write_report(report, output_dir)
-    target, chosen = None, []
+    target, chosen, budgets = None, [], []
     if args.push_to_hub:
         chosen = select_students(results, report, ctx.sweep.push_ranks)
+        budgets = select_budget_students(results, ctx.sweep.push_ranks)
         try:
             target = connect_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
         except HubPushError:
             write_cards(render_cards(results, report), output_dir)
             raise
     repo_ids = target.repo_ids(chosen) if target else None
-    cards = render_cards(results, report, repo_ids, target.prefix if target else None)
+    budget_ids = target.budget_repo_ids(budgets) if target else None
+    cards = render_cards(results, report, repo_ids, target.prefix if target else None, budget_ids)
     write_cards(cards, output_dir)
     ctx.accelerator.print(f"{summary_line(report)}; report: {output_dir / 'report.md'}")
     if target is not None:
-        upload_sweep(target, chosen, cards)
-        ctx.accelerator.print("pushed: " + ", ".join(f"rank {r} -> {repo}" for r, repo in sorted(repo_ids.items())))
+        upload_sweep(target, chosen, cards, budgets)
+        pushed = {**repo_ids, **{record.model_dir: budget_ids[record.budget] for record in budgets}}
+        ctx.accelerator.print(f"pushed: {pushed_line(pushed)}")
 
 
 def _print_summary(ctx: SweepContext) -> None:
@@ -176,6 +188,9 @@ def _print_summary(ctx: SweepContext) -> None:
             )
         else:
             lines.append(f"{record.rank:>5} failed: {record.error}")
+    for record in results.budget_students:
+        if record.status != "done":
+            lines.append(f"budget {record.budget:g} (seed {record.seed}) failed: {record.error}")
     store = ctx.store
     lines.append(f"results: {store.path} (students in {store.dir}/rank-XXX, teacher in {store.dir}/{TEACHER_DIR})")
     ctx.accelerator.print("\n".join(lines))

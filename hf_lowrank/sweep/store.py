@@ -95,6 +95,14 @@ class SweepStore:
             if record.status == "failed" or (self.dir / record.model_dir).is_dir()
         }
 
+    def finished_budgets(self) -> set[tuple[float, int]]:
+        """(budget, seed) of every budget student recorded as failed, or as done with its model directory in place."""
+        return {
+            (record.budget, record.seed)
+            for record in self.results.budget_students
+            if record.status == "failed" or (record.model_dir and (self.dir / record.model_dir).is_dir())
+        }
+
     def remove_checkpoint(self) -> None:
         """Remove the mid-training checkpoint (its stage is recorded); every process waits for it."""
         self.checkpoint({}).remove()

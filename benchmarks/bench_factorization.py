@@ -19,7 +19,8 @@ import torch
 from transformers import ViTConfig, ViTForImageClassification
 
 from hf_lowrank import FactorizedViTForImageClassification
-from hf_lowrank.models import VIT_B32_CIFAR100, collect_input_statistics, decompose_layers, fallback_summary
+from hf_lowrank.factorization import collect_input_statistics, decompose_layers, fallback_summary
+from hf_lowrank.models import VIT_B32_CIFAR100
 
 
 def peak_rss_mib() -> float:

@@ -24,7 +24,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 from hf_lowrank import LowRankForSequenceClassification
 from hf_lowrank.data import collate_examples, load_text_classification_data, model_inputs, preprocess_text
 from hf_lowrank.distillation import BlockOutputRecorder
-from hf_lowrank.models import collect_input_statistics, decompose_linear
+from hf_lowrank.factorization import collect_input_statistics
+from hf_lowrank.models import decompose_linear
 
 
 def encoder_linears(model) -> list[str]:

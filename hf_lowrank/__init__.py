@@ -9,6 +9,7 @@ AutoImageProcessor), and marks them for
 __version__ = "0.1.0"
 
 from .distillation import DistillationConfig, DistillationTrainer  # noqa: E402
+from .factorization import allocate_ranks, collect_input_statistics  # noqa: E402
 from .models import (  # noqa: E402
     DEFAULT_EXCLUDE_MODULES,
     BridgedViTConfig,
@@ -24,8 +25,6 @@ from .models import (  # noqa: E402
     LowRankForImageClassification,
     LowRankForSequenceClassification,
     LowRankModel,
-    allocate_ranks,
-    collect_input_statistics,
     copy_teacher_weights,
     count_parameters,
     decompose_layers,

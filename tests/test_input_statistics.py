@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from hf_lowrank.models import collect_input_statistics
+from hf_lowrank.factorization import collect_input_statistics
 
 
 BATCH, TOKENS, FEATURES, HIDDEN, CLASSES = 2, 3, 7, 5, 4

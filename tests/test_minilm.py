@@ -80,7 +80,7 @@ def test_the_default_start_of_a_pretrained_teacher_is_the_closest_at_init_on_rea
     README "Pretrained teachers", in miniature (calibration and evaluation texts disjoint). fisher needs a task's
     gradients, so a trained head: benchmarks/bench_init.py compares it on the fine-tuned teacher."""
     from hf_lowrank.data import model_inputs
-    from hf_lowrank.models import collect_input_statistics
+    from hf_lowrank.factorization import collect_input_statistics
     from hf_lowrank.sweep import SweepArguments
 
     default = SweepArguments(teacher=minilm_dir, dataset="texts.csv").init

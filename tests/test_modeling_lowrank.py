@@ -33,7 +33,8 @@ from hf_lowrank import (
 )
 from hf_lowrank.distillation import DISTILLATION_MODES, BlockOutputRecorder, DistillationConfig
 from hf_lowrank.distillation.targets import student_loss, teacher_targets
-from hf_lowrank.models import BLOCK_LAYOUTS, BlockLayout, collect_input_statistics, decompose_layers, find_blocks
+from hf_lowrank.factorization import collect_input_statistics, decompose_layers
+from hf_lowrank.models import BLOCK_LAYOUTS, BlockLayout, find_blocks
 
 from families import TEXT_MODEL_TYPES, TRANSFORMER, example_inputs, tiny_classifier
 from sweep_helpers import word_tokenizer

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from hf_lowrank.models import LayerSpectrum, allocate_ranks, budget_parameters, plan_parameters, uniform_rank_within
+from hf_lowrank.factorization import (
+    LayerSpectrum,
+    allocate_ranks,
+    budget_parameters,
+    plan_parameters,
+    uniform_rank_within,
+)
 
 
 def _spectrum(values):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..factorization import INIT_REGISTRY
 from ..report import Report, fmt_interval, knee_text, region_text, render_markdown
 from ..results import BudgetStudentResult, StudentResult, SweepResults
 
@@ -192,13 +193,9 @@ def _task_fields(results: SweepResults) -> dict:
     }
 
 
-# How a student's factors started, as the card's sentence says it (models.INITS).
-INIT_NOTES = {
-    "svd": "the truncated SVD of the teacher's weight",
-    "whitened": "the whitened SVD of the teacher's weight (SVD-LLM: the best rank-r map on calibration inputs)",
-    "activation": "the activation-scaled SVD of the teacher's weight (ASVD)",
-    "fisher": "the Fisher-weighted SVD of the teacher's weight (FWSVD)",
-}
+def _init_note(init: str) -> str:
+    """How a student's factors started, as the card's sentence says it (the init registry's `card_note`)."""
+    return INIT_REGISTRY[init].card_note if init in INIT_REGISTRY else init
 
 
 def _curve_note(record: StudentResult) -> str | None:
@@ -227,7 +224,7 @@ def student_card(
         rank=record.rank,
         teacher_name=teacher.source,
         distillation=results.distillation,
-        init_note=INIT_NOTES.get(record.config.init, record.config.init),
+        init_note=_init_note(record.config.init),
         curve_note=_curve_note(record),
         parameters=f"{record.parameters:,}",
         teacher_parameters=f"{teacher.parameters:,}",
@@ -282,7 +279,7 @@ def budget_card(
         repo_id=repo_id or f"path/to/{record.model_dir}",
         teacher_name=teacher.source,
         distillation=results.distillation,
-        init_note=INIT_NOTES.get(results.config.get("sweep", {}).get("init"), "the teacher's weight"),
+        init_note=_init_note(results.config.get("sweep", {}).get("init", "svd")),
         budget=f"{record.budget:g}",
         budget_parameters=f"{record.budget_parameters:,}",
         factorized_layers=len(record.layer_ranks) - dense,

@@ -3,7 +3,14 @@
 This folder is the `trust_remote_code` unit: the modeling files import only torch, transformers and flat siblings
 (`from .factorize import ...`), so `save_pretrained` can copy them next to a checkpoint. Nothing here imports the
 rest of hf_lowrank.
+
+The sweep-only factorization tools that once lived here (`collect_input_statistics`, `allocate_ranks`,
+`budget_parameters`, `plan_parameters`, `uniform_rank_within`, `LayerSpectrum`) are in `hf_lowrank.factorization`;
+their old names here still resolve (a `FutureWarning` names the new place).
 """
+
+import importlib
+import warnings
 
 from .accounting import VIT_B32_CIFAR100, count_parameters, linear_parameters, vit_forward_flops
 from .architectures import BLOCK_LAYOUTS, BlockLayout, block_layout, block_output_modules, find_blocks, layout_of
@@ -36,7 +43,6 @@ from .factorize import (
     truncate_factorized,
 )
 from .factorized_linear import FactorizedLinear, check_rank
-from .input_statistics import collect_input_statistics
 from .modeling_bridged_vit import BridgedViTForImageClassification, BridgedViTOutput, BridgedViTPreTrainedModel
 from .modeling_factorized_vit import (
     FactorizedViTForImageClassification,
@@ -53,7 +59,6 @@ from .modeling_lowrank import (
 )
 from .nested import largest_rank, truncated_student, truncated_view
 from .pretrained_source import PretrainedSource, check_safetensors_files, is_repo_id, resolve_pretrained_source
-from .rank_allocation import LayerSpectrum, allocate_ranks, budget_parameters, plan_parameters, uniform_rank_within
 from .registration import register_auto_classes
 from .teacher_weights import copy_teacher_weights
 
@@ -72,12 +77,6 @@ __all__ = [
     "fallback_summary",
     "teacher_decompositions",
     "whitening_factor",
-    "collect_input_statistics",
-    "LayerSpectrum",
-    "allocate_ranks",
-    "budget_parameters",
-    "plan_parameters",
-    "uniform_rank_within",
     "BLOCK_LAYOUTS",
     "BRIDGES",
     "BlockLayout",
@@ -127,3 +126,25 @@ __all__ = [
     "resolve_pretrained_source",
     "vit_forward_flops",
 ]
+
+MOVED_TO_FACTORIZATION = (
+    "LayerSpectrum",
+    "allocate_ranks",
+    "budget_parameters",
+    "collect_input_statistics",
+    "plan_parameters",
+    "uniform_rank_within",
+)
+
+
+def __getattr__(name: str):
+    """The old `hf_lowrank.models.NAME` of a name moved to `hf_lowrank.factorization` (imported only when asked for,
+    so this folder still imports nothing else of hf_lowrank)."""
+    if name in MOVED_TO_FACTORIZATION:
+        warnings.warn(
+            f"hf_lowrank.models.{name} moved to hf_lowrank.factorization.{name}; import it from there.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("hf_lowrank.factorization"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

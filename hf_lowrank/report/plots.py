@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from ..analysis import secant
+from ..factorization.inits import INIT_REGISTRY
 from ..plotting import pyplot
 from .build import Report
 from .formatting import region_text
@@ -19,7 +20,7 @@ __all__ = [
     "plot_representations",
 ]
 
-PREVIEW_STYLES = {"svd": ("tab:gray", "s"), "whitened": ("tab:green", "^"), "activation": ("tab:brown", "v")}
+PREVIEW_STYLES = {name: init.plot_style for name, init in INIT_REGISTRY.items()}  # init -> (color, marker)
 
 
 def plot_representations(report: Report, path: str | os.PathLike) -> None:

@@ -8,7 +8,7 @@ import math
 import re
 from dataclasses import MISSING, fields
 
-from ..models import DATA_AWARE_INITS, INITS
+from ..factorization import DATA_AWARE_INITS, DEFAULT_PREVIEW_INITS, INITS
 
 
 __all__ = ["SweepError", "check_factorization", "check_inert", "check_nested", "check_patterns", "inert_flags"]
@@ -23,8 +23,9 @@ def check_factorization(sweep) -> None:
     if sweep.init not in INITS:
         raise SweepError(f"--init {sweep.init!r}: must be one of {list(INITS)}.")
     if sweep.preview_inits is None:
-        data_aware = ["whitened", "activation"] if sweep.calibration_samples > 0 else []
-        defaults = ["svd", *data_aware] + ([sweep.init] if sweep.init not in ("svd", *data_aware) else [])
+        calibrated = sweep.calibration_samples > 0  # else only the inits without calibration can be previewed
+        defaults = [init for init in DEFAULT_PREVIEW_INITS if calibrated or init not in DATA_AWARE_INITS]
+        defaults += [sweep.init] if sweep.init not in defaults else []
         sweep.preview_inits = defaults if sweep.student_bridge == "none" else []
     previews = [] if sweep.preview_inits in ([], ["none"]) else list(sweep.preview_inits)
     bad = [name for name in previews if name not in INITS]

@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 from ..data import DIGITS
 from ..distillation import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES
+from ..factorization import INITS, init_help
 from ..hub import BUDGETS
-from ..models import CNN_CAPACITIES, INITS
+from ..models import CNN_CAPACITIES
 from .argument_checks import SweepError, check_factorization, check_inert, check_nested, check_patterns
 
 
@@ -95,9 +96,7 @@ class SweepArguments:
     init: str = field(
         default="auto",
         metadata={
-            "help": "How each student's factors start: svd (the truncated SVD of each teacher weight, the papers'), "
-            "whitened (SVD-LLM: the best rank-r map on calibration inputs), activation (ASVD: input channels "
-            "scaled by mean|x|^--init_alpha) or fisher (FWSVD: rows weighted by squared task-loss gradients). "
+            "help": f"How each student's factors start: {init_help()}. "
             "The data-aware ones gather their statistics once, on --calibration_samples training examples. auto: "
             "whitened for a --teacher (a pretrained model: the svd start leaves its students at chance at small "
             "ranks, README 'Pretrained teachers'), svd for the embedded teachers trained from scratch and for Lift "

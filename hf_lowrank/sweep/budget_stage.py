@@ -1,19 +1,13 @@
 """`--param_budget`: per budget, a student whose per-layer ranks are allocated greedily within the budget from the
-teacher's whitened spectra (`models.allocate_ranks`), distilled as the rank students are, beside the uniform-rank
-student of the same budget (the largest single rank within it, which the sweep adds to its ranks)."""
+teacher's whitened spectra (`factorization.allocate_ranks`), distilled as the rank students are, beside the
+uniform-rank student of the same budget (the largest single rank within it, which the sweep adds to its ranks)."""
 
 from dataclasses import dataclass
 
 import torch
 
-from ..models import (
-    LayerSpectrum,
-    allocate_ranks,
-    budget_parameters,
-    count_parameters,
-    plan_parameters,
-    uniform_rank_within,
-)
+from ..factorization import LayerSpectrum, allocate_ranks, budget_parameters, plan_parameters, uniform_rank_within
+from ..models import count_parameters
 from ..results import BudgetStudentResult
 from .arguments import SweepError
 from .context import SweepContext

@@ -14,14 +14,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data import collate_examples, model_inputs
-from ..models import (
+from ..factorization import (
     DATA_AWARE_INITS,
     LayerSpectrum,
     collect_input_statistics,
     decompose_layers,
     fallback_summary,
-    name_matches,
 )
+from ..models import name_matches
 from .arguments import SweepError
 from .families import encoder_linears, sweep_layout
 

@@ -7,8 +7,6 @@ taken first, steps that no longer fit the budget are skipped, until none fits. A
 above its break-even rank (where `r (in + out) >= in out`: the dense layer is as small and exact): its step from the
 last rank below it is to the dense layer, removing all its remaining error for the remaining parameters; such a
 layer's rank is `None` (dense) in the plan, and it is counted at its dense size.
-
-Only imports torch and flat siblings (the `trust_remote_code` unit).
 """
 
 import heapq
@@ -19,7 +17,7 @@ from numbers import Integral, Real
 
 import torch
 
-from .accounting import linear_parameters
+from ..models.accounting import linear_parameters
 
 
 __all__ = ["LayerSpectrum", "allocate_ranks", "budget_parameters", "plan_parameters", "uniform_rank_within"]

@@ -1,8 +1,6 @@
 """Calibration statistics of a model's linear layers, gathered with forward hooks in one pass over a few batches
-(and, for the Fisher weights, one backward per batch): what the data-aware inits of `decomposition.py` weight the
-SVD with.
-
-Only imports torch and a flat sibling (the `trust_remote_code` unit).
+(and, for the Fisher weights, one backward per batch): what the data-aware inits weight the
+SVD with (`models.decomposition`).
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -10,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .decomposition import InputStatistics
+from ..models.decomposition import InputStatistics
 
 
 __all__ = ["collect_input_statistics"]

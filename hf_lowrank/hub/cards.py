@@ -11,7 +11,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..factorization import INIT_REGISTRY
-from ..report import Report, fmt_interval, knee_text, region_text, render_markdown
+from ..report import Report, fmt_interval, knee_text, region_text
 from ..results import BudgetStudentResult, StudentResult, SweepResults
 
 
@@ -245,7 +245,7 @@ def student_card(
         command=results.command or "(not recorded)",
         seed=record.seed,
         steps=record.steps,
-        num_processes=results.config.get("environment", {}).get("num_processes", 1),
+        num_processes=results.num_processes,
         num_seeds=len(results.seeds),
         above_break_even=record.compression <= 1,
         bridge_note=BRIDGE_NOTES.get(record.config.bridge),
@@ -279,7 +279,7 @@ def budget_card(
         repo_id=repo_id or f"path/to/{record.model_dir}",
         teacher_name=teacher.source,
         distillation=results.distillation,
-        init_note=_init_note(results.config.get("sweep", {}).get("init", "svd")),
+        init_note=_init_note(results.init),
         budget=f"{record.budget:g}",
         budget_parameters=f"{record.budget_parameters:,}",
         factorized_layers=len(record.layer_ranks) - dense,
@@ -303,7 +303,7 @@ def budget_card(
         command=results.command or "(not recorded)",
         seed=record.seed,
         steps=record.steps,
-        num_processes=results.config.get("environment", {}).get("num_processes", 1),
+        num_processes=results.num_processes,
         num_seeds=len(results.seeds),
         **_task_fields(results),
     )
@@ -322,7 +322,7 @@ def sweep_card(
         }
         for row in report.rows
     ]
-    body = render_markdown(report).split("\n", 1)[1]  # the report without its title
+    body = report.markdown().split("\n", 1)[1]  # the report without its title
     return ModelCard.from_template(
         _card_data(results, repo_id.split("/")[-1] if repo_id else "effective-rank-report", None, is_model=False),
         template_path=_template("sweep.md"),

@@ -1,11 +1,14 @@
 """The effective-rank report of a sweep.
 
 - `build`: `build_report(results) -> Report`, one curve fit, bootstrap intervals, the tables.
+- `curve_section`: one curve's fit, intervals, region and knee (`CurveSettings`: thresholds and bootstrap), the same
+  builder for the trained, preview and nested curves.
 - `formatting`: the number formats the report, the cards and the console share.
 - `markdown`, `plots`: report.md and the figures; `write`: all of them into a sweep directory.
 """
 
 from .build import HEADLINE_KNEE, METHOD, Report, build_report, near_chance_note
+from .curve_section import CurveSection, CurveSettings, curve_section
 from .formatting import (
     NOT_ESTIMATED,
     at_smallest_rank_note,
@@ -14,6 +17,7 @@ from .formatting import (
     fmt_share,
     knee_text,
     region_text,
+    region_words,
     summary_line,
 )
 from .markdown import render_markdown
@@ -38,6 +42,10 @@ __all__ = [
     "plot_params_vs_accuracy",
     "plot_representations",
     "region_text",
+    "region_words",
+    "CurveSection",
+    "CurveSettings",
+    "curve_section",
     "render_markdown",
     "summary_line",
     "write_report",

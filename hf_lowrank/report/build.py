@@ -5,16 +5,16 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 
-from ..analysis import CurveSummary, bootstrap_intervals, summarize_curve
+from ..analysis import CurveSummary, summarize_curve
 from ..analysis.summary import MIN_RANKS
 from ..results import ResultsError, StudentResult, SweepResults
+from .curve_section import CurveSettings, curve_section
 from .factorization import budget_section, preview_section
-from .nested import curve_aurac, nested_section
+from .nested import nested_section
 
 
 __all__ = ["HEADLINE_KNEE", "METHOD", "Report", "build_report"]
@@ -73,6 +73,15 @@ class Report:
     notes: list[str] = field(default_factory=list)
     method: str = METHOD
     summary: CurveSummary | None = None
+    _markdown: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def markdown(self) -> str:
+        """report.md's text, rendered once: report.md and the sweep's card show this same text."""
+        if self._markdown is None:
+            from .markdown import render_markdown  # markdown.py renders a Report: imported when first needed
+
+            self._markdown = render_markdown(self)
+        return self._markdown
 
     @property
     def ranks(self) -> list[int]:
@@ -86,6 +95,7 @@ class Report:
     def to_dict(self) -> dict:
         payload = asdict(self)
         payload.pop("summary")
+        payload.pop("_markdown")
         return payload
 
     @classmethod
@@ -173,7 +183,7 @@ def _notes(ranks, accuracies, teacher_accuracy, summary: CurveSummary, num_label
     return notes
 
 
-def _per_seed(done: list[StudentResult], teacher_accuracy: float, low: float, high: float) -> dict:
+def _per_seed(done: list[StudentResult], teacher_accuracy: float, settings: CurveSettings) -> dict:
     by_seed = defaultdict(list)
     for record in done:
         by_seed[record.seed].append(record)
@@ -182,13 +192,10 @@ def _per_seed(done: list[StudentResult], teacher_accuracy: float, low: float, hi
     estimates = {}
     for seed, rows in sorted(by_seed.items()):
         rows.sort(key=lambda r: r.rank)
-        summary = summarize_curve([r.rank for r in rows], [r.accuracy for r in rows], teacher_accuracy, low, high)
+        ranks, accuracies = [r.rank for r in rows], [r.accuracy for r in rows]
+        summary = summarize_curve(ranks, accuracies, teacher_accuracy, settings.low, settings.high)
         estimates[str(seed)] = summary.to_dict()
     return estimates
-
-
-def _interval_of(intervals, key):
-    return list(intervals[key]) if intervals else None
 
 
 def build_report(
@@ -199,20 +206,16 @@ def build_report(
     teacher = results.teacher
     if teacher is None:
         raise ValueError("the results hold no teacher yet: the sweep has not finished its teacher stage.")
-    if isinstance(num_bootstrap, bool) or not isinstance(num_bootstrap, Integral) or num_bootstrap < 0:
-        raise ValueError(f"num_bootstrap must be a non-negative integer (0: no intervals); got {num_bootstrap!r}.")
+    settings = CurveSettings(low, high, num_bootstrap, seed)
     done = results.done_students()
     by_rank = defaultdict(list)
     for record in done:
         by_rank[record.rank].append(record)
     ranks = sorted(by_rank)
     accuracies = [float(np.mean([r.accuracy for r in by_rank[rank]])) for rank in ranks]
-    summary = summarize_curve(ranks, accuracies, teacher.accuracy, low, high)
-    intervals = None
-    if len(ranks) >= 2 and num_bootstrap > 0:
-        correct = np.stack([np.mean([r.correct for r in by_rank[rank]], axis=0) for rank in ranks])
-        intervals = bootstrap_intervals(ranks, correct, np.asarray(teacher.correct), num_bootstrap, seed, low, high)
-    estimated_intervals = intervals if summary.estimated else None
+    correct = [np.mean([r.correct for r in by_rank[rank]], axis=0) for rank in ranks]
+    section = curve_section(ranks, accuracies, correct or None, teacher.accuracy, teacher.correct, settings)
+    intervals = section.accuracy_intervals
     return Report(
         teacher={key: getattr(teacher, key) for key in TEACHER_FIELDS},
         dataset=asdict(results.dataset) if results.dataset else None,
@@ -220,35 +223,21 @@ def build_report(
         distillation=results.distillation,
         thresholds={"low": low, "high": high},
         rows=[
-            _row(rank, by_rank[rank], acc, teacher.accuracy, intervals["accuracy"][i] if intervals else None)
+            _row(rank, by_rank[rank], acc, teacher.accuracy, intervals[i] if intervals else None)
             for i, (rank, acc) in enumerate(zip(ranks, accuracies))
         ],
-        region={
-            "estimated": summary.estimated,
-            "r_low": summary.r_low,
-            "r_high": summary.r_high,
-            "r_low_interval": _interval_of(estimated_intervals, "r_low"),
-            "r_high_interval": _interval_of(estimated_intervals, "r_high"),
-        },
-        knee={
-            "headline": HEADLINE_KNEE,
-            "linear": summary.knee,
-            "log_rank": summary.knee_log,
-            "linear_why": summary.knee_why,
-            "log_rank_why": summary.knee_log_why,
-            "linear_interval": _interval_of(estimated_intervals, "knee"),
-            "log_rank_interval": _interval_of(estimated_intervals, "knee_log"),
-        },
-        teacher_accuracy_interval=_interval_of(intervals, "teacher_accuracy"),
-        per_seed=_per_seed(done, teacher.accuracy, low, high),
+        region=section.region,
+        knee={"headline": HEADLINE_KNEE, **section.knee},
+        teacher_accuracy_interval=section.teacher_accuracy_interval,
+        per_seed=_per_seed(done, teacher.accuracy, settings),
         bootstrap={"num_samples": num_bootstrap, "seed": seed, "level": 0.95},
         cnn_students=[{key: getattr(r, key) for key in CNN_FIELDS} for r in results.cnn_students],
-        previews=preview_section(results, summary, low, high, num_bootstrap, seed),
-        budget_students=budget_section(results, num_bootstrap, seed),
-        init=results.config.get("sweep", {}).get("init", "svd"),
+        previews=preview_section(results, section.summary, settings),
+        budget_students=budget_section(results, settings),
+        init=results.init,
         curve="nested" if done and done[0].config.curve == "nested" else "lockstep",
-        aurac=curve_aurac(summary),
-        nested=nested_section(results, low, high, num_bootstrap, seed),
+        aurac=section.aurac,
+        nested=nested_section(results, settings),
         factorization=results.factorization,
         failed=[{"rank": r.rank, "seed": r.seed, "error": r.error} for r in results.ranks if r.status != "done"]
         + [
@@ -257,7 +246,11 @@ def build_report(
             if b.status != "done"
         ],
         notes=_notes(
-            ranks, accuracies, teacher.accuracy, summary, len(results.dataset.label_names) if results.dataset else None
+            ranks,
+            accuracies,
+            teacher.accuracy,
+            section.summary,
+            len(results.dataset.label_names) if results.dataset else None,
         ),
-        summary=summary,
+        summary=section.summary,
     )

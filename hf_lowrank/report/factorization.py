@@ -6,16 +6,12 @@ from collections import defaultdict
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..analysis import CurveSummary, aurac, bootstrap_intervals, paired_difference_interval, summarize_curve
+from ..analysis import CurveSummary, paired_difference_interval
 from ..results import SweepResults
+from .curve_section import CurveSettings, curve_section
 
 
 __all__ = ["budget_section", "preview_section"]
-
-
-def _interval(intervals, key):
-    value = intervals.get(key) if intervals else None
-    return list(value) if value is not None else None
 
 
 def _agreement(preview: dict[int, float], trained: dict[int, float]) -> dict | None:
@@ -36,12 +32,11 @@ def _agreement(preview: dict[int, float], trained: dict[int, float]) -> dict | N
     }
 
 
-def preview_section(
-    results: SweepResults, trained: CurveSummary, low: float, high: float, num_bootstrap: int, seed: int
-) -> dict:
+def preview_section(results: SweepResults, trained: CurveSummary, settings: CurveSettings) -> dict:
     """init -> the preview curve: rows (rank, parameters, accuracy, normalised, 95% interval), region and knees
-    with their intervals, and `agreement` with the trained curve (`mean_gain`: trained minus at-init normalised
-    accuracy, averaged over the common ranks; `spearman`: rank correlation of the two; region of each)."""
+    with their intervals (`curve_section`), and `agreement` with the trained curve (`mean_gain`: trained minus
+    at-init normalised accuracy, averaged over the common ranks; `spearman`: rank correlation of the two; region of
+    each)."""
     teacher = results.teacher
     by_init = defaultdict(list)
     for record in results.previews:
@@ -53,18 +48,19 @@ def preview_section(
     section = {}
     for init, records in sorted(by_init.items()):
         records.sort(key=lambda r: r.rank)
-        ranks = [r.rank for r in records]
-        summary = summarize_curve(ranks, [r.accuracy for r in records], teacher.accuracy, low, high)
-        intervals = None
-        if len(ranks) >= 2 and num_bootstrap > 0 and all(r.correct for r in records):
-            correct = np.array([r.correct for r in records], dtype=float)
-            intervals = bootstrap_intervals(
-                ranks, correct, np.asarray(teacher.correct), num_bootstrap, seed, low, high
-            )
-        estimated = intervals if summary.estimated else None
+        correct = [r.correct for r in records] if all(r.correct for r in records) else None
+        curve = curve_section(
+            [r.rank for r in records],
+            [r.accuracy for r in records],
+            correct,
+            teacher.accuracy,
+            teacher.correct,
+            settings,
+        )
         agreement = _agreement({r.rank: r.normalized_accuracy for r in records}, trained_by_rank)
         if agreement is not None:
             agreement["trained_region"] = [trained.r_low, trained.r_high] if trained.estimated else None
+        intervals = curve.accuracy_intervals
         section[init] = {
             "rows": [
                 {
@@ -72,35 +68,25 @@ def preview_section(
                     "parameters": r.parameters,
                     "accuracy": r.accuracy,
                     "normalized_accuracy": r.normalized_accuracy,
-                    "accuracy_interval": list(intervals["accuracy"][i]) if intervals else None,
+                    "accuracy_interval": intervals[i] if intervals else None,
                 }
                 for i, r in enumerate(records)
             ],
-            "region": {
-                "estimated": summary.estimated,
-                "r_low": summary.r_low,
-                "r_high": summary.r_high,
-                "r_low_interval": _interval(estimated, "r_low"),
-                "r_high_interval": _interval(estimated, "r_high"),
-            },
-            "knee": {
-                "linear": summary.knee,
-                "log_rank": summary.knee_log,
-                "linear_interval": _interval(estimated, "knee"),
-            },
+            "region": curve.region,
+            "knee": curve.knee,
             "agreement": agreement,
-            "aurac": aurac(summary.curve) if summary.curve is not None else None,
+            "aurac": curve.aurac,
         }
     return section
 
 
-def budget_section(results: SweepResults, num_bootstrap: int, seed: int) -> list[dict]:
+def budget_section(results: SweepResults, settings: CurveSettings) -> list[dict]:
     """One row per finished budget student of the primary seed: its budget, parameters, per-layer ranks, accuracy
     at init and trained, and the uniform-rank student of the same budget beside it (accuracy at init from the
     preview of the sweep's init, trained from the rank students), with a paired 95% interval of the trained
     difference (allocated minus uniform)."""
     primary, teacher = results.primary_seed, results.teacher
-    init = results.config.get("sweep", {}).get("init", "svd")
+    init = results.init
     uniform = {r.rank: r for r in results.done_students(primary)}
     previews = {p.rank: p for p in results.previews if p.init == init}
     rows = []
@@ -111,8 +97,10 @@ def budget_section(results: SweepResults, num_bootstrap: int, seed: int) -> list
         difference = interval = None
         if partner is not None:
             difference = record.accuracy - partner.accuracy
-            if num_bootstrap > 0 and record.correct and partner.correct:
-                interval = list(paired_difference_interval(record.correct, partner.correct, num_bootstrap, seed))
+            if settings.num_bootstrap > 0 and record.correct and partner.correct:
+                interval = list(
+                    paired_difference_interval(record.correct, partner.correct, settings.num_bootstrap, settings.seed)
+                )
         at_init = previews.get(record.uniform_rank)
         rows.append(
             {

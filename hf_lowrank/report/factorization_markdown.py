@@ -1,17 +1,15 @@
 """report.md's sections on how the students start: the init and its calibration, the training-free preview curves,
 and the budget students against uniform ranks."""
 
-from .formatting import fmt_interval, fmt_rank, region_text
+from .formatting import fmt_interval, fmt_rank, region_text, region_words
 
 
 __all__ = ["budget_lines", "init_lines", "nested_lines", "preview_lines"]
 
 
 def _region(entry: dict) -> str:
-    region = entry["region"]
-    if not region["estimated"]:
-        return "not estimated (fewer than 3 ranks)"
-    return f"[{fmt_rank(region['r_low'])}, {fmt_rank(region['r_high'])}]"
+    """The region of a preview or nested curve section (`region_words`, `<=` at its smallest rank)."""
+    return region_words(entry["region"], entry["rows"][0]["rank"] if entry["rows"] else None)
 
 
 def init_lines(report) -> list[str]:
@@ -104,13 +102,11 @@ def _prediction_sentence(report) -> str:
     if entry is None or not entry.get("agreement"):
         return f"No preview of the trained students' init ({report.init}) to compare with."
     agreement = entry["agreement"]
-    trained_region = agreement.get("trained_region")
-    region = f"[{fmt_rank(trained_region[0])}, {fmt_rank(trained_region[1])}]" if trained_region else "not estimated"
     return (
         f"How far the preview predicts training: the {report.init} students' region is {_region(entry)} at init and "
-        f"{region} after distillation; distillation raised their normalised accuracy by {agreement['mean_gain']:+.1%} "
-        f"on average over ranks {agreement['ranks']} (from {agreement['min_gain']:+.1%} to "
-        f"{agreement['max_gain']:+.1%})."
+        f"{region_text(report)} after distillation; distillation raised their normalised accuracy by "
+        f"{agreement['mean_gain']:+.1%} on average over ranks {agreement['ranks']} (from "
+        f"{agreement['min_gain']:+.1%} to {agreement['max_gain']:+.1%})."
     )
 
 
@@ -179,11 +175,7 @@ def nested_lines(report) -> list[str]:
         difference = "n/a" if row["difference"] is None else f"{row['difference']:+.4f}"
         interval = fmt_interval(row["difference_interval"], 4)
         lines.append(f"| {row['rank']} | {row['accuracy']:.4f} | {lockstep} | {difference} {interval} |")
-    region = nested["region"]
-    nested_region = (
-        f"[{fmt_rank(region['r_low'])}, {fmt_rank(region['r_high'])}]" if region["estimated"] else "not estimated"
-    )
-    main_region = region_text(report) if report.estimated else "not estimated"
+    nested_region, main_region = region_words(nested["region"], nested["rows"][0]["rank"]), region_text(report)
 
     def area(value):
         return "n/a" if value is None else f"{value:.3f}"

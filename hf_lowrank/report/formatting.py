@@ -8,6 +8,7 @@ __all__ = [
     "fmt_share",
     "knee_text",
     "region_text",
+    "region_words",
     "summary_line",
 ]
 
@@ -47,22 +48,27 @@ def fmt_interval(interval, digits: int = 1) -> str:
     return text
 
 
-def region_text(report) -> str:
-    """`[r_low, r_high]`, or that it was not estimated. A threshold already reached at the smallest rank measured is
-    written `<=r` (the curve may cross it below: only smaller ranks would say where)."""
-    if not report.estimated:
+def region_words(region: dict, smallest_rank: int | None) -> str:
+    """`[r_low, r_high]` of any curve section's `region` (`curve_section`), or that it was not estimated. A threshold
+    already reached at `smallest_rank` (the smallest rank measured) is written `<=r`: the curve may cross it below,
+    and only smaller ranks would say where."""
+    if not region["estimated"]:
         return NOT_ESTIMATED
-    region = report.region
 
     def bound(value):
-        return f"<={fmt_rank(value)}" if _at_smallest_rank(report, value) else fmt_rank(value)
+        return f"<={fmt_rank(value)}" if _at_smallest_rank(smallest_rank, value) else fmt_rank(value)
 
     return f"[{bound(region['r_low'])}, {bound(region['r_high'])}]"
 
 
-def _at_smallest_rank(report, value) -> bool:
-    """Whether a threshold rank `value` is the smallest rank measured (the curve may cross below it)."""
-    return value is not None and value <= report.ranks[0]
+def region_text(report) -> str:
+    """The headline region of `report` (`region_words` of its trained curve)."""
+    return region_words(report.region, report.ranks[0] if report.rows else None) if report.estimated else NOT_ESTIMATED
+
+
+def _at_smallest_rank(smallest_rank: int | None, value) -> bool:
+    """Whether a threshold rank `value` is at the smallest rank measured (the curve may cross below it)."""
+    return value is not None and smallest_rank is not None and value <= smallest_rank
 
 
 def at_smallest_rank_note(report) -> str | None:
@@ -73,7 +79,7 @@ def at_smallest_rank_note(report) -> str | None:
     names = [
         f"r_{report.thresholds[key]:.0%}"
         for key, value in (("low", region["r_low"]), ("high", region["r_high"]))
-        if _at_smallest_rank(report, value)
+        if _at_smallest_rank(smallest, value)
     ]
     if not names:
         return None

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from ..results import atomic_write_json
 from .build import Report
-from .markdown import render_markdown
 from .plots import plot_budget_ranks, plot_knee, plot_params_vs_accuracy, plot_representations
 
 
@@ -41,5 +40,5 @@ def write_report(report: Report, output_dir: str | os.PathLike) -> list[str]:
         written.append(budget.name)
     else:
         budget.unlink(missing_ok=True)
-    (output_dir / "report.md").write_text(render_markdown(report))
+    (output_dir / "report.md").write_text(report.markdown())
     return written + ["report.md"]

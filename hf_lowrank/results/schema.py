@@ -225,6 +225,16 @@ class SweepResults:
         return self.config["training"]["distillation_mode"]
 
     @property
+    def init(self) -> str:
+        """How the trained students' factors started (`--init`, resolved); "svd" for a sweep that did not record it."""
+        return self.config.get("sweep", {}).get("init", "svd")
+
+    @property
+    def num_processes(self) -> int:
+        """How many processes trained the students (1 for a sweep that did not record it)."""
+        return self.config.get("environment", {}).get("num_processes", 1)
+
+    @property
     def distillation(self) -> str:
         """The distillation loss in words, as report.md and the cards name it: the mode with its settings (for the
         geometric mode the tokens its block terms count and the scale of each block's MSE; a sweep recorded before

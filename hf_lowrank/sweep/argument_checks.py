@@ -1,21 +1,172 @@
-"""The checks of `SweepArguments`' factorization and nested-curve flags (--init, --preview_inits,
---calibration_samples, --param_budget, --curve, --nested_*): valid values, and what each needs or excludes; the
-block patterns; and the flags a run's other flags leave without effect (`inert_flags`: a value set there is refused,
-and the fingerprint keeps their defaults). `SweepArguments.__post_init__` runs them; each raises `SweepError`
-naming the flag, the value and what is valid."""
+"""Every check of the sweep's arguments that needs no teacher, in one place: the choices and their combinations
+(`check_choices`), the numbers (`check_values`), the factorization and nested-curve flags (--init, --preview_inits,
+--calibration_samples, --param_budget, --curve, --nested_*), the block patterns, the flags a run's other flags leave
+without effect (`inert_flags`: a value set there is refused, and the fingerprint keeps their defaults), and the
+training arguments against the sweep (`check_arguments`, with `distillation.check_training_arguments`).
+`SweepArguments.__post_init__` and `run_sweep` run them; each raises `SweepError` naming the flag, the value and what
+is valid. The checks against the loaded teacher are `teacher_checks.py`'s."""
 
 import math
 import re
 from dataclasses import MISSING, fields
 
+from ..data import DIGITS
+from ..distillation import check_training_arguments
 from ..factorization import DATA_AWARE_INITS, DEFAULT_PREVIEW_INITS, INITS
+from ..hub import BUDGETS
+from ..models import BRIDGES, CNN_CAPACITIES
 
 
-__all__ = ["SweepError", "check_factorization", "check_inert", "check_nested", "check_patterns", "inert_flags"]
+__all__ = [
+    "BRIDGE_CHOICES",
+    "EMBEDDED_ARCHITECTURES",
+    "FINETUNE_MODES",
+    "PUSH_CHOICES",
+    "SweepError",
+    "check_arguments",
+    "check_choices",
+    "check_factorization",
+    "check_inert",
+    "check_nested",
+    "check_patterns",
+    "check_values",
+    "inert_flags",
+]
+
+FINETUNE_MODES = ("auto", "full", "lora", "none")
+PUSH_CHOICES = ("all", "knee", "region", BUDGETS)  # --push_ranks' words (rank numbers besides)
+EMBEDDED_ARCHITECTURES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
+BRIDGE_CHOICES = ("none", *BRIDGES)  # --student_bridge: none, or a BridgedViT student (Lift / WideLast)
 
 
 class SweepError(ValueError):
     """Bad sweep input, found before training wherever it can be checked up front."""
+
+
+def check_choices(sweep) -> None:
+    """The choices and combinations of `SweepArguments` read before anything is resolved: bridges, CNN capacities,
+    the teacher stage, ranks, seeds, the embedded family, the block flags, the dataset, --push_ranks."""
+    if sweep.student_bridge not in BRIDGE_CHOICES:
+        raise SweepError(f"--student_bridge {sweep.student_bridge!r}: must be one of {', '.join(BRIDGE_CHOICES)}.")
+    if sweep.student_hidden_size is not None and sweep.student_bridge == "none":
+        raise SweepError(
+            f"--student_hidden_size {sweep.student_hidden_size} needs --student_bridge lift or widelast to reach "
+            "the teacher's width."
+        )
+    if sweep.student_hidden_size is not None and (
+        sweep.student_num_attention_heads is None or sweep.student_hidden_size % sweep.student_num_attention_heads
+    ):
+        raise SweepError(
+            f"--student_num_attention_heads {sweep.student_num_attention_heads}: must be given and divide "
+            f"--student_hidden_size {sweep.student_hidden_size}."
+        )
+    if sweep.student_bridge != "none" and sweep.exclude_modules:
+        raise SweepError(
+            f"--exclude_modules {sweep.exclude_modules}: applies to FactorizedViT students; with --student_bridge "
+            f"{sweep.student_bridge}, leave it unset."
+        )
+    unknown = [c for c in sweep.cnn_students or [] if c not in CNN_CAPACITIES]
+    if unknown or len(set(sweep.cnn_students or [])) != len(sweep.cnn_students or []):
+        raise SweepError(f"--cnn_students {sweep.cnn_students}: must be distinct among {list(CNN_CAPACITIES)}.")
+    if sweep.teacher_finetune not in FINETUNE_MODES:
+        raise SweepError(f"--teacher_finetune {sweep.teacher_finetune!r}: must be one of {FINETUNE_MODES}.")
+    if sweep.ranks is not None:
+        if not sweep.ranks:
+            raise SweepError("--ranks is empty: give at least one rank, e.g. --ranks 8 16 32.")
+        duplicated = sorted({r for r in sweep.ranks if sweep.ranks.count(r) > 1})
+        if duplicated:
+            raise SweepError(f"--ranks {sweep.ranks}: lists {duplicated} more than once.")
+        bad = [r for r in sweep.ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
+        if bad:
+            raise SweepError(f"--ranks {sweep.ranks}: must be positive integers, got {bad}.")
+    if sweep.seeds is not None and (not sweep.seeds or len(set(sweep.seeds)) != len(sweep.seeds)):
+        raise SweepError(f"--seeds {sweep.seeds}: must be a non-empty list without repeats.")
+    if sweep.teacher is None and sweep.teacher_finetune == "none":
+        raise SweepError(
+            "--teacher_finetune none without --teacher would distil from the embedded teacher untrained (a "
+            "chance-level baseline); leave it at auto, or give a trained --teacher."
+        )
+    if sweep.teacher_architecture not in EMBEDDED_ARCHITECTURES:
+        raise SweepError(
+            f"--teacher_architecture {sweep.teacher_architecture!r}: must be one of {list(EMBEDDED_ARCHITECTURES)}."
+        )
+    if sweep.teacher is not None and sweep.teacher_architecture != "vit":
+        raise SweepError(
+            f"--teacher_architecture {sweep.teacher_architecture} chooses the embedded teacher's family; with "
+            f"--teacher {sweep.teacher!r} the teacher's own family is used: leave it unset."
+        )
+    if (sweep.block_attention_output is not None or sweep.block_mlp_output is not None) != (
+        sweep.block_pattern is not None
+    ) or (sweep.block_pattern is not None and sweep.block_mlp_output is None):
+        raise SweepError(
+            f"--block_pattern {sweep.block_pattern!r}, --block_mlp_output {sweep.block_mlp_output!r}: a family "
+            "named by hand needs both (and optionally --block_attention_output); without --block_pattern, "
+            "leave the other two unset."
+        )
+    if sweep.teacher is None and sweep.dataset != DIGITS:
+        raise SweepError(f"--teacher is required for dataset {sweep.dataset!r}; only 'digits' has an embedded one.")
+    bad_push = [p for p in sweep.push_ranks or [] if p not in PUSH_CHOICES and not str(p).isdigit()]
+    if bad_push:
+        raise SweepError(
+            f"--push_ranks {sweep.push_ranks}: entries must be {', '.join(PUSH_CHOICES)} or rank numbers, got "
+            f"{bad_push}."
+        )
+    if sweep.lockstep_group_size < 0:
+        raise SweepError(
+            f"--lockstep_group_size {sweep.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
+        )
+
+
+def check_values(sweep) -> None:
+    """Numbers that would train nothing, or measure nonsense, named with their value and what is valid."""
+    problems = []
+
+    def need(ok: bool, name: str, valid: str):
+        if not ok:
+            problems.append(f"--{name} {getattr(sweep, name)!r}: must be {valid}")
+
+    finite = math.isfinite
+    need(
+        sweep.teacher_num_train_epochs is None
+        or (finite(sweep.teacher_num_train_epochs) and sweep.teacher_num_train_epochs > 0),
+        "teacher_num_train_epochs",
+        "a finite number > 0",
+    )
+    need(
+        sweep.teacher_learning_rate is None
+        or (finite(sweep.teacher_learning_rate) and sweep.teacher_learning_rate > 0),
+        "teacher_learning_rate",
+        "a finite number > 0",
+    )
+    need(
+        finite(sweep.teacher_weight_decay) and sweep.teacher_weight_decay >= 0,
+        "teacher_weight_decay",
+        "a finite number >= 0",
+    )
+    need(sweep.lora_rank >= 1, "lora_rank", "an integer >= 1")
+    need(sweep.max_seq_length >= 2, "max_seq_length", "an integer >= 2")
+    need(all(finite(s) and s >= 0 for s in sweep.noise_sigmas), "noise_sigmas", "finite numbers >= 0 (0: none)")
+    need(sweep.diagnostics_examples >= 0, "diagnostics_examples", "an integer >= 0 (0: no diagnostics)")
+    need(sweep.max_train_samples is None or sweep.max_train_samples >= 1, "max_train_samples", "an integer >= 1")
+    need(sweep.max_test_samples is None or sweep.max_test_samples >= 1, "max_test_samples", "an integer >= 1")
+    need(sweep.student_hidden_size is None or sweep.student_hidden_size >= 1, "student_hidden_size", ">= 1")
+    need(all(0 <= s < 2**32 for s in sweep.seeds or []), "seeds", "integers in [0, 2**32 - 1]")
+    if problems:
+        raise SweepError("; ".join(problems) + ".")
+
+
+def check_arguments(sweep, args) -> None:
+    """Refuse, before any work, training arguments the sweep would ignore or that would train nonsense."""
+    problems = check_training_arguments(args)
+    if args.data_seed is not None and len(sweep.seeds or []) > 1:
+        problems.append(
+            f"--data_seed {args.data_seed} with --seeds {sweep.seeds}: every seed would see one data order, and the "
+            "SVD-initialised students would come out identical; leave --data_seed unset"
+        )
+    if args.push_to_hub and not args.hub_model_id:
+        problems.append("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100)")
+    if problems:
+        raise SweepError("; ".join(problems) + ".")
 
 
 def check_factorization(sweep) -> None:

@@ -1,21 +1,25 @@
 """`SweepArguments`: what to sweep (the training hyperparameters are `DistillationConfig`'s), checked up front."""
 
-import math
 from dataclasses import dataclass, field
 
 from ..data import DIGITS
 from ..distillation import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES
 from ..factorization import INITS, init_help
-from ..hub import BUDGETS
-from ..models import CNN_CAPACITIES
-from .argument_checks import SweepError, check_factorization, check_inert, check_nested, check_patterns
+from .argument_checks import (
+    BRIDGE_CHOICES,
+    EMBEDDED_ARCHITECTURES,
+    FINETUNE_MODES,
+    SweepError,
+    check_choices,
+    check_factorization,
+    check_inert,
+    check_nested,
+    check_patterns,
+    check_values,
+)
 
 
 __all__ = ["EMBEDDED_ARCHITECTURES", "FINETUNE_MODES", "SweepArguments", "SweepError"]
-
-FINETUNE_MODES = ("auto", "full", "lora", "none")
-PUSH_CHOICES = ("all", "knee", "region", BUDGETS)  # --push_ranks' words (rank numbers besides)
-EMBEDDED_ARCHITECTURES = ("vit", "deit", "beit", "dinov2", "swin", "convnext")
 
 
 # The teacher stage's defaults: an embedded teacher is trained from scratch; a --teacher is fine-tuned from
@@ -185,7 +189,7 @@ class SweepArguments:
             "help": "none: FactorizedViT students; lift or widelast: the encoding-mismatch paper's bridges on the "
             "factorized students (a projector kept after the last block, or the last block kept dense), distilled "
             "with MSE on the final tokens plus the logit term.",
-            "choices": ["none", "lift", "widelast"],
+            "choices": list(BRIDGE_CHOICES),
         },
     )
     student_hidden_size: int | None = field(
@@ -275,75 +279,7 @@ class SweepArguments:
     config: str | None = field(default=None, metadata={"help": "YAML file of arguments; command-line flags win."})
 
     def __post_init__(self):
-        if self.student_bridge not in ("none", "lift", "widelast"):
-            raise SweepError(f"--student_bridge {self.student_bridge!r}: must be none, lift or widelast.")
-        if self.student_hidden_size is not None and self.student_bridge == "none":
-            raise SweepError(
-                f"--student_hidden_size {self.student_hidden_size} needs --student_bridge lift or widelast to reach "
-                "the teacher's width."
-            )
-        if self.student_hidden_size is not None and (
-            self.student_num_attention_heads is None or self.student_hidden_size % self.student_num_attention_heads
-        ):
-            raise SweepError(
-                f"--student_num_attention_heads {self.student_num_attention_heads}: must be given and divide "
-                f"--student_hidden_size {self.student_hidden_size}."
-            )
-        if self.student_bridge != "none" and self.exclude_modules:
-            raise SweepError(
-                f"--exclude_modules {self.exclude_modules}: applies to FactorizedViT students; with --student_bridge "
-                f"{self.student_bridge}, leave it unset."
-            )
-        unknown = [c for c in self.cnn_students or [] if c not in CNN_CAPACITIES]
-        if unknown or len(set(self.cnn_students or [])) != len(self.cnn_students or []):
-            raise SweepError(f"--cnn_students {self.cnn_students}: must be distinct among {list(CNN_CAPACITIES)}.")
-        if self.teacher_finetune not in FINETUNE_MODES:
-            raise SweepError(f"--teacher_finetune {self.teacher_finetune!r}: must be one of {FINETUNE_MODES}.")
-        if self.ranks is not None:
-            if not self.ranks:
-                raise SweepError("--ranks is empty: give at least one rank, e.g. --ranks 8 16 32.")
-            duplicated = sorted({r for r in self.ranks if self.ranks.count(r) > 1})
-            if duplicated:
-                raise SweepError(f"--ranks {self.ranks}: lists {duplicated} more than once.")
-            bad = [r for r in self.ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
-            if bad:
-                raise SweepError(f"--ranks {self.ranks}: must be positive integers, got {bad}.")
-        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
-            raise SweepError(f"--seeds {self.seeds}: must be a non-empty list without repeats.")
-        if self.teacher is None and self.teacher_finetune == "none":
-            raise SweepError(
-                "--teacher_finetune none without --teacher would distil from the embedded teacher untrained (a "
-                "chance-level baseline); leave it at auto, or give a trained --teacher."
-            )
-        if self.teacher_architecture not in EMBEDDED_ARCHITECTURES:
-            raise SweepError(
-                f"--teacher_architecture {self.teacher_architecture!r}: must be one of {list(EMBEDDED_ARCHITECTURES)}."
-            )
-        if self.teacher is not None and self.teacher_architecture != "vit":
-            raise SweepError(
-                f"--teacher_architecture {self.teacher_architecture} chooses the embedded teacher's family; with "
-                f"--teacher {self.teacher!r} the teacher's own family is used: leave it unset."
-            )
-        if (self.block_attention_output is not None or self.block_mlp_output is not None) != (
-            self.block_pattern is not None
-        ) or (self.block_pattern is not None and self.block_mlp_output is None):
-            raise SweepError(
-                f"--block_pattern {self.block_pattern!r}, --block_mlp_output {self.block_mlp_output!r}: a family "
-                "named by hand needs both (and optionally --block_attention_output); without --block_pattern, "
-                "leave the other two unset."
-            )
-        if self.teacher is None and self.dataset != DIGITS:
-            raise SweepError(f"--teacher is required for dataset {self.dataset!r}; only 'digits' has an embedded one.")
-        bad_push = [p for p in self.push_ranks or [] if p not in PUSH_CHOICES and not str(p).isdigit()]
-        if bad_push:
-            raise SweepError(
-                f"--push_ranks {self.push_ranks}: entries must be {', '.join(PUSH_CHOICES)} or rank numbers, got "
-                f"{bad_push}."
-            )
-        if self.lockstep_group_size < 0:
-            raise SweepError(
-                f"--lockstep_group_size {self.lockstep_group_size}: must be >= 0 (0: all pending ranks at once)."
-            )
+        check_choices(self)
         if self.init == "auto":
             self.init = "svd" if self.teacher is None or self.student_bridge != "none" else "whitened"
         check_patterns(self)
@@ -355,41 +291,4 @@ class SweepArguments:
             for name, value in recipe.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
-        self._check_values()
-
-    def _check_values(self) -> None:
-        """Numbers that would train nothing, or measure nonsense, named with their value and what is valid."""
-        problems = []
-
-        def need(ok: bool, name: str, valid: str):
-            if not ok:
-                problems.append(f"--{name} {getattr(self, name)!r}: must be {valid}")
-
-        finite = math.isfinite
-        need(
-            self.teacher_num_train_epochs is None
-            or (finite(self.teacher_num_train_epochs) and self.teacher_num_train_epochs > 0),
-            "teacher_num_train_epochs",
-            "a finite number > 0",
-        )
-        need(
-            self.teacher_learning_rate is None
-            or (finite(self.teacher_learning_rate) and self.teacher_learning_rate > 0),
-            "teacher_learning_rate",
-            "a finite number > 0",
-        )
-        need(
-            finite(self.teacher_weight_decay) and self.teacher_weight_decay >= 0,
-            "teacher_weight_decay",
-            "a finite number >= 0",
-        )
-        need(self.lora_rank >= 1, "lora_rank", "an integer >= 1")
-        need(self.max_seq_length >= 2, "max_seq_length", "an integer >= 2")
-        need(all(finite(s) and s >= 0 for s in self.noise_sigmas), "noise_sigmas", "finite numbers >= 0 (0: none)")
-        need(self.diagnostics_examples >= 0, "diagnostics_examples", "an integer >= 0 (0: no diagnostics)")
-        need(self.max_train_samples is None or self.max_train_samples >= 1, "max_train_samples", "an integer >= 1")
-        need(self.max_test_samples is None or self.max_test_samples >= 1, "max_test_samples", "an integer >= 1")
-        need(self.student_hidden_size is None or self.student_hidden_size >= 1, "student_hidden_size", ">= 1")
-        need(all(0 <= s < 2**32 for s in self.seeds or []), "seeds", "integers in [0, 2**32 - 1]")
-        if problems:
-            raise SweepError("; ".join(problems) + ".")
+        check_values(self)

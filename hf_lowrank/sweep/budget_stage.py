@@ -4,18 +4,15 @@ uniform-rank student of the same budget (the largest single rank within it, whic
 
 from dataclasses import dataclass
 
-import torch
-
 from ..factorization import LayerSpectrum, allocate_ranks, budget_parameters, plan_parameters, uniform_rank_within
 from ..models import count_parameters
 from ..results import BudgetStudentResult
 from .arguments import SweepError
 from .context import SweepContext
-from .factorization import factorized_layer_names
 from .students import build_student, distil, seeded
 
 
-__all__ = ["BudgetPlan", "budget_dir", "budget_plans", "check_budgets", "run_budget_stage"]
+__all__ = ["BudgetPlan", "budget_count", "budget_dir", "budget_plans", "run_budget_stage"]
 
 
 @dataclass
@@ -30,7 +27,7 @@ class BudgetPlan:
     uniform_linear_parameters: int
 
 
-def _budget_count(budget: float, spectra: dict[str, LayerSpectrum]) -> int:
+def budget_count(budget: float, spectra: dict[str, LayerSpectrum]) -> int:
     try:
         count = budget_parameters(int(budget) if budget > 1 else budget, spectra)
     except ValueError as error:
@@ -47,21 +44,6 @@ def _budget_count(budget: float, spectra: dict[str, LayerSpectrum]) -> int:
     return count
 
 
-def check_budgets(ctx: SweepContext) -> None:
-    """Refuse a `--param_budget` outside its valid range from the teacher's layer shapes alone (the range needs no
-    spectrum), before the teacher is trained and before an overwritten sweep is removed."""
-    teacher = ctx.teacher
-    shapes = {}
-    for name in factorized_layer_names(teacher, ctx.sweep) if ctx.sweep.param_budget else []:
-        linear = teacher.get_submodule(name)
-        rank = min(linear.in_features, linear.out_features)
-        shapes[name] = LayerSpectrum(
-            linear.in_features, linear.out_features, linear.bias is not None, torch.ones(rank)
-        )
-    for budget in ctx.sweep.param_budget or []:
-        _budget_count(budget, shapes)
-
-
 def budget_plans(ctx: SweepContext) -> list[BudgetPlan]:
     """The plan of every `--param_budget` (empty without one); SweepError naming the valid range for a budget below
     every layer at rank 1 or above the dense layers."""
@@ -70,7 +52,7 @@ def budget_plans(ctx: SweepContext) -> list[BudgetPlan]:
         return plans
     spectra = ctx.factorization.spectra()
     for budget in ctx.sweep.param_budget:
-        count = _budget_count(budget, spectra)
+        count = budget_count(budget, spectra)
         ranks = allocate_ranks(spectra, count)
         uniform = uniform_rank_within(spectra, count)
         plans.append(

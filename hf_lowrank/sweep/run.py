@@ -14,7 +14,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGr
 from transformers import AutoConfig, enable_full_determinism, set_seed
 
 from ..data import load_classification_data
-from ..distillation import DistillationConfig, check_training_arguments
+from ..distillation import DistillationConfig
 from ..hub import (
     HubPushError,
     connect_hub,
@@ -27,6 +27,7 @@ from ..hub import (
 )
 from ..report import build_report, summary_line, write_report
 from ..results import SweepResults
+from .argument_checks import check_arguments
 from .arguments import SweepArguments, SweepError
 from .budget_stage import budget_plans, run_budget_stage
 from .cnn_stage import run_cnn_stage
@@ -59,20 +60,6 @@ def build_accelerator(args: DistillationConfig) -> Accelerator:
             DistributedDataParallelKwargs(find_unused_parameters=find_unused),
         ],
     )
-
-
-def check_arguments(sweep: SweepArguments, args: DistillationConfig) -> None:
-    """Refuse, before any work, training arguments the sweep would ignore or that would train nonsense."""
-    problems = check_training_arguments(args)
-    if args.data_seed is not None and len(sweep.seeds or []) > 1:
-        problems.append(
-            f"--data_seed {args.data_seed} with --seeds {sweep.seeds}: every seed would see one data order, and the "
-            "SVD-initialised students would come out identical; leave --data_seed unset"
-        )
-    if args.push_to_hub and not args.hub_model_id:
-        problems.append("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100)")
-    if problems:
-        raise SweepError("; ".join(problems) + ".")
 
 
 def _open(sweep: SweepArguments, args: DistillationConfig, command: str | None) -> SweepContext:

@@ -11,23 +11,17 @@ from ..distillation import LockstepTrainer, derived_seed
 from ..models import (
     BridgedViTForImageClassification,
     FactorizedViTForImageClassification,
-    check_rank,
     count_parameters,
-    find_blocks,
-    layout_of,
 )
 from ..results import StudentConfig, StudentResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
-from .factorization import factorized_layer_names
 from .families import encoder_linears, student_class, sweep_layout, teacher_modality
 from .measurements import diagnose, robustness
 
 
 __all__ = [
     "build_student",
-    "check_layout",
-    "check_ranks",
     "distil",
     "group_checkpoint",
     "run_student_group",
@@ -51,62 +45,6 @@ def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
         raise SweepError(f"the teacher's blocks hold no nn.Linear layer to factorize ({type(teacher).__name__}).")
     dims = [min(m.in_features, m.out_features) for m in linears.values()]
     return min(min(dims), sweep.student_hidden_size or min(dims))
-
-
-def check_ranks(ctx: SweepContext) -> None:
-    """Refuse, before any training, a rank no student layer can have."""
-    max_rank = student_max_rank(ctx.teacher, ctx.sweep)
-    for rank in ctx.sweep.ranks or []:
-        try:
-            check_rank(
-                rank,
-                max_rank,
-                max_rank,
-                layer=f"every factorized linear layer of the {ctx.teacher.config.model_type} students",
-            )
-        except ValueError as error:
-            raise SweepError(f"ranks {ctx.sweep.ranks}: {error}") from error
-
-
-def check_layout(ctx: SweepContext) -> None:
-    """Refuse, before anything is written or removed, blocks the teacher does not have: a block pattern that
-    matches no module, an attention / MLP output module missing from a block (each named by its flag, with the
-    block's modules to choose from), --exclude_modules leaving nothing to factorize."""
-    sweep, teacher = ctx.sweep, ctx.teacher
-    layout = layout_of(teacher, sweep_layout(sweep))
-    by_hand = sweep.block_pattern is not None
-    try:
-        blocks = find_blocks(teacher, layout)
-    except ValueError as error:
-        where = f"--block_pattern {sweep.block_pattern!r}" if by_hand else f"the {teacher.config.model_type} teacher"
-        raise SweepError(f"{where}: {error}") from error
-    for flag, relative in (
-        ("block_attention_output", layout.attention_output),
-        ("block_mlp_output", layout.mlp_output),
-    ):
-        missing = [name for name, block in blocks if relative is not None and not _has_module(block, relative)]
-        if missing:
-            name, block = next((n, b) for n, b in blocks if n == missing[0])
-            inside = [child for child, _ in block.named_modules() if child][:16]
-            where = f"--{flag} {relative!r}" if by_hand else f"the {teacher.config.model_type} teacher"
-            raise SweepError(
-                f"{where}: {len(missing)} of the {len(blocks)} blocks have no module {relative!r} (e.g. {name}, "
-                f"whose modules are {inside}); name a module inside every block."
-            )
-    if not factorized_layer_names(teacher, sweep):
-        raise SweepError(
-            f"--exclude_modules {sweep.exclude_modules}: excludes every encoder linear of the teacher's blocks "
-            f"({', '.join(list(encoder_linears(teacher, sweep_layout(sweep)))[:4])}, ...); nothing is left to "
-            "factorize."
-        )
-
-
-def _has_module(block: nn.Module, relative: str) -> bool:
-    try:
-        block.get_submodule(relative)
-        return True
-    except AttributeError:
-        return False
 
 
 def build_student(

@@ -17,7 +17,6 @@ from ..models import (
 from ..report import near_chance_note
 from ..results import DatasetInfo, TeacherResult
 from .arguments import SweepArguments, SweepError
-from .budget_stage import check_budgets
 from .context import SweepContext
 from .embedded import EMBEDDED_NAMES, embedded_config, embedded_teacher
 from .families import (
@@ -33,7 +32,7 @@ from .families import (
 )
 from .measurements import diagnose, robustness
 from .store import TEACHER_DIR
-from .students import check_layout, check_ranks
+from .teacher_checks import check_against_teacher
 
 
 __all__ = ["finetune_teacher", "load_teacher", "lora_config", "run_teacher_stage", "teacher_source"]
@@ -134,18 +133,6 @@ def finetune_teacher(ctx: SweepContext, model, mode: str):
     return model.eval(), result.examples_per_process
 
 
-def check_batches(ctx: SweepContext) -> None:
-    """Refuse a training split that gives no batch (all dropped by --dataloader_drop_last)."""
-    args, examples = ctx.args, len(ctx.processed["train"])
-    per_step = args.per_device_train_batch_size * ctx.accelerator.num_processes
-    if args.dataloader_drop_last and examples < per_step:
-        raise SweepError(
-            f"--dataloader_drop_last with {examples} training examples and --per_device_train_batch_size "
-            f"{args.per_device_train_batch_size} on {ctx.accelerator.num_processes} process(es) leaves no batch; "
-            "use a smaller batch or keep the last batch."
-        )
-
-
 def run_teacher_stage(ctx: SweepContext, data) -> None:
     """Load the finished teacher of an earlier run, or load/build, fine-tune, evaluate and record one. Sets
     `ctx.teacher`, `ctx.processor` and `ctx.processed`."""
@@ -181,10 +168,7 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
         except ValueError as error:  # an image that cannot be read (named with its file), a bad max_length
             raise SweepError(str(error)) from error
     # Everything that can be checked against the teacher, before an overwritten sweep is removed.
-    check_layout(ctx)
-    check_ranks(ctx)
-    check_budgets(ctx)
-    check_batches(ctx)
+    check_against_teacher(ctx)
     if finished:
         return
     store.start_afresh()  # an overwritten sweep goes only now, with everything this run needs loaded

@@ -88,7 +88,7 @@ def run_budget_stage(ctx: SweepContext, plans: list[BudgetPlan], seed: int) -> N
     for plan in pending:
         with seeded(seed, "budget", plan.budget_parameters):
             students[plan.budget] = build_student(
-                ctx.teacher, ctx.factorization.rank_mapping(plan.layer_ranks), ctx.sweep, init, decompositions
+                ctx, ctx.factorization.rank_mapping(plan.layer_ranks), init, decompositions
             )
     at_init = ctx.evaluate(students, "budget students at init", noise=False)
     keys = {plan.budget: budget_dir(plan.budget, seed, seed) for plan in pending}

@@ -23,7 +23,7 @@ from ..factorization import (
 )
 from ..models import name_matches
 from .arguments import SweepError
-from .families import encoder_linears, sweep_layout
+from .families import encoder_linears
 
 
 __all__ = ["TeacherFactorization", "calibration_indices", "factorized_layer_names", "token_counts"]
@@ -35,10 +35,12 @@ def calibration_indices(num_examples: int, count: int, seed: int) -> list[int]:
     return sorted(int(i) for i in chosen)
 
 
-def factorized_layer_names(teacher, sweep) -> list[str]:
+def factorized_layer_names(ctx) -> list[str]:
     """The teacher's encoder linears the students factorize: those inside its blocks, minus `--exclude_modules`."""
-    linears = encoder_linears(teacher, sweep_layout(sweep))
-    return [name for name in linears if not any(name_matches(name, p) for p in sweep.exclude_modules or ())]
+    excluded = ctx.sweep.exclude_modules or ()
+    return [
+        name for name in encoder_linears(ctx.teacher, ctx.layout) if not any(name_matches(name, p) for p in excluded)
+    ]
 
 
 def token_counts(statistics: dict) -> tuple[int, dict[str, int] | None]:
@@ -56,7 +58,7 @@ class TeacherFactorization:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.names = factorized_layer_names(ctx.teacher, ctx.sweep)
+        self.names = factorized_layer_names(ctx)
         self._statistics = None
         self._decompositions = {}
         self.seconds = {}

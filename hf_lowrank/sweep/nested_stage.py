@@ -5,11 +5,10 @@ optionally fine-tuned alone, evaluated, saved and recorded like a lock-step stud
 import copy
 from dataclasses import asdict
 
-from ..distillation import LockstepTrainer, NestedRankSchedule, TrainResult
+from ..distillation import NestedRankSchedule, TrainResult
 from ..models import truncated_student
 from .context import SweepContext
-from .families import sweep_layout
-from .students import build_student, rank_key, seed_arguments, seeded, student_dir, student_record
+from .students import build_student, distil, rank_key, seed_arguments, seeded, student_dir, student_record
 
 
 __all__ = ["nested_dir", "run_nested_stage"]
@@ -49,7 +48,7 @@ def run_nested_stage(ctx: SweepContext, ranks: list[int], seed: int) -> None:
     top = max(ranks)
     init = ctx.sweep.init
     with seeded(seed, "nested", top):
-        student = build_student(ctx.teacher, top, ctx.sweep, init, ctx.factorization.decompositions(init))
+        student = build_student(ctx, top, init, ctx.factorization.decompositions(init))
     schedule = schedule_of(ctx, ranks, seed)
     identity = {"stage": "nested", "seed": seed, "ranks": sorted(ranks)}
     kept = ctx.store.kept_weights(trained_dir(seed), identity)
@@ -59,16 +58,9 @@ def run_nested_stage(ctx: SweepContext, ranks: list[int], seed: int) -> None:
         outcome = TrainResult(**{**record, "loss_history": [tuple(p) for p in record["loss_history"]]})
         ctx.accelerator.print(f"resuming: the nested student of seed {seed} is trained ({outcome.steps} steps)")
     else:
-        trainer = LockstepTrainer(
-            ctx.accelerator,
-            seed_arguments(ctx, seed),
-            teacher=ctx.teacher,
-            description=f"nested distillation of ranks {sorted(ranks)}, seed {seed}",
-            block_layout=sweep_layout(ctx.sweep),
-            nested=schedule,
-        )
-        outcome = trainer.train({"nested": student}, ctx.processed["train"], ctx.store.checkpoint(identity))["nested"]
-        trainer.close()
+        description = f"nested distillation of ranks {sorted(ranks)}, seed {seed}"
+        checkpoint = ctx.store.checkpoint(identity)
+        outcome = distil(ctx, {"nested": student}, seed, checkpoint, description, nested=schedule)["nested"]
         ctx.store.keep_weights(trained_dir(seed), identity, student, asdict(outcome))
     ctx.results.nested_training[str(seed)] = {
         "rank": top,
@@ -114,16 +106,9 @@ def run_nested_stage(ctx: SweepContext, ranks: list[int], seed: int) -> None:
 
 def distil_fine_tune(ctx: SweepContext, students: dict, seed: int, args) -> dict:
     """Fine-tune the truncated students alone, in lock-step, for `args.max_steps` steps."""
-    trainer = LockstepTrainer(
-        ctx.accelerator,
-        args,
-        teacher=ctx.teacher,
-        description=f"fine-tuning nested ranks {sorted(students)}, seed {seed}",
-        block_layout=sweep_layout(ctx.sweep),
-    )
     checkpoint = ctx.store.checkpoint({"stage": "nested-finetune", "seed": seed, "ranks": sorted(students)})
-    outcomes = trainer.train({rank_key(r): s for r, s in students.items()}, ctx.processed["train"], checkpoint)
-    trainer.close()
+    description = f"fine-tuning nested ranks {sorted(students)}, seed {seed}"
+    outcomes = distil(ctx, {rank_key(r): s for r, s in students.items()}, seed, checkpoint, description, args=args)
     return {rank: outcomes[rank_key(rank)] for rank in students}
 
 

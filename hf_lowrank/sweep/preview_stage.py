@@ -26,7 +26,7 @@ def run_preview_stage(ctx: SweepContext, ranks: list[int]) -> None:
             students = {}
             for rank in group:
                 with seeded(ctx.args.seed, rank):
-                    students[rank] = build_student(ctx.teacher, rank, ctx.sweep, init, decompositions)
+                    students[rank] = build_student(ctx, rank, init, decompositions)
             evaluations = ctx.evaluate(students, f"preview: {init} students at init, ranks {group}", noise=False)
             for rank in group:
                 evaluation = evaluations[rank]

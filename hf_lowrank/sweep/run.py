@@ -107,7 +107,7 @@ def _student_stages(ctx: SweepContext) -> None:
     and per seed the budget students (`--param_budget`, whose uniform ranks join the swept ones)."""
     ctx.factorization = TeacherFactorization(ctx)
     plans = budget_plans(ctx)  # before any work: a budget outside the valid range is refused now
-    ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx.teacher, ctx.sweep))
+    ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx))
     ranks = sorted(set(ranks) | {plan.uniform_rank for plan in plans})
     with _timed(ctx, "preview"):
         run_preview_stage(ctx, ranks)

@@ -14,9 +14,9 @@ from ..models import (
     count_parameters,
 )
 from ..results import StudentConfig, StudentResult
-from .arguments import SweepArguments, SweepError
+from .arguments import SweepError
 from .context import SweepContext
-from .families import encoder_linears, student_class, sweep_layout, teacher_modality
+from .families import encoder_linears, student_class, teacher_modality
 from .measurements import diagnose, robustness
 
 
@@ -34,11 +34,12 @@ __all__ = [
 ]
 
 
-def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
+def student_max_rank(ctx: SweepContext) -> int:
     """Largest rank valid for every factorized layer of the students: min over the teacher's encoder linears (the
     `nn.Linear`s inside its blocks) of min(in, out), and at most a narrow student's width."""
+    teacher, sweep = ctx.teacher, ctx.sweep
     try:
-        linears = encoder_linears(teacher, sweep_layout(sweep))
+        linears = encoder_linears(teacher, ctx.layout)
     except ValueError as error:  # a --block_pattern that matches no module
         raise SweepError(f"--block_pattern {sweep.block_pattern!r}: {error}") from error
     if not linears:
@@ -47,14 +48,12 @@ def student_max_rank(teacher: nn.Module, sweep: SweepArguments) -> int:
     return min(min(dims), sweep.student_hidden_size or min(dims))
 
 
-def build_student(
-    teacher, rank: int | dict[str, int], sweep: SweepArguments, init: str = "svd", decompositions=None
-) -> nn.Module:
+def build_student(ctx: SweepContext, rank: int | dict[str, int], init: str = "svd", decompositions=None) -> nn.Module:
     """The student of `rank` the sweep's arguments ask for, initialised from `teacher` with `init` (from the
     teacher's precomputed `decompositions` of that init when given): the named ViT student for a ViT teacher at one
     rank, the generic `LowRank*` student of the teacher's family otherwise (and for per-layer ranks, a mapping of
     exact-name patterns)."""
-    layout = sweep_layout(sweep)
+    teacher, sweep, layout = ctx.teacher, ctx.sweep, ctx.layout
     factors = {"init": init, "decompositions": decompositions}
     uniform = not isinstance(rank, dict)
     if sweep.student_bridge == "none" and teacher.config.model_type == "vit" and layout is None and uniform:
@@ -126,15 +125,25 @@ def seed_arguments(ctx: SweepContext, seed: int):
     return args
 
 
-def distil(ctx: SweepContext, students: dict[str, nn.Module], seed: int, checkpoint, description: str) -> dict:
-    """Distil `students` (key -> model) from the teacher in lock-step with `seed`, checkpointed in `checkpoint`;
-    returns key -> the trainer's outcome."""
+def distil(
+    ctx: SweepContext,
+    students: dict[str, nn.Module],
+    seed: int,
+    checkpoint,
+    description: str,
+    args=None,
+    nested=None,
+) -> dict:
+    """Distil `students` (key -> model) from the teacher in lock-step with `seed` (the sweep's training arguments
+    for that seed, or `args`; through truncated views with a `nested` schedule), checkpointed in `checkpoint`; returns
+    key -> the trainer's outcome. Every stage's training goes through here."""
     trainer = LockstepTrainer(
         ctx.accelerator,
-        seed_arguments(ctx, seed),
+        args if args is not None else seed_arguments(ctx, seed),
         teacher=ctx.teacher,
         description=description,
-        block_layout=sweep_layout(ctx.sweep),
+        block_layout=ctx.layout,
+        nested=nested,
     )
     outcomes = trainer.train(students, ctx.processed["train"], checkpoint)
     trainer.close()
@@ -148,7 +157,7 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     decompositions = ctx.factorization.decompositions(init) if ctx.sweep.student_bridge == "none" else None
     for rank in group:
         with seeded(seed, rank):
-            students[rank] = build_student(ctx.teacher, rank, ctx.sweep, init, decompositions)
+            students[rank] = build_student(ctx, rank, init, decompositions)
     outcomes = distil(
         ctx,
         {rank_key(rank): student for rank, student in students.items()},

@@ -12,7 +12,7 @@ from .arguments import SweepError
 from .budget_stage import budget_count
 from .context import SweepContext
 from .factorization import factorized_layer_names
-from .families import encoder_linears, sweep_layout
+from .families import encoder_linears
 from .students import student_max_rank
 
 
@@ -37,7 +37,7 @@ def _has_module(block: nn.Module, relative: str) -> bool:
 
 def check_ranks(ctx: SweepContext) -> None:
     """Refuse, before any training, a rank no student layer can have."""
-    max_rank = student_max_rank(ctx.teacher, ctx.sweep)
+    max_rank = student_max_rank(ctx)
     for rank in ctx.sweep.ranks or []:
         try:
             check_rank(
@@ -55,7 +55,7 @@ def check_layout(ctx: SweepContext) -> None:
     matches no module, an attention / MLP output module missing from a block (each named by its flag, with the
     block's modules to choose from), --exclude_modules leaving nothing to factorize."""
     sweep, teacher = ctx.sweep, ctx.teacher
-    layout = layout_of(teacher, sweep_layout(sweep))
+    layout = layout_of(teacher, ctx.layout)
     by_hand = sweep.block_pattern is not None
     try:
         blocks = find_blocks(teacher, layout)
@@ -75,10 +75,10 @@ def check_layout(ctx: SweepContext) -> None:
                 f"{where}: {len(missing)} of the {len(blocks)} blocks have no module {relative!r} (e.g. {name}, "
                 f"whose modules are {inside}); name a module inside every block."
             )
-    if not factorized_layer_names(teacher, sweep):
+    if not factorized_layer_names(ctx):
         raise SweepError(
             f"--exclude_modules {sweep.exclude_modules}: excludes every encoder linear of the teacher's blocks "
-            f"({', '.join(list(encoder_linears(teacher, sweep_layout(sweep)))[:4])}, ...); nothing is left to "
+            f"({', '.join(list(encoder_linears(teacher, ctx.layout))[:4])}, ...); nothing is left to "
             "factorize."
         )
 
@@ -88,7 +88,7 @@ def check_budgets(ctx: SweepContext) -> None:
     spectrum), before the teacher is trained and before an overwritten sweep is removed."""
     teacher = ctx.teacher
     shapes = {}
-    for name in factorized_layer_names(teacher, ctx.sweep) if ctx.sweep.param_budget else []:
+    for name in factorized_layer_names(ctx) if ctx.sweep.param_budget else []:
         linear = teacher.get_submodule(name)
         rank = min(linear.in_features, linear.out_features)
         shapes[name] = LayerSpectrum(

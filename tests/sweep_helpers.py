@@ -45,6 +45,10 @@ TWO_PROCESSES = [
 ]
 
 
+# The ranks of the session's shared finished sweep (conftest.py's `finished_sweep`).
+FINISHED_RANKS = (1, 3)
+
+
 def sweep_argv(output_dir, *extra) -> list[str]:
     return ["--output_dir", str(output_dir), *TINY_SWEEP, *map(str, extra)]
 

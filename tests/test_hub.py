@@ -91,7 +91,7 @@ def test_push_then_load_back_from_the_hub(sweep_dir, hub, tmp_path, capfd):
         "preprocessor_config.json",
         "README.md",
         "knee.png",
-        "modeling_factorized_vit.py",
+        "modeling_lowrank.py",
     } <= set(files)
     assert "tester/digits-sweep-rank-002" in files["README.md"].decode()  # the card names its repository
     report_files = set(hub.repos["tester/digits-sweep"]["files"])

@@ -101,6 +101,7 @@ def _run(argv):
 
 
 NESTED = ("--ranks", 1, 2, 4, "--preview_inits", "none", "--diagnostics_examples", 0)
+NESTED_CURVE = (*NESTED, "--curve", "nested", "--nested_finetune_steps", 2)
 
 
 def _correct(model_dir, output_dir) -> np.ndarray:
@@ -113,9 +114,16 @@ def _correct(model_dir, output_dir) -> np.ndarray:
         return (model(pixel_values=test["pixel_values"]).logits.argmax(-1) == test["labels"]).numpy()
 
 
-def test_a_nested_sweep_saves_every_rank_as_an_ordinary_student(tmp_path):
-    output_dir = tmp_path / "nested"
-    results = _run(sweep_argv(output_dir, *NESTED, "--curve", "nested", "--nested_finetune_steps", 2))
+@pytest.fixture(scope="module")
+def nested_sweep(tmp_path_factory):
+    """A `--curve nested` sweep (ranks 1, 2, 4; a 2-step fine-tune of each) run once: (output_dir, results). Tests
+    only read it."""
+    output_dir = tmp_path_factory.mktemp("nested")
+    return output_dir, _run(sweep_argv(output_dir, *NESTED_CURVE))
+
+
+def test_a_nested_sweep_saves_every_rank_as_an_ordinary_student(nested_sweep):
+    output_dir, results = nested_sweep
     assert [r.rank for r in results.ranks] == [1, 2, 4] and not results.nested
     training = results.nested_training["0"]
     assert training["rank"] == 4 and training["status"] == "done" and training["steps"] == 10  # 2 epochs, 5 batches
@@ -147,16 +155,17 @@ def test_both_curves_side_by_side(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_nested_run_killed_mid_training_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_nested_run_killed_mid_training_resumes_to_the_uninterrupted_result(nested_sweep, tmp_path):
+    clean_dir, clean_results = nested_sweep  # the same sweep (but --save_steps), never interrupted
     killed = tmp_path / "killed"
-    argv = [str(a) for a in sweep_argv(killed, *NESTED, "--curve", "nested", "--save_steps", 3)]
+    argv = [str(a) for a in sweep_argv(killed, *NESTED_CURVE, "--save_steps", 3)]
     _kill_when(argv, killed, lambda out: (_checkpoint_identity(out) or {}).get("stage") == "nested")
     resumed = _run(argv).to_dict()
-    clean = _run(sweep_argv(tmp_path / "clean", *NESTED, "--curve", "nested")).to_dict()
+    clean = clean_results.to_dict()
     assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in clean["ranks"]]
     for rank in (1, 2, 4):
         a = AutoModelForImageClassification.from_pretrained(killed / f"rank-{rank:03d}").state_dict()
-        b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / f"rank-{rank:03d}").state_dict()
+        b = AutoModelForImageClassification.from_pretrained(clean_dir / f"rank-{rank:03d}").state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 

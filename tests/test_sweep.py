@@ -42,12 +42,6 @@ def _strip(record):
     return {k: v for k, v in record.items() if k not in ("train_seconds", "loss_history")}
 
 
-@pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("sweep")
-    return output_dir, _run(sweep_argv(output_dir, "--ranks", 1, 3))
-
-
 def test_sweep_writes_teacher_students_and_results(finished_sweep):
     output_dir, results = finished_sweep
     assert results["teacher"]["finetune"] == "full" and 0 <= results["teacher"]["accuracy"] <= 1
@@ -174,36 +168,12 @@ def test_resume_after_kills_mid_teacher_between_stages_and_mid_group_matches_an_
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
-@pytest.mark.slow
-def test_a_two_process_sweep_killed_mid_group_resumes_as_an_uninterrupted_one(tmp_path):
-    argv = sweep_argv(tmp_path / "killed", "--ranks", 2, "--save_steps", 2, "--diagnostics_examples", 0)
-    _kill_when(
-        argv,
-        tmp_path / "killed",
-        lambda out: (_checkpoint_identity(out) or {}).get("runs") == ["rank-002"],
-        launcher=TWO_PROCESSES,
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    outputs = []
-    for args in (argv, sweep_argv(tmp_path / "clean", "--ranks", 2, "--diagnostics_examples", 0)):
-        result = subprocess.run(
-            [*TWO_PROCESSES, str(SWEEP_SCRIPT), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append(result.stdout)
-    assert "resuming distilling ranks [2], seed 0 at optimizer step" in outputs[0]
-    resumed = read_results_payload(tmp_path / "killed" / "results.json")
-    clean = read_results_payload(tmp_path / "clean" / "results.json")
-    assert resumed["config"]["environment"]["num_processes"] == 2
-    assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in clean["ranks"]]
-    a = AutoModelForImageClassification.from_pretrained(tmp_path / "killed" / "rank-002").state_dict()
-    b = AutoModelForImageClassification.from_pretrained(tmp_path / "clean" / "rank-002").state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.mark.slow
-def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path):
-    wrapper = tmp_path / "wrapped_sweep.py"
+@pytest.fixture(scope="module")
+def two_process_sweep(tmp_path_factory):
+    """An uninterrupted `--ranks 2` sweep on two processes (DDP over gloo), every write of each process logged to
+    writes-RANK beside it: the folder holding both (the sweep in ddp/). Tests only read it."""
+    root = tmp_path_factory.mktemp("two-process")
+    wrapper = root / "wrapped_sweep.py"
     wrapper.write_text(
         "import os, sys\n"
         f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
@@ -221,23 +191,53 @@ def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(tmp_path
         "import sweep\n"
         "sweep.main()\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WRITE_LOG_DIR": str(tmp_path)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WRITE_LOG_DIR": str(root)}
     command = [
         *TWO_PROCESSES,
         str(wrapper),
-        *sweep_argv(tmp_path / "ddp", "--ranks", 2),
+        *sweep_argv(root / "ddp", "--ranks", 2),
     ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    results = read_results_payload(tmp_path / "ddp" / "results.json")
+    return root
+
+
+@pytest.mark.slow
+def test_a_two_process_sweep_killed_mid_group_resumes_as_an_uninterrupted_one(two_process_sweep, tmp_path):
+    argv = sweep_argv(tmp_path / "killed", "--ranks", 2, "--save_steps", 2)
+    _kill_when(
+        argv,
+        tmp_path / "killed",
+        lambda out: (_checkpoint_identity(out) or {}).get("runs") == ["rank-002"],
+        launcher=TWO_PROCESSES,
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [*TWO_PROCESSES, str(SWEEP_SCRIPT), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming distilling ranks [2], seed 0 at optimizer step" in result.stdout
+    clean_dir = two_process_sweep / "ddp"  # the same sweep (but --save_steps), never interrupted
+    resumed = read_results_payload(tmp_path / "killed" / "results.json")
+    clean = read_results_payload(clean_dir / "results.json")
+    assert resumed["config"]["environment"]["num_processes"] == 2
+    assert [_strip(r) for r in resumed["ranks"]] == [_strip(r) for r in clean["ranks"]]
+    a = AutoModelForImageClassification.from_pretrained(tmp_path / "killed" / "rank-002").state_dict()
+    b = AutoModelForImageClassification.from_pretrained(clean_dir / "rank-002").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_sweep_trains_on_both_and_writes_from_main_only(two_process_sweep):
+    results = read_results_payload(two_process_sweep / "ddp" / "results.json")
     assert results["config"]["environment"]["num_processes"] == 2
     # Both processes trained on half of the 160 examples a epoch each (accelerate evens out the last batch by
     # repeating a few examples): 2 epochs of students, 4 of teacher.
     for record, epochs in ((results["ranks"][0], 2), (results["teacher"], 4)):
         first, second = record["examples_per_process"]
         assert first == second and 160 * epochs <= first + second <= 160 * epochs + 2 * 32 * epochs
-    assert (tmp_path / "writes-0").read_text().count("atomic_write_json") >= 2
-    assert not (tmp_path / "writes-1").exists()
+    assert (two_process_sweep / "writes-0").read_text().count("atomic_write_json") >= 2
+    assert not (two_process_sweep / "writes-1").exists()
 
 
 # ---------------------------------------------------------------- bad input, caught before training

@@ -16,14 +16,7 @@ from hf_lowrank.sweep import SweepError
 from hf_lowrank.sweep.fingerprint import differences, fingerprint
 
 import sweep as sweep_script
-from sweep_helpers import sweep_argv, text_csv
-
-
-@pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("sweep")
-    _run(sweep_argv(output_dir, "--ranks", 1, 2, 4, "--diagnostics_examples", 0))
-    return output_dir
+from sweep_helpers import FINISHED_RANKS, sweep_argv, text_csv
 
 
 def _snapshot(directory) -> dict:
@@ -58,23 +51,23 @@ BY_HAND = ["--block_pattern", r"vit\.layers\.\d+", "--block_attention_output", "
 def test_an_overwrite_with_a_mistake_found_on_the_teacher_removes_nothing(finished_sweep, tmp_path, flags, message):
     """The mistake is found on the (untrained) teacher, before the old sweep is removed and before any training."""
     output_dir = tmp_path / "sweep"
-    shutil.copytree(finished_sweep, output_dir)
+    shutil.copytree(finished_sweep[0], output_dir)  # conftest.py's, shared by the session
     before = _snapshot(output_dir)
     with pytest.raises(SweepError, match=message):
-        _run(sweep_argv(output_dir, "--ranks", 1, 2, 4, "--overwrite_output_dir", "true", *flags))
+        _run(sweep_argv(output_dir, "--ranks", *FINISHED_RANKS, "--overwrite_output_dir", "true", *flags))
     assert _snapshot(output_dir) == before
 
 
 def test_block_flags_from_yaml_and_with_a_text_teacher_are_checked_on_the_teacher(finished_sweep, tmp_path):
     output_dir = tmp_path / "sweep"
-    shutil.copytree(finished_sweep, output_dir)
+    shutil.copytree(finished_sweep[0], output_dir)
     before = _snapshot(output_dir)
     config = tmp_path / "sweep.yaml"
     config.write_text(
         "block_pattern: 'vit\\.layers\\.\\d+'\nblock_mlp_output: mlp.nothere\noverwrite_output_dir: true\n"
     )
     with pytest.raises(SweepError, match=r"--block_mlp_output 'mlp.nothere': 3 of the 3 blocks"):
-        _run(sweep_argv(output_dir, "--config", config, "--ranks", 1, 2, 4))
+        _run(sweep_argv(output_dir, "--config", config, "--ranks", *FINISHED_RANKS))
     assert _snapshot(output_dir) == before
     # A text teacher named by hand: the same check, before results.json exists.
     data = text_csv(tmp_path / "reviews.csv", rows=40)

@@ -4,7 +4,7 @@ targets of a batch, and one student's loss against them. Shared by `Distillation
 import torch
 from torch import nn
 
-from ..models import BlockLayout, CNNEmbeddingStudent, block_output_modules
+from ..models import BlockLayout, block_output_modules
 from .config import DistillationConfig
 from .losses import bridged_distillation_loss, cosine_embedding_loss, distillation_loss
 
@@ -84,8 +84,7 @@ class FinalTokenRecorder:
 def is_bridged(model: nn.Module) -> bool:
     """A student distilled on the teacher's final tokens, not block by block: Lift / WideLast, or a CNN student."""
     model = getattr(model, "module", model)  # DDP-wrapped
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    return model_type == "bridged_vit" or isinstance(model, CNNEmbeddingStudent)
+    return bool(getattr(model, "distils_final_tokens", False))  # a class attribute of those students
 
 
 @torch.no_grad()

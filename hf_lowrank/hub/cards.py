@@ -39,16 +39,18 @@ BRIDGE_NOTES = {
 }
 NOT_MEASURED = "not measured"
 KNEE_FIGURE, BUDGET_FIGURE = "knee.png", "budget_ranks.png"  # written by report.write_report
-TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation", "vision-transformer", "factorized-vit"]
+TAGS = ["hf_lowrank", "low-rank", "knowledge-distillation"]  # every card's
+FAMILY_TAGS = {"vit": ("vision-transformer",)}  # a teacher family's own Hub tags, beside its model_type
+# The encoder linears a family's blocks hold, as a card names them (others: "every linear layer inside the blocks").
+FAMILY_LAYERS = {"vit": "query, key, value, attention output, MLP fc1 and fc2 of each block"}
 
 
 def card_tags(results: SweepResults) -> list[str]:
-    """The Hub tags of a sweep's cards: ViT students keep `TAGS`; another family's are tagged with its task, its
-    model_type and `lowrank` (the generic student)."""
+    """The Hub tags of a sweep's cards: `TAGS`, the teacher's task and model_type (and its family's `FAMILY_TAGS`),
+    and the student class: `lowrank` (every family), or `bridged-vit` for Lift / WideLast students."""
     teacher = results.teacher
-    if teacher.model_type == "vit":
-        return list(TAGS)
-    return [*TAGS[:3], teacher.task, teacher.model_type, "lowrank"]
+    student = "lowrank" if results.student_bridge == "none" else "bridged-vit"
+    return [*TAGS, teacher.task, teacher.model_type, *FAMILY_TAGS.get(teacher.model_type, ()), student]
 
 
 def _template(name: str) -> str:
@@ -180,11 +182,7 @@ def _task_fields(results: SweepResults) -> dict:
     the classes that load the student and its processor."""
     teacher = results.teacher
     text = teacher.task == "text-classification"
-    layers = (
-        "query, key, value, attention output, MLP fc1 and fc2 of each block"
-        if teacher.model_type == "vit"
-        else f"every linear layer inside the {teacher.model_type} blocks"
-    )
+    layers = FAMILY_LAYERS.get(teacher.model_type, f"every linear layer inside the {teacher.model_type} blocks")
     return {
         "layers_note": layers,
         "task": teacher.task,

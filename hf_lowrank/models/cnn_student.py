@@ -40,6 +40,8 @@ class CNNStudentOutput(ImageClassifierOutput):
 
 
 class CNNEmbeddingStudent(nn.Module):
+    distils_final_tokens = True  # distilled on the teacher's final CLS embedding (and logits), not block by block
+
     def __init__(self, config: ResNetConfig, teacher_dim: int, num_labels: int, embedding_norm: float = 1.0):
         super().__init__()
         self.config = config

@@ -42,6 +42,7 @@ class BridgedViTPreTrainedModel(FactorizedViTPreTrainedModel):
     config: BridgedViTConfig
     config_class = BridgedViTConfig
     base_model_prefix = ""
+    distils_final_tokens = True  # distilled on the teacher's final tokens (and logits), not block by block
 
 
 class BridgedViTForImageClassification(BridgedViTPreTrainedModel):

@@ -1,5 +1,9 @@
 """PyTorch FactorizedViT: a ViT whose encoder linear layers are low-rank factorizations.
 
+The ViT student of hf_lowrank 0.1.0 (model type `factorized_vit`), kept so that its checkpoints and those of earlier
+sweeps load, and as the backbone of the BridgedViT (Lift / WideLast) students. New students of every family, ViT
+included, are `LowRank*` (`modeling_lowrank.py`).
+
 The blocks are transformers' own `ViTLayer`s with their `nn.Linear`s swapped for `FactorizedLinear` by
 `factorize_model` (one place for module surgery), so forward passes, attention backends, hidden-state capture and
 gradient checkpointing are exactly ViT's. Relative imports stay flat (`from .module import name`): `save_pretrained`
@@ -54,6 +58,12 @@ class FactorizedViTPreTrainedModel(FactorizedCheckpointMixin, ViTPreTrainedModel
     config_class = FactorizedViTConfig
     _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
     checkpoint_conversion_model = "ViTModel"  # dense ViT checkpoints may keep transformers' older key layout
+
+    def record_truncation(self, ranks: dict[str, int], rank: int) -> None:
+        """Make the config say what `truncate_factorized` left: every rank capped at `rank`."""
+        self.config.rank = min(self.config.rank, rank)
+        if self.config.rank_pattern:
+            self.config.rank_pattern = {key: min(value, rank) for key, value in self.config.rank_pattern.items()}
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -139,6 +139,10 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
     _task_classes: tuple[str, ...] = ()  # the base architectures this task class wraps (empty: any)
     _task = "any"
 
+    def record_truncation(self, ranks: dict[str, int], rank: int) -> None:
+        """Make the config say what `truncate_factorized` left (`ranks`: factorized layer name -> its new rank)."""
+        self.config.factorized_layers = {name.removeprefix("model."): r for name, r in ranks.items()}
+
     def __init__(self, config: LowRankConfig):
         super().__init__(config)
         if self._task_classes and config.base_architecture not in self._task_classes:

@@ -58,14 +58,11 @@ def truncated_student(model: nn.Module, rank: int) -> nn.Module:
     `truncated_view(model, rank)` computes."""
     model = getattr(model, "module", model)
     student = copy.deepcopy(model)
-    ranks = truncate_factorized(student, rank)  # name -> new rank
-    config = student.config
-    if getattr(config, "model_type", None) == "lowrank":
-        config.factorized_layers = {name.removeprefix("model."): r for name, r in ranks.items()}
-    elif hasattr(config, "rank_pattern"):
-        config.rank = min(config.rank, rank)
-        if config.rank_pattern:
-            config.rank_pattern = {key: min(value, rank) for key, value in config.rank_pattern.items()}
-    else:
-        raise ValueError(f"truncated_student supports FactorizedViT and LowRank students, got {type(model).__name__}.")
+    ranks = truncate_factorized(student, rank)  # name -> new rank (an error for a model without factors)
+    if not hasattr(student, "record_truncation"):  # each student class says how its config records its ranks
+        raise ValueError(
+            f"truncated_student supports the students with `record_truncation` (LowRank*, FactorizedViT*), got "
+            f"{type(model).__name__}."
+        )
+    student.record_truncation(ranks, rank)
     return student.eval()

@@ -230,6 +230,11 @@ class SweepResults:
         return self.config.get("sweep", {}).get("init", "svd")
 
     @property
+    def student_bridge(self) -> str:
+        """The students' bridge (`--student_bridge`: none, lift or widelast); "none" where it was not recorded."""
+        return self.config.get("sweep", {}).get("student_bridge", "none")
+
+    @property
     def num_processes(self) -> int:
         """How many processes trained the students (1 for a sweep that did not record it)."""
         return self.config.get("environment", {}).get("num_processes", 1)

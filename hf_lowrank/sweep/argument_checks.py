@@ -62,7 +62,7 @@ def check_choices(sweep) -> None:
         )
     if sweep.student_bridge != "none" and sweep.exclude_modules:
         raise SweepError(
-            f"--exclude_modules {sweep.exclude_modules}: applies to FactorizedViT students; with --student_bridge "
+            f"--exclude_modules {sweep.exclude_modules}: applies to the LowRank students; with --student_bridge "
             f"{sweep.student_bridge}, leave it unset."
         )
     unknown = [c for c in sweep.cnn_students or [] if c not in CNN_CAPACITIES]
@@ -201,8 +201,8 @@ def check_factorization(sweep) -> None:
         )
     if sweep.preview_only and sweep.student_bridge != "none":
         raise SweepError(
-            f"--preview_only with --student_bridge {sweep.student_bridge}: the previews measure FactorizedViT / "
-            "LowRank students at initialisation, and Lift / WideLast students have none; leave one of the two unset."
+            f"--preview_only with --student_bridge {sweep.student_bridge}: the previews measure the LowRank "
+            "students at initialisation, and Lift / WideLast students have none; leave one of the two unset."
         )
     if sweep.student_bridge != "none" and (sweep.init != "svd" or sweep.param_budget or previews):
         raise SweepError(
@@ -232,7 +232,7 @@ def check_nested(sweep) -> None:
     if sweep.student_bridge != "none":
         raise SweepError(
             f"--curve {sweep.curve} with --student_bridge {sweep.student_bridge}: nested training truncates "
-            "FactorizedViT / LowRank students; Lift / WideLast students are trained per rank (--curve lockstep)."
+            "the LowRank students; Lift / WideLast students are trained per rank (--curve lockstep)."
         )
     if sweep.preview_only or sweep.param_budget:
         raise SweepError(f"--curve {sweep.curve}: leave --preview_only and --param_budget unset.")

@@ -186,9 +186,9 @@ class SweepArguments:
     student_bridge: str = field(
         default="none",
         metadata={
-            "help": "none: FactorizedViT students; lift or widelast: the encoding-mismatch paper's bridges on the "
-            "factorized students (a projector kept after the last block, or the last block kept dense), distilled "
-            "with MSE on the final tokens plus the logit term.",
+            "help": "none: LowRank students (every family); lift or widelast: the encoding-mismatch paper's bridges "
+            "on factorized ViT students (a projector kept after the last block, or the last block kept dense), "
+            "distilled with MSE on the final tokens plus the logit term.",
             "choices": list(BRIDGE_CHOICES),
         },
     )

@@ -10,7 +10,6 @@ from torch import nn
 from ..distillation import LockstepTrainer, derived_seed
 from ..models import (
     BridgedViTForImageClassification,
-    FactorizedViTForImageClassification,
     count_parameters,
 )
 from ..results import StudentConfig, StudentResult
@@ -49,17 +48,11 @@ def student_max_rank(ctx: SweepContext) -> int:
 
 
 def build_student(ctx: SweepContext, rank: int | dict[str, int], init: str = "svd", decompositions=None) -> nn.Module:
-    """The student of `rank` the sweep's arguments ask for, initialised from `teacher` with `init` (from the
-    teacher's precomputed `decompositions` of that init when given): the named ViT student for a ViT teacher at one
-    rank, the generic `LowRank*` student of the teacher's family otherwise (and for per-layer ranks, a mapping of
-    exact-name patterns)."""
+    """The student of `rank` (one rank, or per-layer ranks as a mapping of exact-name patterns) the sweep's arguments
+    ask for, initialised from the teacher with `init` (from its precomputed `decompositions` of that init when
+    given): the `LowRank*` student of the teacher's task for every family, or a Lift / WideLast ViT student."""
     teacher, sweep, layout = ctx.teacher, ctx.sweep, ctx.layout
     factors = {"init": init, "decompositions": decompositions}
-    uniform = not isinstance(rank, dict)
-    if sweep.student_bridge == "none" and teacher.config.model_type == "vit" and layout is None and uniform:
-        return FactorizedViTForImageClassification.from_teacher(
-            teacher, rank=rank, exclude_modules=sweep.exclude_modules, **factors
-        )
     if sweep.student_bridge == "none":
         return student_class(teacher_modality(teacher.config)).from_teacher(
             teacher, rank=rank, exclude_modules=sweep.exclude_modules, layout=layout, **factors

@@ -10,12 +10,8 @@ import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from hf_lowrank.data import collate_examples, load_image_classification_data, model_inputs, preprocess
-from hf_lowrank.models import (
-    FactorizedLinear,
-    FactorizedViTForImageClassification,
-    LowRankForImageClassification,
-    collect_input_statistics,
-)
+from hf_lowrank.factorization import collect_input_statistics
+from hf_lowrank.models import FactorizedLinear, FactorizedViTForImageClassification, LowRankForImageClassification
 from hf_lowrank.models import factorize as factorize_module
 from hf_lowrank.sweep import SweepError, run_sweep
 from hf_lowrank.sweep.factorization import calibration_indices

@@ -60,3 +60,14 @@ def test_card_tags_come_from_the_family_table_and_the_student_class(model_type, 
     payload["teacher"].update(model_type=model_type, task="image-classification")
     payload["config"]["sweep"] = {"student_bridge": bridge}
     assert card_tags(SweepResults.from_dict(payload)) == expected
+
+
+def test_the_public_build_student_builds_the_lowrank_student_of_every_family():
+    """`hf_lowrank.sweep.build_student(teacher, rank, sweep)` keeps its signature; a ViT teacher gets LowRank too."""
+    from hf_lowrank.sweep import SweepArguments, build_student
+
+    for model_type in ("vit", "bert"):
+        teacher = tiny_classifier(model_type)
+        student = build_student(teacher, 2, SweepArguments())
+        assert type(student).__name__.startswith("LowRankFor")
+        assert set(student.config.factorized_layers.values()) == {2}

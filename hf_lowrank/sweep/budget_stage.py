@@ -9,7 +9,7 @@ from ..models import count_parameters
 from ..results import BudgetStudentResult
 from .arguments import SweepError
 from .context import SweepContext
-from .students import build_student, distil, seeded
+from .students import context_student, distil, seeded
 
 
 __all__ = ["BudgetPlan", "budget_count", "budget_dir", "budget_plans", "run_budget_stage"]
@@ -87,7 +87,7 @@ def run_budget_stage(ctx: SweepContext, plans: list[BudgetPlan], seed: int) -> N
     students = {}
     for plan in pending:
         with seeded(seed, "budget", plan.budget_parameters):
-            students[plan.budget] = build_student(
+            students[plan.budget] = context_student(
                 ctx, ctx.factorization.rank_mapping(plan.layer_ranks), init, decompositions
             )
     at_init = ctx.evaluate(students, "budget students at init", noise=False)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from ..distillation import NestedRankSchedule, TrainResult
 from ..models import truncated_student
 from .context import SweepContext
-from .students import build_student, distil, rank_key, seed_arguments, seeded, student_dir, student_record
+from .students import context_student, distil, rank_key, seed_arguments, seeded, student_dir, student_record
 
 
 __all__ = ["nested_dir", "run_nested_stage"]
@@ -48,7 +48,7 @@ def run_nested_stage(ctx: SweepContext, ranks: list[int], seed: int) -> None:
     top = max(ranks)
     init = ctx.sweep.init
     with seeded(seed, "nested", top):
-        student = build_student(ctx, top, init, ctx.factorization.decompositions(init))
+        student = context_student(ctx, top, init, ctx.factorization.decompositions(init))
     schedule = schedule_of(ctx, ranks, seed)
     identity = {"stage": "nested", "seed": seed, "ranks": sorted(ranks)}
     kept = ctx.store.kept_weights(trained_dir(seed), identity)

@@ -5,7 +5,7 @@ whole preview costs one decomposition per init and one evaluation pass per group
 from ..models import count_parameters
 from ..results import PreviewResult
 from .context import SweepContext
-from .students import build_student, seeded
+from .students import context_student, seeded
 
 
 __all__ = ["run_preview_stage"]
@@ -26,7 +26,7 @@ def run_preview_stage(ctx: SweepContext, ranks: list[int]) -> None:
             students = {}
             for rank in group:
                 with seeded(ctx.args.seed, rank):
-                    students[rank] = build_student(ctx, rank, init, decompositions)
+                    students[rank] = context_student(ctx, rank, init, decompositions)
             evaluations = ctx.evaluate(students, f"preview: {init} students at init, ranks {group}", noise=False)
             for rank in group:
                 evaluation = evaluations[rank]

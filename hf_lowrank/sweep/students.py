@@ -13,14 +13,15 @@ from ..models import (
     count_parameters,
 )
 from ..results import StudentConfig, StudentResult
-from .arguments import SweepError
+from .arguments import SweepArguments, SweepError
 from .context import SweepContext
-from .families import encoder_linears, student_class, teacher_modality
+from .families import encoder_linears, student_class, sweep_layout, teacher_modality
 from .measurements import diagnose, robustness
 
 
 __all__ = [
     "build_student",
+    "context_student",
     "distil",
     "group_checkpoint",
     "run_student_group",
@@ -47,11 +48,22 @@ def student_max_rank(ctx: SweepContext) -> int:
     return min(min(dims), sweep.student_hidden_size or min(dims))
 
 
-def build_student(ctx: SweepContext, rank: int | dict[str, int], init: str = "svd", decompositions=None) -> nn.Module:
+def build_student(
+    teacher: nn.Module, rank: int | dict[str, int], sweep: SweepArguments, init: str = "svd", decompositions=None
+) -> nn.Module:
     """The student of `rank` (one rank, or per-layer ranks as a mapping of exact-name patterns) the sweep's arguments
-    ask for, initialised from the teacher with `init` (from its precomputed `decompositions` of that init when
-    given): the `LowRank*` student of the teacher's task for every family, or a Lift / WideLast ViT student."""
-    teacher, sweep, layout = ctx.teacher, ctx.sweep, ctx.layout
+    ask for, initialised from `teacher` with `init` (from its precomputed `decompositions` of that init when given):
+    the `LowRank*` student of the teacher's task for every family, ViT included, or a Lift / WideLast ViT student.
+    The stages call it through `context_student` (the layout derived once, in the context)."""
+    return _build(teacher, rank, sweep, sweep_layout(sweep), init, decompositions)
+
+
+def context_student(ctx: SweepContext, rank: int | dict[str, int], init: str = "svd", decompositions=None):
+    """`build_student` for a stage: the context's teacher, arguments and block layout."""
+    return _build(ctx.teacher, rank, ctx.sweep, ctx.layout, init, decompositions)
+
+
+def _build(teacher, rank, sweep, layout, init, decompositions) -> nn.Module:
     factors = {"init": init, "decompositions": decompositions}
     if sweep.student_bridge == "none":
         return student_class(teacher_modality(teacher.config)).from_teacher(
@@ -150,7 +162,7 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     decompositions = ctx.factorization.decompositions(init) if ctx.sweep.student_bridge == "none" else None
     for rank in group:
         with seeded(seed, rank):
-            students[rank] = build_student(ctx, rank, init, decompositions)
+            students[rank] = context_student(ctx, rank, init, decompositions)
     outcomes = distil(
         ctx,
         {rank_key(rank): student for rank, student in students.items()},

@@ -211,28 +211,16 @@ def _curve_note(record: StudentResult) -> str | None:
 def student_card(
     results: SweepResults, report: Report, record: StudentResult, repo_id: str | None = None
 ) -> ModelCard:
-    teacher, dataset = results.teacher, results.dataset
     row = next(r for r in report.rows if r["rank"] == record.rank)
     name = repo_id.split("/")[-1] if repo_id else record.model_dir
     return ModelCard.from_template(
         _card_data(results, name, record.accuracy),
         template_path=_template("student.md"),
-        model_name=name,
-        repo_id=repo_id or f"path/to/{record.model_dir}",
+        **_common_fields(results, record, name, repo_id),
         rank=record.rank,
-        teacher_name=teacher.source,
-        distillation=results.distillation,
         init_note=_init_note(record.config.init),
         curve_note=_curve_note(record),
-        parameters=f"{record.parameters:,}",
-        teacher_parameters=f"{teacher.parameters:,}",
-        compression=f"{record.compression:.2f}x",
-        dataset_name=dataset.name,
-        num_test=dataset.num_test,
-        accuracy=f"{record.accuracy:.4f}",
         accuracy_interval=fmt_interval(row["accuracy_interval"], 4),
-        teacher_accuracy=f"{teacher.accuracy:.4f}",
-        normalized_accuracy=f"{record.normalized_accuracy:.1%}",
         sweep_ranks=", ".join(map(str, report.ranks)),
         low=f"{report.thresholds['low']:.0%}",
         high=f"{report.thresholds['high']:.0%}",
@@ -240,16 +228,36 @@ def student_card(
         knee=knee_text(report),
         knee_log=knee_text(report, "log_rank"),
         role=_role(record.rank, report, report.ranks),
-        command=results.command or "(not recorded)",
-        seed=record.seed,
-        steps=record.steps,
-        num_processes=results.num_processes,
-        num_seeds=len(results.seeds),
         above_break_even=record.compression <= 1,
         bridge_note=BRIDGE_NOTES.get(record.config.bridge),
-        **_task_fields(results),
         **_robustness(record, results),
     )
+
+
+def _common_fields(results: SweepResults, record, name: str, repo_id: str | None) -> dict:
+    """The fields every student card shows (a rank or a budget student `record`): names, the teacher, the loss,
+    sizes and accuracies, how it was made, and the family's task words."""
+    teacher, dataset = results.teacher, results.dataset
+    return {
+        "model_name": name,
+        "repo_id": repo_id or f"path/to/{record.model_dir}",
+        "teacher_name": teacher.source,
+        "distillation": results.distillation,
+        "parameters": f"{record.parameters:,}",
+        "teacher_parameters": f"{teacher.parameters:,}",
+        "compression": f"{record.compression:.2f}x",
+        "dataset_name": dataset.name,
+        "num_test": dataset.num_test,
+        "accuracy": f"{record.accuracy:.4f}",
+        "teacher_accuracy": f"{teacher.accuracy:.4f}",
+        "normalized_accuracy": f"{record.normalized_accuracy:.1%}",
+        "command": results.command or "(not recorded)",
+        "seed": record.seed,
+        "steps": record.steps,
+        "num_processes": results.num_processes,
+        "num_seeds": len(results.seeds),
+        **_task_fields(results),
+    }
 
 
 def _rank_range(layer_ranks: dict[str, int | None]) -> str:
@@ -262,7 +270,6 @@ def budget_card(
 ) -> ModelCard:
     """The card of a `--param_budget` student: its per-layer ranks in brief, beside the uniform-rank student of the
     same budget and seed (and, for the primary seed, the report's paired interval of their difference)."""
-    teacher, dataset = results.teacher, results.dataset
     name = repo_id.split("/")[-1] if repo_id else record.model_dir
     partner = next((r for r in results.done_students(record.seed) if r.rank == record.uniform_rank), None)
     row = next(
@@ -273,10 +280,7 @@ def budget_card(
     return ModelCard.from_template(
         _card_data(results, name, record.accuracy),
         template_path=_template("budget_student.md"),
-        model_name=name,
-        repo_id=repo_id or f"path/to/{record.model_dir}",
-        teacher_name=teacher.source,
-        distillation=results.distillation,
+        **_common_fields(results, record, name, repo_id),
         init_note=_init_note(results.init),
         budget=f"{record.budget:g}",
         budget_parameters=f"{record.budget_parameters:,}",
@@ -290,20 +294,6 @@ def budget_card(
         uniform_normalized_accuracy=f"{partner.normalized_accuracy:.1%}" if partner else "",
         difference=f"{row['difference']:+.4f}" if row and row["difference"] is not None else None,
         difference_interval=fmt_interval(row["difference_interval"], 4) if row else "",
-        parameters=f"{record.parameters:,}",
-        teacher_parameters=f"{teacher.parameters:,}",
-        compression=f"{record.compression:.2f}x",
-        dataset_name=dataset.name,
-        num_test=dataset.num_test,
-        accuracy=f"{record.accuracy:.4f}",
-        teacher_accuracy=f"{teacher.accuracy:.4f}",
-        normalized_accuracy=f"{record.normalized_accuracy:.1%}",
-        command=results.command or "(not recorded)",
-        seed=record.seed,
-        steps=record.steps,
-        num_processes=results.num_processes,
-        num_seeds=len(results.seeds),
-        **_task_fields(results),
     )
 
 

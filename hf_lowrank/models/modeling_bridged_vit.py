@@ -11,16 +11,18 @@ from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import ImageClassifierOutput
-from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer
+from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTPreTrainedModel
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
+from .checkpoint_loading import FactorizedCheckpointMixin
 from .configuration_bridged_vit import BridgedViTConfig
+from .factor_init import init_factors
 from .factorize import factorize_model
 from .factorized_linear import as_integer
-from .modeling_factorized_vit import FactorizedViTPreTrainedModel, load_vit_teacher
+from .pretrained_source import load_vit_teacher
 from .teacher_weights import copy_teacher_weights
 
 
@@ -35,14 +37,22 @@ class BridgedViTOutput(ImageClassifierOutput):
     bridged_tokens: torch.FloatTensor | None = None
 
 
-class BridgedViTPreTrainedModel(FactorizedViTPreTrainedModel):
-    """FactorizedViT's weight init (for factorized layers) and loading, with the BridgedViT config. The model has
-    no base-model wrapper: its modules sit at the top level, as the blocks of a `ViTModel` do."""
+class BridgedViTPreTrainedModel(FactorizedCheckpointMixin, ViTPreTrainedModel):
+    """ViT's weight init (a random `FactorizedLinear` gets `up @ down` entries of std `initializer_range`) and the
+    factorized students' loading, with the BridgedViT config. The model has no base-model wrapper: its modules sit
+    at the top level, as the blocks of a `ViTModel` do."""
 
     config: BridgedViTConfig
     config_class = BridgedViTConfig
     base_model_prefix = ""
+    _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
+    checkpoint_conversion_model = "ViTModel"  # dense ViT checkpoints may keep transformers' older key layout
     distils_final_tokens = True  # distilled on the teacher's final tokens (and logits), not block by block
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        if not init_factors(module, self.config.initializer_range):
+            super()._init_weights(module)
 
 
 class BridgedViTForImageClassification(BridgedViTPreTrainedModel):

@@ -24,22 +24,13 @@ from .decomposition import InputStatistics, LinearDecomposition, teacher_decompo
 from .factor_init import init_factors
 from .factorize import factorize_model, plan_factorization
 from .factorized_linear import FactorizedLinear, as_integer
-from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
+from .pretrained_source import load_vit_teacher
 from .teacher_weights import copy_teacher_weights
 
 
 __all__ = ["FactorizedViTForImageClassification", "FactorizedViTModel", "FactorizedViTPreTrainedModel"]
 
 ENCODER_LAYERS = "layers"  # the ModuleList of ViTLayer blocks inside a ViTModel / FactorizedViTModel
-
-
-def load_vit_teacher(teacher: str | os.PathLike, **from_pretrained_kwargs) -> ViTForImageClassification:
-    """The `ViTForImageClassification` saved at `teacher` (a local directory or a Hub id), its source resolved and
-    its config checked first (`resolve_pretrained_source`): a model of another family is refused, not loaded as a
-    randomly initialised ViT."""
-    hub_kwargs = {key: from_pretrained_kwargs[key] for key in HUB_KWARGS if key in from_pretrained_kwargs}
-    source = resolve_pretrained_source(teacher, "teacher", model_types=("vit",), **hub_kwargs)
-    return ViTForImageClassification.from_pretrained(source.name_or_path, **from_pretrained_kwargs)
 
 
 def factorize_encoder(model: nn.Module, config: FactorizedViTConfig):

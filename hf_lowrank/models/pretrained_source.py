@@ -16,10 +16,16 @@ from pathlib import Path
 
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import safe_open
-from transformers import AutoConfig, PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig, ViTForImageClassification
 
 
-__all__ = ["PretrainedSource", "check_safetensors_files", "is_repo_id", "resolve_pretrained_source"]
+__all__ = [
+    "PretrainedSource",
+    "check_safetensors_files",
+    "is_repo_id",
+    "load_vit_teacher",
+    "resolve_pretrained_source",
+]
 
 # `from_pretrained` keyword arguments that also decide where and how the config is read.
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token")
@@ -116,3 +122,12 @@ def resolve_pretrained_source(
         )
     config = AutoConfig.from_pretrained(source, **hub_kwargs)
     return PretrainedSource(source, is_local, config)
+
+
+def load_vit_teacher(teacher: str | os.PathLike, **from_pretrained_kwargs) -> ViTForImageClassification:
+    """The `ViTForImageClassification` saved at `teacher` (a local directory or a Hub id), its source resolved and
+    its config checked first (`resolve_pretrained_source`): a model of another family is refused, not loaded as a
+    randomly initialised ViT."""
+    hub_kwargs = {key: from_pretrained_kwargs[key] for key in HUB_KWARGS if key in from_pretrained_kwargs}
+    source = resolve_pretrained_source(teacher, "teacher", model_types=("vit",), **hub_kwargs)
+    return ViTForImageClassification.from_pretrained(source.name_or_path, **from_pretrained_kwargs)

@@ -192,7 +192,7 @@ def test_a_failed_student_stays_failed_after_a_resume(tmp_path):
     trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
     students = _students(teacher)
     with torch.no_grad():
-        students["rank-1"].classifier.weight.fill_(float("nan"))  # its loss is NaN from the first step
+        students["rank-1"].model.classifier.weight.fill_(float("nan"))  # its loss is NaN from the first step
     step, batches = trainer._step, [0]
 
     def dying_step(run, *rest):

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from hf_lowrank import FactorizedViTForImageClassification
 from hf_lowrank.distillation import BlockOutputRecorder, DistillationConfig, DistillationTrainer, distillation_loss
@@ -73,8 +72,9 @@ def test_compute_loss_is_the_pure_loss_of_the_two_models(tmp_path, mode):
     # Independent: block outputs by hand, through each model's own modules.
     def blocks(model):
         outputs = []
-        hidden = model.vit.embeddings(batch["pixel_values"])
-        for layer in model.vit.layers:
+        vit = model.base_model  # the teacher's ViTModel, or the LowRank student's
+        hidden = vit.embeddings(batch["pixel_values"])
+        for layer in vit.layers:
             attention = layer.attention(layer.layernorm_before(hidden))[0]
             hidden = attention + hidden
             mlp = layer.mlp(layer.layernorm_after(hidden))
@@ -116,8 +116,9 @@ def test_training_moves_the_student_never_the_teacher_and_saves_only_the_student
     assert any(not torch.equal(v, student_before[k]) for k, v in student.state_dict().items())
 
     trainer.save_model(str(tmp_path / "student"))
-    saved = load_file(tmp_path / "student" / "model.safetensors")
-    assert set(saved) == set(student.state_dict())
+    reloaded, info = type(student).from_pretrained(tmp_path / "student", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]  # the student's weights, and nothing else
+    assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in student.state_dict().items())
     with pytest.raises(TypeError, match="DistillationConfig"):
         from transformers import TrainingArguments
 

@@ -1,5 +1,7 @@
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
-    AutoConfig,
     AutoImageProcessor,
-    AutoModel,
     AutoModelForImageClassification,
     BertConfig,
     BertForSequenceClassification,
@@ -27,15 +27,19 @@ from hf_lowrank import (
     FactorizedViTConfig,
     FactorizedViTForImageClassification,
     FactorizedViTModel,
+    LowRankForImageClassification,
+    LowRankModel,
     count_parameters,
 )
 from hf_lowrank.models import VIT_B32_CIFAR100, check_safetensors_files, resolve_pretrained_source
+from hf_lowrank.models.modeling_factorized_vit import lowrank_config_of
 
 from remote_code import remote_code_logits
 from vit_tester import TinyViTTester
 
 
 tester = TinyViTTester()
+FIXTURE = Path(__file__).parent / "fixtures" / "v0_1_0" / "factorized_vit"  # saved by hf_lowrank 0.1.0
 
 
 def _save_student(student, directory):
@@ -90,28 +94,38 @@ def test_rank_pattern_that_names_no_layer_is_an_error():
 # ---------------------------------------------------------------- structure
 
 
-def test_every_encoder_linear_is_factorized_and_the_rest_stays_dense():
-    model = FactorizedViTForImageClassification(tester.get_factorized_config(rank=4, rank_pattern={"fc2": 6}))
+def test_a_factorized_vit_is_the_lowrank_student_of_a_vit():
+    """FactorizedViT is an alias: constructing one gives the LowRank student its config describes."""
+    config = tester.get_factorized_config(rank=4, rank_pattern={"fc2": 6})
+    model = FactorizedViTForImageClassification(config)
+    assert (
+        type(model) is LowRankForImageClassification and model.config.base_architecture == "ViTForImageClassification"
+    )
     factorized = {name: m for name, m in model.named_modules() if isinstance(m, FactorizedLinear)}
-    assert set(factorized) == {f"vit.{name}" for name in tester.encoder_linear_names}
+    assert set(factorized) == {f"model.vit.{name}" for name in tester.encoder_linear_names}
     assert {m.rank for name, m in factorized.items() if name.endswith("fc2")} == {6}
     assert {m.rank for name, m in factorized.items() if not name.endswith("fc2")} == {4}
-    assert isinstance(model.classifier, nn.Linear)
-    assert isinstance(model.vit.embeddings.patch_embeddings.projection, nn.Conv2d)
+    assert model.config.factorized_layers == {name.removeprefix("model."): m.rank for name, m in factorized.items()}
+    assert isinstance(model.model.classifier, nn.Linear)
+    assert isinstance(model.model.vit.embeddings.patch_embeddings.projection, nn.Conv2d)
+    assert model.config.id2label == config.id2label
+    assert lowrank_config_of(model.config) is model.config
 
 
 def test_exclude_modules_keeps_layers_dense():
     model = FactorizedViTModel(tester.get_factorized_config(rank=4, exclude_modules=["o_proj", "layers.1.mlp"]))
-    assert isinstance(model.layers[0].attention.o_proj, nn.Linear)
-    assert isinstance(model.layers[1].mlp.fc1, nn.Linear) and isinstance(model.layers[0].mlp.fc1, FactorizedLinear)
+    assert type(model) is LowRankModel
+    layers = model.base_model.layers
+    assert isinstance(layers[0].attention.o_proj, nn.Linear)
+    assert isinstance(layers[1].mlp.fc1, nn.Linear) and isinstance(layers[0].mlp.fc1, FactorizedLinear)
 
 
 def test_random_init_product_has_initializer_range_scale():
     config = tester.get_factorized_config(rank=6, hidden_size=60, num_attention_heads=3, intermediate_size=120)
     model = FactorizedViTModel(config)
-    product = model.layers[0].mlp.fc1.merged_weight()
+    product = model.base_model.layers[0].mlp.fc1.merged_weight()
     assert 0.5 * config.initializer_range < product.std().item() < 2.0 * config.initializer_range
-    assert torch.all(model.layers[0].mlp.fc1.bias == 0)
+    assert torch.all(model.base_model.layers[0].mlp.fc1.bias == 0)
 
 
 def test_forward_shapes_and_hidden_states():
@@ -148,10 +162,10 @@ def test_from_teacher_copies_dense_weights_and_truncates_the_rest():
         "classifier.weight",
         "vit.layers.0.mlp.fc1.bias",
     ):
-        torch.testing.assert_close(student_state[key], teacher_state[key], rtol=0, atol=0)
+        torch.testing.assert_close(student_state[f"model.{key}"], teacher_state[key], rtol=0, atol=0)
     weight = teacher.vit.layers[1].attention.v_proj.weight.detach().double().numpy()
     u, s, vt = np.linalg.svd(weight)
-    merged = student.vit.layers[1].attention.v_proj.merged_weight().double().numpy()
+    merged = student.model.vit.layers[1].attention.v_proj.merged_weight().double().numpy()
     np.testing.assert_allclose(merged, (u[:, :3] * s[:3]) @ vt[:3], atol=1e-5)
     assert student.config.id2label == teacher.config.id2label
     assert not student.training
@@ -160,23 +174,24 @@ def test_from_teacher_copies_dense_weights_and_truncates_the_rest():
 def test_from_teacher_with_energy_fraction_stores_per_layer_ranks():
     teacher = tester.create_teacher()
     student = FactorizedViTForImageClassification.from_teacher(teacher, rank=0.6)
-    assert set(student.config.rank_pattern) == set(tester.encoder_linear_names)
-    for name, rank in student.config.rank_pattern.items():
-        weight = teacher.vit.get_submodule(name).weight.detach().double()
+    assert set(student.config.factorized_layers) == {f"vit.{name}" for name in tester.encoder_linear_names}
+    for name, rank in student.config.factorized_layers.items():
+        weight = teacher.get_submodule(name).weight.detach().double()
         energy = np.cumsum(torch.linalg.svdvals(weight).numpy() ** 2)
         assert rank == int(np.searchsorted(energy / energy[-1], 0.6) + 1)
-        assert student.vit.get_submodule(name).rank == rank
+        assert student.model.get_submodule(name).rank == rank
 
 
 def test_from_teacher_with_mapping_leaves_unmatched_layers_dense(tmp_path):
     teacher = tester.create_teacher()
     student = FactorizedViTForImageClassification.from_teacher(teacher, rank={"fc1": 4, "q_proj": 2})
-    assert isinstance(student.vit.layers[0].attention.k_proj, nn.Linear)
-    assert student.vit.layers[1].mlp.fc1.rank == 4 and student.vit.layers[0].attention.q_proj.rank == 2
+    layers = student.model.vit.layers
+    assert isinstance(layers[0].attention.k_proj, nn.Linear)
+    assert layers[1].mlp.fc1.rank == 4 and layers[0].attention.q_proj.rank == 2
     # The stored config rebuilds exactly this structure.
     _save_student(student, tmp_path)
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
-    assert isinstance(reloaded.vit.layers[0].attention.k_proj, nn.Linear)
+    assert isinstance(reloaded.model.vit.layers[0].attention.k_proj, nn.Linear)
     torch.testing.assert_close(reloaded(tester.pixel_values()).logits, student(tester.pixel_values()).logits)
 
 
@@ -200,69 +215,91 @@ def test_from_teacher_rejects_non_vit_models():
 
 
 def test_save_load_round_trip_through_auto_classes(tmp_path):
+    """A FactorizedViT student saves as the LowRank student it is, and loads back through the Auto classes."""
     student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
     _save_student(student, tmp_path)
     assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
     saved_config = json.loads((tmp_path / "config.json").read_text())
-    assert saved_config["model_type"] == "factorized_vit" and saved_config["rank"] == 4
+    assert saved_config["model_type"] == "lowrank" and set(saved_config["factorized_layers"].values()) == {4}
     assert saved_config["id2label"]["3"] == "digit-3"
     processor_type = json.loads((tmp_path / "preprocessor_config.json").read_text())["image_processor_type"]
     assert processor_type.startswith("ViTImageProcessor")
-
-    assert type(AutoConfig.from_pretrained(tmp_path)) is FactorizedViTConfig
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
-    assert type(reloaded) is FactorizedViTForImageClassification
+    assert type(reloaded) is LowRankForImageClassification
     pixel_values = tester.pixel_values()
     torch.testing.assert_close(reloaded(pixel_values).logits, student(pixel_values).logits, rtol=0, atol=0)
-
-    backbone = AutoModel.from_pretrained(tmp_path)
-    assert type(backbone) is FactorizedViTModel
+    again = FactorizedViTForImageClassification.from_pretrained(tmp_path)  # a LowRank checkpoint, as it is
+    torch.testing.assert_close(again(pixel_values).logits, student(pixel_values).logits, rtol=0, atol=0)
+    backbone = FactorizedViTModel.from_pretrained(tmp_path)
+    assert type(backbone) is LowRankModel
     torch.testing.assert_close(
-        backbone(pixel_values).last_hidden_state, student.vit(pixel_values).last_hidden_state, rtol=0, atol=0
+        backbone(pixel_values).last_hidden_state, student.model.vit(pixel_values).last_hidden_state, rtol=0, atol=0
     )
     assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessorPil)
 
 
+def _factorized_vit_checkpoint(directory, backbone_only=False):
+    """The 0.1.0 FactorizedViT fixture (keys `vit.*`, `classifier.*`), or its bare backbone (keys `embeddings.*`,
+    `layers.*`, `layernorm.*`) as a `FactorizedViTModel` saved it, with model type `factorized_vit`."""
+    shutil.copytree(FIXTURE, directory)
+    if backbone_only:
+        tensors = load_file(directory / "model.safetensors")
+        backbone = {key.removeprefix("vit."): value for key, value in tensors.items() if key.startswith("vit.")}
+        save_file(backbone, directory / "model.safetensors", metadata={"format": "pt"})
+    return directory
+
+
+def test_a_0_1_0_checkpoint_loads_as_the_lowrank_student_with_the_same_weights(tmp_path):
+    directory = _factorized_vit_checkpoint(tmp_path / "student")
+    tensors = load_file(directory / "model.safetensors")
+    model, info = FactorizedViTForImageClassification.from_pretrained(directory, output_loading_info=True)
+    assert type(model) is LowRankForImageClassification
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    state = model.state_dict()
+    assert set(state) == {f"model.{key}" for key in tensors}
+    assert all(torch.equal(state[f"model.{key}"], value) for key, value in tensors.items())
+    config = json.loads((directory / "config.json").read_text())
+    assert set(model.config.factorized_layers.values()) == {config["rank"]}
+
+
 def test_weights_a_checkpoint_lacks_are_initialised_and_reported(tmp_path):
-    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
-    _save_student(student, tmp_path)
-    tensors = load_file(tmp_path / "model.safetensors")
+    directory = _factorized_vit_checkpoint(tmp_path / "student")
+    tensors = load_file(directory / "model.safetensors")
     del tensors["vit.layers.1.mlp.fc2.up"]  # one factor lost: initialised, listed, not an error
-    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
-    model, info = AutoModelForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
-    assert set(info["missing_keys"]) == {"vit.layers.1.mlp.fc2.up"}
-    torch.testing.assert_close(model.vit.layers[0].mlp.fc2.up, student.vit.layers[0].mlp.fc2.up)
+    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+    model, info = AutoModelForImageClassification.from_pretrained(directory, output_loading_info=True)
+    assert set(info["missing_keys"]) == {"model.vit.layers.1.mlp.fc2.up"}
+    torch.testing.assert_close(model.model.vit.layers[0].mlp.fc2.up, tensors["vit.layers.0.mlp.fc2.up"])
 
     # Another rank: shapes differ; with ignore_mismatched_sizes they are initialised and reported.
-    config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "rank": 5}))
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "rank": config["rank"] + 1}))
     with pytest.raises((ValueError, RuntimeError), match="(?i)mismatch|size"):
-        FactorizedViTForImageClassification.from_pretrained(tmp_path)
+        FactorizedViTForImageClassification.from_pretrained(directory)
     model, info = FactorizedViTForImageClassification.from_pretrained(
-        tmp_path, ignore_mismatched_sizes=True, output_loading_info=True
+        directory, ignore_mismatched_sizes=True, output_loading_info=True
     )
-    assert model.vit.layers[0].mlp.fc1.rank == 5 and len(info["mismatched_keys"]) > 0
+    assert model.model.vit.layers[0].mlp.fc1.rank == config["rank"] + 1 and len(info["mismatched_keys"]) > 0
 
 
 def test_classifier_head_is_initialised_from_a_backbone_checkpoint_and_num_labels_can_change(tmp_path):
-    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
-    student.vit.save_pretrained(tmp_path / "backbone")  # a base-model checkpoint: no classifier
-    model, info = FactorizedViTForImageClassification.from_pretrained(tmp_path / "backbone", output_loading_info=True)
-    assert {"classifier.weight", "classifier.bias"} <= set(info["missing_keys"])
-    torch.testing.assert_close(model.vit.layers[1].attention.q_proj.down, student.vit.layers[1].attention.q_proj.down)
-    _save_student(student, tmp_path / "head")
-    relabelled = FactorizedViTForImageClassification.from_pretrained(
-        tmp_path / "head", num_labels=3, ignore_mismatched_sizes=True
+    backbone_dir = _factorized_vit_checkpoint(tmp_path / "backbone", backbone_only=True)
+    tensors = load_file(backbone_dir / "model.safetensors")
+    model, info = FactorizedViTForImageClassification.from_pretrained(backbone_dir, output_loading_info=True)
+    assert {"model.classifier.weight", "model.classifier.bias"} <= set(info["missing_keys"])
+    torch.testing.assert_close(
+        model.model.vit.layers[1].attention.q_proj.down, tensors["layers.1.attention.q_proj.down"]
     )
-    assert relabelled.classifier.out_features == 3
-    torch.testing.assert_close(relabelled.vit.layers[0].mlp.fc1.up, student.vit.layers[0].mlp.fc1.up)
-
-
-def test_mask_token_missing_from_the_checkpoint_is_initialised(tmp_path):
-    student = FactorizedViTForImageClassification.from_teacher(tester.create_teacher(), rank=4)
-    student.vit.save_pretrained(tmp_path)
-    model, info = FactorizedViTModel.from_pretrained(tmp_path, use_mask_token=True, output_loading_info=True)
-    assert "embeddings.mask_token" in set(info["missing_keys"]) and torch.all(model.embeddings.mask_token == 0)
+    bare = FactorizedViTModel.from_pretrained(backbone_dir)
+    torch.testing.assert_close(bare.base_model.layers[0].mlp.fc1.up, tensors["layers.0.mlp.fc1.up"])
+    head_dir = _factorized_vit_checkpoint(tmp_path / "head")
+    relabelled = FactorizedViTForImageClassification.from_pretrained(
+        head_dir, num_labels=3, ignore_mismatched_sizes=True
+    )
+    assert relabelled.model.classifier.out_features == 3 and relabelled.config.num_labels == 3
+    torch.testing.assert_close(
+        relabelled.model.vit.layers[0].mlp.fc1.up, load_file(head_dir / "model.safetensors")["vit.layers.0.mlp.fc1.up"]
+    )
 
 
 def test_dense_vit_checkpoint_is_not_silently_loaded_as_a_student(tmp_path):
@@ -272,7 +309,7 @@ def test_dense_vit_checkpoint_is_not_silently_loaded_as_a_student(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "factorized_vit", "rank": 4}))
     with pytest.raises(ValueError, match="from_teacher") as error:
         FactorizedViTForImageClassification.from_pretrained(tmp_path)
-    assert "layers.0.attention.q_proj" in str(error.value) and "12 layer(s)" in str(error.value)
+    assert "vit.layers.0.attention.q_proj" in str(error.value) and "12 layer(s)" in str(error.value)
 
 
 def test_trust_remote_code_load_without_hf_lowrank(tmp_path):
@@ -281,7 +318,7 @@ def test_trust_remote_code_load_without_hf_lowrank(tmp_path):
     pixel_values = tester.pixel_values()
     logits = remote_code_logits(model_dir, pixel_values, tmp_path)
     torch.testing.assert_close(logits, student(pixel_values).logits, rtol=0, atol=0)
-    for name in ("modeling_factorized_vit.py", "configuration_factorized_vit.py", "factorized_linear.py"):
+    for name in ("modeling_lowrank.py", "configuration_lowrank.py", "factorized_linear.py"):
         assert (model_dir / name).exists()
 
 
@@ -403,10 +440,12 @@ def test_from_teacher_accepts_numpy_and_torch_integer_ranks():
         student = FactorizedViTForImageClassification.from_teacher(
             teacher, rank=rank, rank_pattern={"fc2": np.int64(3)}
         )
-        assert student.config.rank == 4 and type(student.config.rank) is int
-        assert student.config.rank_pattern == {"fc2": 3}
-        assert student.vit.layers[0].mlp.fc1.rank == 4 and student.vit.layers[0].mlp.fc2.rank == 3
-    assert reference.vit.layers[0].mlp.fc2.rank == 4
+        ranks = student.config.factorized_layers
+        assert all(type(rank) is int for rank in ranks.values())
+        assert {rank for name, rank in ranks.items() if name.endswith("fc2")} == {3}
+        assert {rank for name, rank in ranks.items() if not name.endswith("fc2")} == {4}
+        assert student.model.vit.layers[0].mlp.fc1.rank == 4 and student.model.vit.layers[0].mlp.fc2.rank == 3
+    assert reference.model.vit.layers[0].mlp.fc2.rank == 4
 
 
 @pytest.mark.parametrize("path", ["outputs/sweep/rank-999", "./nothing-here"])

@@ -174,7 +174,10 @@ def test_push_without_a_finished_sweep_is_one_line(tmp_path, capsys):
 
 def test_factorize_demo_bad_rank_names_the_flag(tmp_path, capsys):
     line = _one_line_error(capsys, factorize_script.main, "--rank", 0, "--output_dir", tmp_path)
-    assert line == "error: --rank 0: `rank` must be a positive integer, got 0."
+    assert line == (
+        "error: --rank 0: rank for layer 'vit.layers.0.attention.q_proj' (48 -> 48) must be an integer in [1, 48], "
+        "got 0."
+    )
     line = _one_line_error(capsys, factorize_script.main, "--teacher", tmp_path / "none", "--output_dir", tmp_path)
     assert line.startswith(f"error: --teacher '{tmp_path / 'none'}' does not exist")
 

@@ -139,7 +139,7 @@ def test_bf16_trains_the_students_under_autocast(tmp_path):
     assert accelerator.mixed_precision == "bf16"
     model = _student()
     seen = []
-    model.vit.layers[0].mlp.fc1.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    model.base_model.layers[0].mlp.fc1.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     LockstepTrainer(accelerator, args).train({"m": model}, pixel_dataset(8, tester.image_size, tester.num_labels))
     assert seen and set(seen) == {torch.bfloat16}
 

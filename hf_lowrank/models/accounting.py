@@ -74,7 +74,7 @@ def vit_forward_flops(model: nn.Module) -> int:
     tokens, the two attention products (QK^T and AV, N^2 x hidden each) per block, and the classifier on the CLS
     token. Layer norms, softmax, GELU and residual additions (O(N x hidden)) are left out.
     """
-    config = model.config
+    config = getattr(model.config, "base_config", model.config)  # a LowRank student: its ViT's config
     base = model.base_model
     patch = base.embeddings.patch_embeddings
     num_patches = patch.num_patches
@@ -84,7 +84,7 @@ def vit_forward_flops(model: nn.Module) -> int:
     for layer in base.layers:
         macs += tokens * _macs_per_token(layer.modules())
         macs += 2 * tokens * tokens * config.hidden_size  # QK^T and AV
-    head = getattr(model, "classifier", None)
+    head = getattr(getattr(model, "model", model), "classifier", None)  # a LowRank student holds its ViT as `model`
     if isinstance(head, nn.Linear):
         macs += _macs_per_token([head])  # CLS token only
     return 2 * macs

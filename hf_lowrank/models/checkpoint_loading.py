@@ -15,7 +15,7 @@ from .factorized_linear import FactorizedLinear
 from .pretrained_source import check_safetensors_files, is_repo_id
 
 
-__all__ = ["FactorizedCheckpointMixin", "dense_layers_in_place_of_factors"]
+__all__ = ["FactorizedCheckpointMixin", "check_checkpoint_path", "dense_layers_in_place_of_factors"]
 
 
 class FactorizedCheckpointMixin:
@@ -34,15 +34,7 @@ class FactorizedCheckpointMixin:
         expected (a factorized layer with both factors missing and a dense `weight` present) is an error, and so is
         a truncated or corrupt safetensors file in a local directory (naming the file)."""
         output_loading_info = kwargs.pop("output_loading_info", False)
-        if pretrained_model_name_or_path is not None and kwargs.get("use_safetensors") is not False:
-            local = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
-            if os.path.isdir(local):  # a truncated or corrupt file is named (a Hub id: transformers' own checks)
-                check_safetensors_files(os.path.join(local, kwargs.get("subfolder") or ""))
-            elif not is_repo_id(local):
-                raise FileNotFoundError(
-                    f"{os.fspath(pretrained_model_name_or_path)!r} does not exist: there is no such local directory, "
-                    "and it is not a Hub repo id either ('namespace/name')."
-                )
+        check_checkpoint_path(pretrained_model_name_or_path, kwargs)
         model, loading_info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
         )
@@ -55,6 +47,21 @@ class FactorizedCheckpointMixin:
                 f"{type(model).__name__}.from_teacher(...)."
             )
         return (model, loading_info) if output_loading_info else model
+
+
+def check_checkpoint_path(pretrained_model_name_or_path, kwargs: dict) -> None:
+    """A local directory's truncated or corrupt safetensors file named; a path that is neither a local directory
+    nor a Hub repo id refused, saying so (`kwargs`: `from_pretrained`'s, for `subfolder` and `use_safetensors`)."""
+    if pretrained_model_name_or_path is None or kwargs.get("use_safetensors") is False:
+        return
+    local = os.path.expanduser(os.fspath(pretrained_model_name_or_path))
+    if os.path.isdir(local):  # a truncated or corrupt file is named (a Hub id: transformers' own checks)
+        check_safetensors_files(os.path.join(local, kwargs.get("subfolder") or ""))
+    elif not is_repo_id(local):
+        raise FileNotFoundError(
+            f"{os.fspath(pretrained_model_name_or_path)!r} does not exist: there is no such local directory, "
+            "and it is not a Hub repo id either ('namespace/name')."
+        )
 
 
 def _strip_prefix(key: str, prefix: str) -> str:

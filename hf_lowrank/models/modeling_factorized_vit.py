@@ -1,120 +1,125 @@
-"""PyTorch FactorizedViT: a ViT whose encoder linear layers are low-rank factorizations.
+"""FactorizedViT: the ViT student classes of hf_lowrank 0.1.0, now thin aliases of the one student implementation.
 
-The ViT student of hf_lowrank 0.1.0 (model type `factorized_vit`), kept so that its checkpoints and those of earlier
-sweeps load, and as the backbone of the BridgedViT (Lift / WideLast) students. New students of every family, ViT
-included, are `LowRank*` (`modeling_lowrank.py`).
-
-The blocks are transformers' own `ViTLayer`s with their `nn.Linear`s swapped for `FactorizedLinear` by
-`factorize_model` (one place for module surgery), so forward passes, attention backends, hidden-state capture and
-gradient checkpointing are exactly ViT's. Relative imports stay flat (`from .module import name`): `save_pretrained`
-copies this file and the ones it imports next to the weights for `trust_remote_code=True` loading.
+`FactorizedViTConfig` checkpoints (model type `factorized_vit`: 0.1.0 and the sweeps before every family's students
+were `LowRank*`) keep loading: `from_pretrained` turns the config into the equivalent `LowRankConfig`
+(`lowrank_config_of`) and the checkpoint's keys (`vit.*`, `classifier.*`, or a bare backbone's `embeddings.*`,
+`layers.*`) into the LowRank student's (`model.vit.*`, `model.classifier.*`), and returns a
+`LowRankForImageClassification` (`LowRankModel` for the backbone). Constructing one from a config and `from_teacher`
+return LowRank students too, so there is one student implementation; they save as LowRank checkpoints. Relative
+imports stay flat (`from .module import name`) for `trust_remote_code` loading.
 """
 
 import os
+import re
 from collections.abc import Mapping
 
 import torch
-from torch import nn
-from transformers import ViTForImageClassification
-from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer, ViTModel, ViTPooler, ViTPreTrainedModel
+from transformers import PretrainedConfig, ViTConfig, ViTForImageClassification, ViTModel
 
-from .checkpoint_loading import FactorizedCheckpointMixin
+from .architectures import BLOCK_LAYOUTS
+from .checkpoint_loading import check_checkpoint_path
 from .configuration_factorized_vit import FactorizedViTConfig
-from .decomposition import InputStatistics, LinearDecomposition, teacher_decompositions
-from .factor_init import init_factors
-from .factorize import factorize_model, plan_factorization
-from .factorized_linear import FactorizedLinear, as_integer
-from .pretrained_source import load_vit_teacher
-from .teacher_weights import copy_teacher_weights
+from .configuration_lowrank import LowRankConfig
+from .decomposition import InputStatistics, LinearDecomposition
+from .factorize import plan_factorization
+from .factorized_linear import as_integer
+from .modeling_lowrank import LowRankForImageClassification, LowRankModel, LowRankPreTrainedModel
+from .pretrained_source import HUB_KWARGS, load_vit_teacher
 
 
-__all__ = ["FactorizedViTForImageClassification", "FactorizedViTModel", "FactorizedViTPreTrainedModel"]
+__all__ = [
+    "FactorizedViTForImageClassification",
+    "FactorizedViTModel",
+    "FactorizedViTPreTrainedModel",
+    "lowrank_config_of",
+]
 
-ENCODER_LAYERS = "layers"  # the ModuleList of ViTLayer blocks inside a ViTModel / FactorizedViTModel
+ENCODER_LAYERS = "layers"  # the ModuleList of ViTLayer blocks inside a ViTModel
+OWN_FIELDS = ("rank", "rank_pattern", "exclude_modules")  # FactorizedViTConfig's fields beyond ViTConfig's
+SAVED_ONLY = ("model_type", "architectures", "auto_map", "transformers_version")
+# A FactorizedViT checkpoint's keys (a task model's, or a bare backbone's) -> the LowRank student's.
+FACTORIZED_VIT_KEYS = {
+    r"^vit\.": "model.vit.",
+    r"^classifier\.": "model.classifier.",
+    r"^(embeddings|layers|layernorm|pooler)\.": r"model.vit.\1.",
+}
 
 
-def factorize_encoder(model: nn.Module, config: FactorizedViTConfig):
-    """Swap every selected encoder `nn.Linear` of `model` (a ViT base model) for a random `FactorizedLinear`."""
-    return factorize_model(
-        model,
-        config.rank_spec(),
-        target_modules=[ENCODER_LAYERS],
-        exclude_modules=config.exclude_modules or (),
-        init="random",
+def lowrank_config_of(config: FactorizedViTConfig | LowRankConfig) -> LowRankConfig:
+    """The `LowRankConfig` of the student a `FactorizedViTConfig` describes: its ViT fields as the base config, and
+    every encoder linear its `rank`, `rank_pattern` and `exclude_modules` factorize, at its rank (resolved as 0.1.0
+    did, against the encoder's layer names). A `LowRankConfig` is returned as it is."""
+    if isinstance(config, LowRankConfig):
+        return config
+    if not isinstance(config, FactorizedViTConfig):
+        raise TypeError(f"expected a FactorizedViTConfig or a LowRankConfig, got {type(config).__name__}.")
+    vit_config = ViTConfig()
+    for key, value in config.to_dict().items():  # set, as the config's own were: not validated again together
+        if key not in OWN_FIELDS + SAVED_ONLY:
+            setattr(vit_config, key, value)
+    vit_config._attn_implementation = config._attn_implementation
+    with torch.device("meta"):  # the layer names and shapes only: no memory, no initialisation
+        encoder = ViTModel(vit_config, add_pooling_layer=False)
+    plan = plan_factorization(
+        encoder, config.rank_spec(), target_modules=[ENCODER_LAYERS], exclude_modules=config.exclude_modules or ()
     )
+    lowrank = LowRankConfig(
+        base_config=vit_config,
+        base_architecture="ViTForImageClassification",
+        factorized_layers={f"vit.{layer.name}": layer.rank for layer in plan},
+        block_layout=dict(vars(BLOCK_LAYOUTS["vit"])),
+    )
+    lowrank._attn_implementation = config._attn_implementation
+    return lowrank
 
 
-class FactorizedViTPreTrainedModel(FactorizedCheckpointMixin, ViTPreTrainedModel):
-    config: FactorizedViTConfig
+class FactorizedViTPreTrainedModel(LowRankPreTrainedModel):
+    """An alias: `cls(config)` and `cls.from_pretrained(...)` return the `_lowrank_class` student (see the module
+    docstring). `config_class` stays `FactorizedViTConfig`, so the Auto classes load `factorized_vit` checkpoints
+    through it."""
+
     config_class = FactorizedViTConfig
-    _no_split_modules = ["ViTEmbeddings", "ViTLayer"]
-    checkpoint_conversion_model = "ViTModel"  # dense ViT checkpoints may keep transformers' older key layout
+    _lowrank_class: type[LowRankPreTrainedModel] = LowRankPreTrainedModel
 
-    def record_truncation(self, ranks: dict[str, int], rank: int) -> None:
-        """Make the config say what `truncate_factorized` left: every rank capped at `rank`."""
-        self.config.rank = min(self.config.rank, rank)
-        if self.config.rank_pattern:
-            self.config.rank_pattern = {key: min(value, rank) for key, value in self.config.rank_pattern.items()}
+    def __new__(cls, config, *args, **kwargs):
+        return cls._lowrank_class(lowrank_config_of(config))
 
-    @torch.no_grad()
-    def _init_weights(self, module):
-        """ViT's init; a random `FactorizedLinear` gets `up @ down` entries of std `initializer_range`."""
-        if not init_factors(module, self.config.initializer_range):
-            super()._init_weights(module)
+    @classmethod
+    def _from_config(cls, config, **kwargs):
+        return cls._lowrank_class._from_config(lowrank_config_of(config), **kwargs)
 
-
-def resolve_rank_plan(encoder: nn.Module, rank, exclude_modules: list[str] | None):
-    """A fraction or mapping `rank` resolved against the teacher's `encoder` (a ViT base model): the largest rank,
-    every layer's rank as `rank_pattern`, and `exclude_modules` extended by the encoder linears the plan leaves
-    dense. Returns `(rank, rank_pattern, exclude_modules)` for a `FactorizedViTConfig`."""
-    plan = plan_factorization(encoder, rank, target_modules=[ENCODER_LAYERS], exclude_modules=exclude_modules or ())
-    rank_pattern = {layer.name: layer.rank for layer in plan}
-    dense_layers = [
-        name
-        for name, module in encoder.named_modules()
-        if isinstance(module, nn.Linear) and name.startswith(f"{ENCODER_LAYERS}.") and name not in rank_pattern
-    ]
-    return max(rank_pattern.values()), rank_pattern, list(exclude_modules or []) + dense_layers
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """The LowRank student saved at `pretrained_model_name_or_path`: a LowRank checkpoint as it is; a
+        `factorized_vit` one through transformers' own loading of its config (with the usual config overrides,
+        e.g. `num_labels=3`), built as the LowRank student (`cls(config)`) with its keys renamed."""
+        check_checkpoint_path(pretrained_model_name_or_path, kwargs)  # before the config is read
+        config = kwargs.get("config")
+        if config is None:
+            hub = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+            model_type = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub)[0].get("model_type")
+        else:
+            model_type = config.model_type
+        if model_type == LowRankConfig.model_type:
+            return cls._lowrank_class.from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        kwargs.setdefault("key_mapping", FACTORIZED_VIT_KEYS)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
 
-def _plain(value):
-    """An integer of any kind as a plain int; anything else unchanged (the config refuses it by name)."""
-    integer = as_integer(value)
-    return value if integer is None else integer
+class FactorizedViTModel(FactorizedViTPreTrainedModel, LowRankModel):
+    """The backbone of a FactorizedViT student: a `LowRankModel` of a ViT (its `ViTModel` without a pooler)."""
+
+    main_input_name = "pixel_values"
+    _lowrank_class = LowRankModel
+
+    def forward(self, pixel_values=None, **kwargs):  # the signature the class shows; instances are LowRankModel
+        return LowRankModel.forward(self, pixel_values=pixel_values, **kwargs)
 
 
-class FactorizedViTModel(FactorizedViTPreTrainedModel):
-    """`ViTModel` with factorized encoder linears (same inputs, outputs and forward)."""
+class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel, LowRankForImageClassification):
+    """A FactorizedViT student: a `LowRankForImageClassification` of a ViT."""
 
-    def __init__(self, config: FactorizedViTConfig, add_pooling_layer: bool = True, use_mask_token: bool = False):
-        super().__init__(config)
-        self.config = config
-        self.embeddings = ViTEmbeddings(config, use_mask_token=use_mask_token)
-        self.layers = nn.ModuleList([ViTLayer(config) for _ in range(config.num_hidden_layers)])
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.pooler = ViTPooler(config) if add_pooling_layer else None
-        factorize_encoder(self, config)
-        # Initialize weights and apply final processing
-        self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.patch_embeddings
-
-    forward = ViTModel.forward
-
-
-class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
-    """`ViTForImageClassification` with factorized encoder linears: a linear head on the final CLS token."""
-
-    def __init__(self, config: FactorizedViTConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.vit = FactorizedViTModel(config, add_pooling_layer=False)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
-        # Initialize weights and apply final processing
-        self.post_init()
-
-    forward = ViTForImageClassification.forward
+    _lowrank_class = LowRankForImageClassification
 
     @classmethod
     @torch.no_grad()
@@ -129,23 +134,15 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
         alpha: float = 0.5,
         decompositions: Mapping[str, LinearDecomposition] | None = None,
         **from_pretrained_kwargs,
-    ) -> "FactorizedViTForImageClassification":
-        """A student of `teacher`: every dense weight copied, every factorized layer SVD-initialised.
+    ) -> LowRankForImageClassification:
+        """`LowRankForImageClassification.from_teacher` for a ViT teacher, with 0.1.0's `rank_pattern` (per-layer
+        overrides of an int `rank`, patterns relative to the encoder, e.g. ``"layers.3"`` or ``"fc2"``).
 
         Args:
-            teacher: a `ViTForImageClassification`, or a local directory / Hub id to load one from (with
-                `from_pretrained_kwargs`; see `load_vit_teacher`: a checkpoint of another family is refused).
-            rank: an integer (every factorized layer), a float in (0, 1] (per layer, the smallest rank keeping that
-                fraction of the teacher weight's spectral energy), or a pattern -> rank mapping (layers matching no
-                pattern stay dense). Fractions and mappings are resolved against the teacher's weights and stored
-                per layer in `config.rank_pattern`.
-            rank_pattern: per-layer overrides of an int `rank` (pattern -> int).
-            exclude_modules: patterns of encoder linears to keep dense (e.g. ``["o_proj"]``).
-            init, calibration, alpha, decompositions: how the factors start, as in
-                `LowRankForImageClassification.from_teacher` (default: the truncated SVD of each weight).
-
-        Returns:
-            The student, on the teacher's device and in its dtype, in eval mode as `from_pretrained` returns.
+            teacher: a `ViTForImageClassification`, or a local directory / Hub id to load one from (a checkpoint of
+                another family is refused).
+            rank, exclude_modules, init, calibration, alpha, decompositions: as in
+                `LowRankForImageClassification.from_teacher`.
         """
         if isinstance(teacher, (str, os.PathLike)):
             teacher = load_vit_teacher(teacher, **from_pretrained_kwargs)
@@ -154,27 +151,22 @@ class FactorizedViTForImageClassification(FactorizedViTPreTrainedModel):
                 "from_teacher supports ViTForImageClassification teachers (model_type 'vit'), got "
                 f"{type(teacher).__name__}."
             )
-        if as_integer(rank) is not None:  # np.int64(4), torch.tensor(4): the config stores a plain int
-            rank = as_integer(rank)
-            rank_pattern = {key: _plain(value) for key, value in (rank_pattern or {}).items()}
-        else:
-            if rank_pattern:
+        if rank_pattern:
+            if as_integer(rank) is None:
                 raise ValueError(
                     "rank_pattern overrides an int rank; with a fraction or mapping rank, pass only rank."
                 )
-            rank, rank_pattern, exclude_modules = resolve_rank_plan(teacher.vit, rank, exclude_modules)
-        config_dict = teacher.config.to_dict()
-        for key in ("model_type", "architectures", "transformers_version", "auto_map"):
-            config_dict.pop(key, None)
-        config = FactorizedViTConfig(
-            **config_dict, rank=rank, rank_pattern=rank_pattern or None, exclude_modules=exclude_modules or None
+            spec = {**rank_pattern, ".*": as_integer(rank)}
+            plan = plan_factorization(
+                teacher.vit, spec, target_modules=[ENCODER_LAYERS], exclude_modules=exclude_modules or ()
+            )
+            rank = {re.escape(f"vit.{layer.name}"): layer.rank for layer in plan}  # exact names, as planned
+        return LowRankForImageClassification.from_teacher(
+            teacher,
+            rank=rank,
+            exclude_modules=exclude_modules,
+            init=init,
+            calibration=calibration,
+            alpha=alpha,
+            decompositions=decompositions,
         )
-        weight = next(teacher.parameters())
-        student = cls(config).to(device=weight.device, dtype=weight.dtype)
-        factorized = [name for name, module in student.named_modules() if isinstance(module, FactorizedLinear)]
-        decompositions = teacher_decompositions(teacher, factorized, init, calibration, alpha, decompositions)
-        uncovered = copy_teacher_weights(student, teacher, decompositions=decompositions)
-        if uncovered:
-            raise ValueError(f"the teacher has no weights for student parameters {uncovered[:8]}.")
-        student.eval()
-        return student

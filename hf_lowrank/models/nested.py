@@ -53,7 +53,7 @@ def truncated_view(model: nn.Module, rank: int | None):
 
 @torch.no_grad()
 def truncated_student(model: nn.Module, rank: int) -> nn.Module:
-    """A copy of `model` (a FactorizedViT or LowRank student) whose factorized layers keep their first
+    """A copy of `model` (a LowRank student) whose factorized layers keep their first
     min(rank, layer rank) directions, with its config updated to say so: the ordinary rank-`rank` student that
     `truncated_view(model, rank)` computes."""
     model = getattr(model, "module", model)
@@ -61,8 +61,7 @@ def truncated_student(model: nn.Module, rank: int) -> nn.Module:
     ranks = truncate_factorized(student, rank)  # name -> new rank (an error for a model without factors)
     if not hasattr(student, "record_truncation"):  # each student class says how its config records its ranks
         raise ValueError(
-            f"truncated_student supports the students with `record_truncation` (LowRank*, FactorizedViT*), got "
-            f"{type(model).__name__}."
+            f"truncated_student supports the students with `record_truncation` (LowRank*), got {type(model).__name__}."
         )
     student.record_truncation(ranks, rank)
     return student.eval()

@@ -126,37 +126,15 @@ class ViTControlTest(_ViTLikeTestBody, ModelTesterMixin, unittest.TestCase):
 
 # --------------------------------------------------------------------------- (a) FactorizedViT
 class FactorizedViTModelTester(ViTModelTester):
+    model_class = FactorizedViTModel
+    image_classification_class = FactorizedViTForImageClassification
+
     def __init__(self, parent, rank=5, **kwargs):
         super().__init__(parent, **kwargs)
         self.rank = rank
 
     def get_config(self):
         return FactorizedViTConfig(**vit_config_kwargs(self), rank=self.rank)
-
-    def create_and_check_model(self, config, pixel_values, labels):
-        model = FactorizedViTModel(config=config)
-        model.to(torch_device)
-        model.eval()
-        result = model(pixel_values)
-        self.parent.assertEqual(result.last_hidden_state.shape, (self.batch_size, self.seq_length, self.hidden_size))
-
-    def create_and_check_for_image_classification(self, config, pixel_values, labels):
-        config.num_labels = self.type_sequence_label_size
-        model = FactorizedViTForImageClassification(config)
-        model.to(torch_device)
-        model.eval()
-        result = model(pixel_values, labels=labels)
-        self.parent.assertEqual(result.logits.shape, (self.batch_size, self.type_sequence_label_size))
-
-        # test greyscale images
-        config.num_channels = 1
-        model = FactorizedViTForImageClassification(config)
-        model.to(torch_device)
-        model.eval()
-
-        pixel_values = floats_tensor([self.batch_size, 1, self.image_size, self.image_size])
-        result = model(pixel_values)
-        self.parent.assertEqual(result.logits.shape, (self.batch_size, self.type_sequence_label_size))
 
 
 @require_torch
@@ -168,6 +146,7 @@ class FactorizedViTContractTest(_ViTLikeTestBody, ModelTesterMixin, unittest.Tes
 
 # --------------------------------------------------------------------------- (b) BridgedViT
 class BridgedViTModelTester(ViTModelTester):
+    image_classification_class = BridgedViTForImageClassification
     bridge = "lift"
     rank = None
     teacher_hidden_size = 64
@@ -193,24 +172,6 @@ class BridgedViTModelTester(ViTModelTester):
         self.parent.assertEqual(
             result.bridged_tokens.shape, (self.batch_size, self.seq_length, self.teacher_hidden_size)
         )
-
-    def create_and_check_for_image_classification(self, config, pixel_values, labels):
-        config.num_labels = self.type_sequence_label_size
-        model = BridgedViTForImageClassification(config)
-        model.to(torch_device)
-        model.eval()
-        result = model(pixel_values, labels=labels)
-        self.parent.assertEqual(result.logits.shape, (self.batch_size, self.type_sequence_label_size))
-
-        # test greyscale images
-        config.num_channels = 1
-        model = BridgedViTForImageClassification(config)
-        model.to(torch_device)
-        model.eval()
-
-        pixel_values = floats_tensor([self.batch_size, 1, self.image_size, self.image_size])
-        result = model(pixel_values)
-        self.parent.assertEqual(result.logits.shape, (self.batch_size, self.type_sequence_label_size))
 
 
 class BridgedLiftDenseTester(BridgedViTModelTester):

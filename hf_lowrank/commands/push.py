@@ -10,7 +10,7 @@ the traceback.
 import argparse
 
 from ..cli_errors import ArgumentParser, UserError, non_negative_int, user_errors
-from ..hub import HubPushError, push_sweep
+from ..hub import HubPushError, push_sweep, pushed_pairs
 
 
 __all__ = ["main"]
@@ -50,8 +50,5 @@ def main(argv: list[str] | None = None, prog: str = "hf-lowrank push") -> None:
             )
         except ValueError as error:  # a bad --push_ranks or --hub_model_id, no finished sweep
             raise UserError(str(error)) from error
-    ranks = sorted(key for key in repo_ids if isinstance(key, int))
-    for rank in ranks:
-        print(f"rank {rank}: {repo_ids[rank]}")
-    for key in repo_ids.keys() - set(ranks):  # budget students, by directory name
-        print(f"{key}: {repo_ids[key]}")
+    for what, repo_id in pushed_pairs(repo_ids):
+        print(f"{what}: {repo_id}")

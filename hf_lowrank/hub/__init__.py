@@ -23,6 +23,7 @@ from .push import (
     connect_hub,
     push_sweep,
     pushed_line,
+    pushed_pairs,
     student_repo_id,
     upload_sweep,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "budget_card",
     "budget_repo_id",
     "pushed_line",
+    "pushed_pairs",
     "select_budget_students",
     "HubPushError",
     "HubTarget",

@@ -24,6 +24,7 @@ __all__ = [
     "budget_repo_id",
     "connect_hub",
     "pushed_line",
+    "pushed_pairs",
     "push_sweep",
     "student_repo_id",
     "upload_sweep",
@@ -46,11 +47,17 @@ def budget_repo_id(prefix: str, record: BudgetStudentResult) -> str:
     return f"{prefix}-{record.model_dir}"
 
 
+def pushed_pairs(repo_ids: dict[int | str, str]) -> list[tuple[str, str]]:
+    """`(what, repository)` of every pushed student: ``("rank 2", ...)`` by rank ascending, then the budget
+    students by directory name (``("budget-0.3", ...)``)."""
+    ranks = sorted(key for key in repo_ids if isinstance(key, int))
+    budgets = [key for key in repo_ids if not isinstance(key, int)]
+    return [(f"rank {rank}", repo_ids[rank]) for rank in ranks] + [(key, repo_ids[key]) for key in budgets]
+
+
 def pushed_line(repo_ids: dict[int | str, str]) -> str:
-    """`rank 2 -> me/x-rank-002, budget-0.3 -> me/x-budget-0.3`: ranks ascending, then the budget students."""
-    ranks = sorted((key, repo) for key, repo in repo_ids.items() if isinstance(key, int))
-    budgets = [(key, repo) for key, repo in repo_ids.items() if not isinstance(key, int)]
-    return ", ".join([f"rank {rank} -> {repo}" for rank, repo in ranks] + [f"{k} -> {repo}" for k, repo in budgets])
+    """`rank 2 -> me/x-rank-002, budget-0.3 -> me/x-budget-0.3` (see `pushed_pairs`)."""
+    return ", ".join(f"{what} -> {repo}" for what, repo in pushed_pairs(repo_ids))
 
 
 def _is_network_error(error: Exception) -> bool:
@@ -136,6 +143,13 @@ class HubTarget:
 
     def budget_repo_ids(self, budget_students: list[BudgetStudentResult]) -> dict[float, str]:
         return {record.budget: budget_repo_id(self.prefix, record) for record in budget_students}
+
+    def pushed(
+        self, students: list[StudentResult], budget_students: list[BudgetStudentResult]
+    ) -> dict[int | str, str]:
+        """Rank (an int) or budget student directory (a str) -> repository id, as `push_sweep` returns it."""
+        budgets = {record.model_dir: budget_repo_id(self.prefix, record) for record in budget_students}
+        return {**self.repo_ids(students), **budgets}
 
 
 def connect_hub(
@@ -226,4 +240,4 @@ def push_sweep(
     budget_ids = target.budget_repo_ids(budgets)
     cards = render_cards(results, report, target.repo_ids(chosen), target.prefix, budget_ids)
     upload_sweep(target, chosen, cards, budgets)
-    return {**target.repo_ids(chosen), **{record.model_dir: budget_ids[record.budget] for record in budgets}}
+    return target.pushed(chosen, budgets)

@@ -139,7 +139,7 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
     _task_classes: tuple[str, ...] = ()  # the base architectures this task class wraps (empty: any)
     _task = "any"
 
-    def record_truncation(self, ranks: dict[str, int], rank: int) -> None:
+    def record_truncation(self, ranks: dict[str, int]) -> None:
         """Make the config say what `truncate_factorized` left (`ranks`: factorized layer name -> its new rank)."""
         self.config.factorized_layers = {name.removeprefix("model."): r for name, r in ranks.items()}
 

@@ -63,5 +63,5 @@ def truncated_student(model: nn.Module, rank: int) -> nn.Module:
         raise ValueError(
             f"truncated_student supports the students with `record_truncation` (LowRank*), got {type(model).__name__}."
         )
-    student.record_truncation(ranks, rank)
+    student.record_truncation(ranks)
     return student.eval()

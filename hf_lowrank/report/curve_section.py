@@ -6,10 +6,10 @@ from numbers import Integral
 
 import numpy as np
 
-from ..analysis import CurveSummary, aurac, bootstrap_intervals, summarize_curve
+from ..analysis import CurveSummary, aurac, bootstrap_intervals, paired_difference_interval, summarize_curve
 
 
-__all__ = ["CurveSection", "CurveSettings", "curve_section"]
+__all__ = ["CurveSection", "CurveSettings", "curve_section", "paired_difference"]
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,12 @@ class CurveSection:
     """One fitted curve: its `summary` (the fit, kept for plots), the per-rank accuracy intervals (None without a
     bootstrap), the teacher's accuracy interval, and the region and knee as report.json holds them."""
 
-    ranks: list[int]
     summary: CurveSummary
     accuracy_intervals: list[list[float]] | None
     teacher_accuracy_interval: list[float] | None
     region: dict
     knee: dict
     aurac: float | None
-
-    @property
-    def estimated(self) -> bool:
-        return self.summary.estimated
 
 
 def _interval(intervals, key):
@@ -79,7 +74,6 @@ def curve_section(
         )
     estimated = intervals if summary.estimated else None
     return CurveSection(
-        ranks=list(ranks),
         summary=summary,
         accuracy_intervals=[list(interval) for interval in intervals["accuracy"]] if intervals else None,
         teacher_accuracy_interval=_interval(intervals, "teacher_accuracy"),
@@ -100,3 +94,15 @@ def curve_section(
         },
         aurac=aurac(summary.curve) if summary.curve is not None else None,
     )
+
+
+def paired_difference(record, partner, settings: CurveSettings) -> tuple[float | None, list[float] | None]:
+    """`record`'s accuracy minus `partner`'s (two students measured on the same test examples), with its paired 95%
+    bootstrap interval; `(None, None)` without a partner, no interval without a bootstrap or per-example
+    correctness."""
+    if partner is None:
+        return None, None
+    interval = None
+    if settings.num_bootstrap > 0 and record.correct and partner.correct:
+        interval = paired_difference_interval(record.correct, partner.correct, settings.num_bootstrap, settings.seed)
+    return record.accuracy - partner.accuracy, list(interval) if interval is not None else None

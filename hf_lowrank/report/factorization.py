@@ -6,9 +6,9 @@ from collections import defaultdict
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..analysis import CurveSummary, paired_difference_interval
+from ..analysis import CurveSummary
 from ..results import SweepResults
-from .curve_section import CurveSettings, curve_section
+from .curve_section import CurveSettings, curve_section, paired_difference
 
 
 __all__ = ["budget_section", "preview_section"]
@@ -94,13 +94,7 @@ def budget_section(results: SweepResults, settings: CurveSettings) -> list[dict]
         if record.seed != primary or record.status != "done":
             continue
         partner = uniform.get(record.uniform_rank)
-        difference = interval = None
-        if partner is not None:
-            difference = record.accuracy - partner.accuracy
-            if settings.num_bootstrap > 0 and record.correct and partner.correct:
-                interval = list(
-                    paired_difference_interval(record.correct, partner.correct, settings.num_bootstrap, settings.seed)
-                )
+        difference, interval = paired_difference(record, partner, settings)
         at_init = previews.get(record.uniform_rank)
         rows.append(
             {

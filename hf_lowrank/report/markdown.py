@@ -66,6 +66,11 @@ def _per_seed_lines(report: Report) -> list[str]:
     return lines + [""]
 
 
+def _failed_student(failed: dict) -> str:
+    """A failed student as report.json lists it: ``rank 8`` or ``budget 0.3``."""
+    return f"rank {failed['rank']}" if "rank" in failed else f"budget {failed['budget']:g}"
+
+
 def render_markdown(report: Report) -> str:
     """report.md: the headline estimates, the student table, robustness, representations and notes."""
     teacher = report.teacher
@@ -104,11 +109,7 @@ def render_markdown(report: Report) -> str:
     if report.failed:
         lines += (
             ["## Failed students", ""]
-            + [
-                f"- {'rank ' + str(f['rank']) if 'rank' in f else 'budget ' + format(f['budget'], 'g')}, "
-                f"seed {f['seed']}: {f['error']}"
-                for f in report.failed
-            ]
+            + [f"- {_failed_student(f)}, seed {f['seed']}: {f['error']}" for f in report.failed]
             + [""]
         )
     if report.notes:

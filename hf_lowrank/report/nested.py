@@ -2,9 +2,8 @@
 students of the same ranks, each curve with its region, knee and AURAC, the difference per rank with a paired 95%
 interval, and what each curve's training cost."""
 
-from ..analysis import paired_difference_interval
 from ..results import SweepResults
-from .curve_section import CurveSettings, curve_section
+from .curve_section import CurveSettings, curve_section, paired_difference
 
 
 __all__ = ["nested_section"]
@@ -24,13 +23,7 @@ def nested_section(results: SweepResults, settings: CurveSettings) -> dict | Non
     rows = []
     for i, record in enumerate(nested):
         partner = lockstep.get(record.rank)
-        difference = interval = None
-        if partner is not None:
-            difference = record.accuracy - partner.accuracy
-            if settings.num_bootstrap > 0:
-                interval = list(
-                    paired_difference_interval(record.correct, partner.correct, settings.num_bootstrap, settings.seed)
-                )
+        difference, interval = paired_difference(record, partner, settings)
         rows.append(
             {
                 "rank": record.rank,

@@ -156,8 +156,7 @@ def _publish(ctx: SweepContext) -> None:
     ctx.accelerator.print(f"{summary_line(report)}; report: {output_dir / 'report.md'}")
     if target is not None:
         upload_sweep(target, chosen, cards, budgets)
-        pushed = {**repo_ids, **{record.model_dir: budget_ids[record.budget] for record in budgets}}
-        ctx.accelerator.print(f"pushed: {pushed_line(pushed)}")
+        ctx.accelerator.print(f"pushed: {pushed_line(target.pushed(chosen, budgets))}")
 
 
 def _print_summary(ctx: SweepContext) -> None:

@@ -89,17 +89,17 @@ class SweepStore:
 
     def finished(self) -> set[tuple[int, int]]:
         """(rank, seed) of every student recorded as failed, or as done with its model directory in place."""
-        return {
-            (record.rank, record.seed)
-            for record in self.results.ranks
-            if record.status == "failed" or (self.dir / record.model_dir).is_dir()
-        }
+        return self._finished(self.results.ranks, lambda record: (record.rank, record.seed))
 
     def finished_budgets(self) -> set[tuple[float, int]]:
         """(budget, seed) of every budget student recorded as failed, or as done with its model directory in place."""
+        return self._finished(self.results.budget_students, lambda record: (record.budget, record.seed))
+
+    def _finished(self, records, key) -> set:
+        """`key` of each record a resume does not train again: failed (not retried), or done and saved."""
         return {
-            (record.budget, record.seed)
-            for record in self.results.budget_students
+            key(record)
+            for record in records
             if record.status == "failed" or (record.model_dir and (self.dir / record.model_dir).is_dir())
         }
 

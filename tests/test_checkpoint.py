@@ -1,6 +1,7 @@
 """Mid-training checkpoints: the format round-trips exactly, and a lock-step group killed mid-training and resumed
 ends bit for bit as an uninterrupted one."""
 
+import contextlib
 import json
 import math
 
@@ -9,7 +10,13 @@ import torch
 from accelerate import Accelerator
 
 from hf_lowrank import FactorizedViTForImageClassification
-from hf_lowrank.distillation import DistillationConfig, GroupCheckpoint, LockstepTrainer, TrainingPosition
+from hf_lowrank.distillation import (
+    DistillationConfig,
+    GroupCheckpoint,
+    GroupDistillationTrainer,
+    LockstepTrainer,
+    TrainingPosition,
+)
 from hf_lowrank.distillation.checkpoint import decode, encode
 
 from sweep_helpers import pixel_dataset
@@ -72,22 +79,29 @@ def _students(teacher):
     return {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in (1, 4)}
 
 
-def _train(args, teacher, data, checkpoint=None, kill_after_batches=None):
-    trainer = LockstepTrainer(
-        Accelerator(cpu=True, gradient_accumulation_steps=args.gradient_accumulation_steps), args, teacher
-    )
-    if kill_after_batches is not None:
-        step, batches = trainer._step, [0]
+@contextlib.contextmanager
+def _batches_seen(kill_after_batches=None):
+    """Count the group's training batches (a list of one count); raise Killed at batch `kill_after_batches` + 1."""
+    batches, step = [0], GroupDistillationTrainer.training_step
 
-        def dying_step(run, *rest):
-            batches[0] += run.key == "rank-1"
-            if batches[0] > kill_after_batches:
-                raise Killed
-            return step(run, *rest)
+    def counting_step(self, *args, **kwargs):
+        batches[0] += 1
+        if kill_after_batches is not None and batches[0] > kill_after_batches:
+            raise Killed
+        return step(self, *args, **kwargs)
 
-        trainer._step = dying_step
-    students = _students(teacher)
-    return students, trainer.train(students, data, checkpoint)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GroupDistillationTrainer, "training_step", counting_step)
+        yield batches
+
+
+def _train(args, teacher, data, checkpoint=None, kill_after_batches=None, students=None):
+    trainer = LockstepTrainer(Accelerator(cpu=True), args, teacher)
+    students = students if students is not None else _students(teacher)
+    if kill_after_batches is None:
+        return students, trainer.train(students, data, checkpoint)
+    with _batches_seen(kill_after_batches):
+        return students, trainer.train(students, data, checkpoint)
 
 
 # 22 examples, batch 4: 6 batches per epoch (the last one short), 3 optimizer steps per epoch, 9 in all.
@@ -159,9 +173,8 @@ def test_a_checkpoint_of_a_larger_group_serves_the_models_still_pending(tmp_path
     checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students", "seed": 5})
     with pytest.raises(Killed):
         _train(args, teacher, data, checkpoint, kill_after_batches=9)
-    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
     alone = {"rank-4": FactorizedViTForImageClassification.from_teacher(teacher, rank=4)}
-    outcome = trainer.train(alone, data, checkpoint)
+    _, outcome = _train(args, teacher, data, checkpoint, students=alone)
     a, b = reference["rank-4"].state_dict(), alone["rank-4"].state_dict()
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert outcome["rank-4"].loss_history == expected["rank-4"].loss_history
@@ -174,13 +187,9 @@ def test_the_end_of_training_is_checkpointed_so_a_crash_in_evaluation_loses_no_t
     checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students"})
     trained, expected = _train(args, teacher, data, checkpoint)
     assert checkpoint.load()[0].step == expected["rank-1"].steps == 3
-    never_stepped = []
-    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
-    original = trainer._step
-    trainer._step = lambda *a: never_stepped.append(1) or original(*a)
-    students = _students(teacher)
-    outcome = trainer.train(students, data, checkpoint)
-    assert not never_stepped and outcome["rank-1"].loss_history == expected["rank-1"].loss_history
+    with _batches_seen() as batches:
+        students, outcome = _train(args, teacher, data, checkpoint)
+    assert batches == [0] and outcome["rank-1"].loss_history == expected["rank-1"].loss_history
     assert all(torch.equal(students["rank-1"].state_dict()[k], v) for k, v in trained["rank-1"].state_dict().items())
 
 
@@ -189,23 +198,12 @@ def test_a_failed_student_stays_failed_after_a_resume(tmp_path):
     data = pixel_dataset(22, tester.image_size, tester.num_labels)
     teacher = _teacher()
     checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students"})
-    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
     students = _students(teacher)
     with torch.no_grad():
         students["rank-1"].model.classifier.weight.fill_(float("nan"))  # its loss is NaN from the first step
-    step, batches = trainer._step, [0]
-
-    def dying_step(run, *rest):
-        batches[0] += run.key == "rank-4"
-        if batches[0] > 9:
-            raise Killed
-        return step(run, *rest)
-
-    trainer._step = dying_step
     with pytest.raises(Killed):
-        trainer.train(students, data, checkpoint)
-    trainer = LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args, teacher)
-    outcome = trainer.train(_students(teacher), data, checkpoint)
+        _train(args, teacher, data, checkpoint, kill_after_batches=9, students=students)
+    _, outcome = _train(args, teacher, data, checkpoint)
     assert outcome["rank-1"].status == "failed" and "optimizer step 1" in outcome["rank-1"].error
     assert outcome["rank-4"].status == "done" and outcome["rank-4"].steps == 9
 
@@ -242,7 +240,7 @@ def test_gradient_accumulation_averages_over_the_real_window_as_trainer_does(tmp
     model = ViTForImageClassification(tester.get_config())
     manual = ViTForImageClassification(tester.get_config())
     manual.load_state_dict(model.state_dict())
-    LockstepTrainer(Accelerator(cpu=True, gradient_accumulation_steps=2), args).train({"m": model}, data)
+    LockstepTrainer(Accelerator(cpu=True), args).train({"m": model}, data)
 
     order = epoch_permutation(20, args.seed, 0).tolist()
     batches = [order[i : i + 4] for i in range(0, 20, 4)]  # 5 batches: windows [0, 1], [2, 3], [4]

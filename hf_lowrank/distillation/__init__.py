@@ -4,8 +4,10 @@
 - `config`: `DistillationConfig`, `TrainingArguments` plus the method's own fields.
 - `targets`: teacher preparation, block-output hooks, a batch's teacher targets and one student's loss.
 - `trainer`: `DistillationTrainer` (a transformers `Trainer`) for one student.
-- `lockstep`: `LockstepTrainer`, several students on the same batches with one teacher pass per batch.
-- `flags`: what `LockstepTrainer` does with every `TrainingArguments` field (honoured, harmless, refused).
+- `group_trainer`: `GroupDistillationTrainer` (a transformers `Trainer`): a group of students on the same batches,
+  one teacher pass per batch, each student clipped and stopped alone, checkpointed as a `GroupCheckpoint`.
+- `lockstep`: `LockstepTrainer`, the sweep's entry point: one `GroupDistillationTrainer` per group, resumed.
+- `flags`: what the group's training does with every `TrainingArguments` field (honoured, harmless, refused).
 - `sampling`: the seeded data order, a function of (seed, epoch); `checkpoint`: mid-training checkpoints;
   `rng`: a model's private RNG stream.
 - `nested`: `NestedRankSchedule`, the ranks each batch of nested-rank training distils.
@@ -16,6 +18,7 @@ from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .evaluation import EvalResult, evaluate_models, example_noise
 from .flags import HARMLESS, HONOURED, NUMBER_CHANGING, REFUSED, check_training_arguments, plain_value
+from .group_trainer import GroupDistillationTrainer, StudentGroup
 from .lockstep import LockstepTrainer, TrainResult, build_optimizer, num_update_steps
 from .losses import (
     DISTILLATION_MODES,
@@ -47,6 +50,7 @@ __all__ = [
     "BlockOutputRecorder",
     "CheckpointError",
     "GroupCheckpoint",
+    "GroupDistillationTrainer",
     "HARMLESS",
     "HONOURED",
     "NUMBER_CHANGING",
@@ -60,6 +64,7 @@ __all__ = [
     "FinalTokenRecorder",
     "LockstepTrainer",
     "RNGStream",
+    "StudentGroup",
     "TrainResult",
     "bridged_distillation_loss",
     "build_optimizer",

@@ -6,6 +6,7 @@ On disk (safetensors plus plain JSON, never pickles), only the latest kept:
     DIR/latest.json                      {"checkpoint": "step-000239"}, replaced atomically after the step is complete
     DIR/step-000239/state.json           identity, position, and every run's state with tensors as references
     DIR/step-000239/<key>.safetensors    the tensors of run <key> (weights, optimizer moments, RNG states)
+    DIR/step-000239/trainer_state.json   transformers' TrainerState (global step, log history): Trainer resumes there
 """
 
 import json
@@ -25,6 +26,7 @@ __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "GroupCheckpoint", "Training
 
 CHECKPOINT_VERSION = 1
 LATEST = "latest.json"
+TRAINER_STATE = "trainer_state.json"  # transformers.trainer_utils.TRAINER_STATE_NAME
 
 
 class CheckpointError(ValueError):
@@ -103,9 +105,10 @@ class GroupCheckpoint:
         self.identity = json.loads(json.dumps(identity))
         self.is_main_process = is_main_process
 
-    def save(self, position: TrainingPosition, runs: dict[str, dict]) -> None:
-        """Write `runs` (key -> nested state with tensors) at `position`; then point latest.json at it and remove
-        older checkpoints. A crash at any moment leaves the previous checkpoint or this one, never a mix."""
+    def save(self, position: TrainingPosition, runs: dict[str, dict], trainer_state=None) -> None:
+        """Write `runs` (key -> nested state with tensors) at `position`, and `trainer_state` (a transformers
+        `TrainerState`: Trainer resumes from the directory) as trainer_state.json; then point latest.json at it and
+        remove older checkpoints. A crash at any moment leaves the previous checkpoint or this one, never a mix."""
         if not self.is_main_process:
             return
         name = f"step-{position.step:06d}"
@@ -119,6 +122,8 @@ class GroupCheckpoint:
             save_file(tensors, tmp / f"{key}.safetensors")
         payload = {"version": CHECKPOINT_VERSION, "identity": self.identity, "position": asdict(position)}
         (tmp / "state.json").write_text(json.dumps({**payload, "runs": states}, allow_nan=False))
+        if trainer_state is not None:
+            trainer_state.save_to_json(str(tmp / TRAINER_STATE))
         give_umask_modes(tmp)  # safetensors writes 0600
         for file in (*tmp.iterdir(), tmp):
             _fsync(file)

@@ -1,0 +1,387 @@
+"""`GroupDistillationTrainer`: one transformers `Trainer` that trains a group of students on the same batches.
+
+Trainer's own loop runs the group: its data loader (with the seeded `EpochShuffleSampler`), gradient accumulation,
+optimizer and schedule, logging (`report_to`: TensorBoard, Trackio, W&B, MLflow ...), callbacks and checkpoint
+flow. What a group needs beyond one model goes through Trainer's hooks, not a parallel loop:
+
+- `training_step`: the teacher's forward once per batch, then each active student's forward and backward in turn
+  (one student's activations alive at a time), each in its private RNG stream (`RNGStream`, dropout), under DDP
+  all but the last inside `no_sync` (one gradient reduction per step);
+- `_clip_grad_norm` / `_get_grad_norm`: each student clipped by its own norm; a student whose gradient is not
+  finite is stopped alone (its gradients dropped, so the optimizer skips it), the step named;
+- `log`: each student's loss and gradient norm beside Trainer's group figures (`loss/<key>`, `grad_norm/<key>`);
+- `_save_checkpoint` and the `_load_*` methods: the group's state as a `GroupCheckpoint` (safetensors plus JSON,
+  never a pickle), resumed through Trainer's own resume path (its `trainer_state.json`, its data skipping).
+
+One optimizer holds every student's parameters: AdamW's update is elementwise per parameter, so a student trained
+in a group equals the same student trained alone, bit for bit, and a stopped student (no gradient) is not moved.
+"""
+
+import contextlib
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from ..data import batch_size, collate_examples, model_inputs
+from ..models import BlockLayout, truncated_view
+from .checkpoint import GroupCheckpoint, TrainingPosition
+from .config import DistillationConfig
+from .flags import plain_value
+from .nested import NestedRankSchedule
+from .rng import RNGStream
+from .sampling import EpochShuffleSampler
+from .targets import (
+    BlockOutputRecorder,
+    FinalTokenRecorder,
+    is_bridged,
+    prepare_teacher,
+    student_loss,
+    teacher_targets,
+)
+
+
+__all__ = ["GroupDistillationTrainer", "StudentGroup", "StudentRun"]
+
+
+class StudentGroup(nn.Module):
+    """Trainer's `model` for a group: the students in one module, so that Trainer places, wraps (DDP) and optimizes
+    them together. `forward(index, **inputs)` runs student `index` alone."""
+
+    def __init__(self, students: dict[str, nn.Module]):
+        super().__init__()
+        self.keys = list(students)
+        self.students = nn.ModuleList(students.values())
+
+    def forward(self, index: int, **inputs):
+        return self.students[index](**inputs)
+
+
+@dataclass
+class StudentRun:
+    """One student's part of a group's training: its RNG stream, block recorder and record."""
+
+    key: str
+    index: int
+    rng: RNGStream
+    recorder: BlockOutputRecorder | None
+    seconds: float = 0.0  # its own forward and backward (the shared teacher forward and optimizer step excluded)
+    last_loss: float = float("nan")
+    error: str | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)  # (optimizer step, mean loss since last log)
+    loss_sum: float = 0.0  # sum of per-step mean losses since the last log
+    grad_norm: float | None = None  # before clipping, at the last optimizer step
+
+    def record(self) -> dict:
+        return {
+            "seconds": self.seconds,
+            "last_loss": self.last_loss,
+            "error": self.error,
+            "history": self.history,
+            "loss_sum": self.loss_sum,
+        }
+
+    def restore_record(self, record: dict) -> None:
+        self.seconds, self.last_loss, self.error = record["seconds"], record["last_loss"], record["error"]
+        self.history = [tuple(entry) for entry in record["history"]]
+        self.loss_sum = record.get("loss_sum", 0.0)
+
+
+class _GroupFlow(TrainerCallback):
+    """The group's additions to Trainer's flow: log the last step (the loss a sweep records), and stop when every
+    student has stopped."""
+
+    def __init__(self, trainer: "GroupDistillationTrainer"):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        logging = plain_value(args.logging_strategy) != "no"
+        if not self.trainer.active_runs():
+            control.should_training_stop = True
+        if control.should_training_stop or state.global_step >= state.max_steps:
+            control.should_log = control.should_log or logging
+        return control
+
+
+class _GroupProgress(TrainerCallback):
+    """The progress bar (in place of Trainer's), named after the group, with each student's latest loss instead of
+    printed logs."""
+
+    def __init__(self, description: str, disabled: bool):
+        self.description, self.disabled, self.bar = description, disabled, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and not self.disabled:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs:
+            losses = {key[5:]: f"{value:.3g}" for key, value in logs.items() if key.startswith("loss/")}
+            self.bar.set_postfix(dict(list(losses.items())[:6]))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class GroupDistillationTrainer(Trainer):
+    """Trains `students` (key -> model) on the same batches: with a `teacher_model`, by `args.distillation_mode`
+    distillation (the teacher's forward once per batch); without one, on the labels with the model's own loss (the
+    teacher's fine-tuning). `nested`: every student distils through truncated views of its factors, the ranks of
+    each batch drawn by the schedule. `checkpoint`: where the group's state is saved at Trainer's save steps.
+
+    After `train()`, `runs` holds each student's `StudentRun` and `examples_seen` this process's training examples.
+    """
+
+    def __init__(
+        self,
+        students: dict[str, nn.Module],
+        args: DistillationConfig,
+        train_dataset,
+        teacher_model: nn.Module | None = None,
+        description: str = "training",
+        block_layout: BlockLayout | None = None,
+        nested: NestedRankSchedule | None = None,
+        checkpoint: GroupCheckpoint | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+    ):
+        if nested is not None and teacher_model is None:
+            raise ValueError("nested-rank training distils from a teacher; give teacher_model=.")
+        self.group = StudentGroup(students)
+        super().__init__(
+            model=self.group,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=collate_examples,
+            callbacks=callbacks,
+        )
+        self.model_accepts_loss_kwargs = False  # the loss is per batch; training_step scales it by the window
+        self.remove_callback(PrinterCallback)
+        self.remove_callback(ProgressCallback)
+        self.add_callback(_GroupProgress(f"{description} ({len(students)} models)", args.disable_tqdm))
+        self.add_callback(_GroupFlow(self))
+        self.description = description
+        self.teacher_model = prepare_teacher(teacher_model, self.accelerator.device) if teacher_model else None
+        geometric = teacher_model is not None and args.distillation_mode == "geometric"
+        self.teacher_recorder = BlockOutputRecorder(self.teacher_model, block_layout) if geometric else None
+        # Final tokens, for Lift / WideLast and CNN students (a hook that only keeps a reference).
+        self.final_tokens = FinalTokenRecorder(self.teacher_model) if teacher_model is not None else None
+        self.nested = nested
+        self.checkpoint = checkpoint
+        self.runs = [
+            StudentRun(
+                key,
+                index,
+                RNGStream(args.seed),
+                BlockOutputRecorder(model) if geometric and not is_bridged(model) else None,
+            )
+            for index, (key, model) in enumerate(students.items())
+        ]
+        self.examples_seen = 0
+        self._resume_states: tuple[TrainingPosition, dict] | None = None
+        self._micro_batch = 0  # batches of the optimizer step under way
+        self._logged_step = 0
+
+    # ---- the data order ----
+    def _get_train_sampler(self, train_dataset=None):
+        """`EpochShuffleSampler` of `data_seed` (else `seed`): a function of the seed and the epoch, the same on every
+        process (accelerate shards the batches, not the order)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return EpochShuffleSampler(len(dataset), seed)
+
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        self._batches_per_epoch = len(loader)
+        if self._batches_per_epoch == 0:
+            args = self.args
+            raise ValueError(
+                f"no training batch: {len(self.train_dataset)} examples, per_device_train_batch_size "
+                f"{args.per_device_train_batch_size} x {self.accelerator.num_processes} process(es) with "
+                f"dataloader_drop_last {args.dataloader_drop_last}; use a smaller batch or keep the last batch."
+            )
+        return loader
+
+    def _batch_position(self) -> tuple[int, int]:
+        """(epoch, 1-based batch of that epoch) of the batch under way, from the optimizer steps done."""
+        accumulation = self.args.gradient_accumulation_steps
+        steps_per_epoch = math.ceil(self._batches_per_epoch / accumulation)
+        step = self.state.global_step
+        return step // steps_per_epoch, (step % steps_per_epoch) * accumulation + self._micro_batch
+
+    # ---- one batch ----
+    def active_runs(self) -> list[StudentRun]:
+        return [run for run in self.runs if run.error is None]
+
+    def _student_loss(self, model: nn.Module, run: StudentRun, inputs: dict, labels, targets) -> torch.Tensor:
+        """One student's loss on the batch (the weighted mean over the batch's views with `nested`). `model` is the
+        prepared group (DDP-wrapped under several processes): every forward goes through it."""
+        forward = functools.partial(model, run.index)
+        if self.teacher_model is None:
+            return forward(**inputs, labels=labels).loss
+        teacher_logits, teacher_blocks, teacher_tokens = targets
+
+        def loss_of_view():
+            loss, _ = student_loss(
+                forward, run.recorder, inputs, labels, teacher_logits, teacher_blocks, self.args, teacher_tokens
+            )
+            return loss
+
+        if self.nested is None:
+            return loss_of_view()
+        epoch, batch = self._batch_position()
+        views = self.nested.views(epoch, batch)
+        total = 0.0
+        for rank, weight in views:  # one backward of the weighted sum (DDP: one gradient reduction)
+            with truncated_view(self.group.students[run.index], rank):
+                total = total + weight * loss_of_view()
+        return total / sum(weight for _, weight in views)
+
+    def training_step(self, model: nn.Module, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
+        """The teacher once, then every active student's forward and backward in turn; returns the students' mean
+        loss (scaled by the accumulation window, as Trainer's own step returns it)."""
+        model.train()
+        self._micro_batch += 1
+        inputs = self._prepare_inputs(inputs)
+        forward_inputs, labels = model_inputs(inputs), inputs.get("labels")
+        self.examples_seen += batch_size(inputs)
+        targets = None
+        if self.teacher_model is not None:
+            targets = teacher_targets(self.teacher_model, self.teacher_recorder, forward_inputs, self.final_tokens)
+        window = self.current_gradient_accumulation_steps
+        active = self.active_runs()
+        total = torch.zeros((), device=self.args.device)
+        for position, run in enumerate(active):
+            last = position == len(active) - 1
+            # Under DDP the group's gradients are reduced once, at the last student's backward.
+            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+            start = time.perf_counter()
+            with sync, run.rng.active():
+                loss = self._student_loss(model, run, forward_inputs, labels, targets)
+                self.accelerator.backward(loss / window)
+            run.seconds += time.perf_counter() - start
+            run.last_loss = loss.item()
+            run.loss_sum += run.last_loss / window
+            total += loss.detach() / window
+        return total / max(len(active), 1)
+
+    # ---- per-student clipping and stopping ----
+    def _clip_grad_norm(self, model):
+        return self._clip_students(self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        return self._clip_students(math.inf) if grad_norm is None else grad_norm
+
+    def _clip_students(self, max_norm: float) -> float:
+        """Clip each active student's gradient by its own norm (`max_norm`; inf: measure only); stop a student whose
+        norm is not finite. Returns the norm of the remaining students' gradients together."""
+        squares = 0.0
+        self._micro_batch = 0  # the optimizer step follows
+        for run in self.active_runs():
+            parameters = [p for p in self.group.students[run.index].parameters() if p.requires_grad]
+            norm = float(self.accelerator.clip_grad_norm_(parameters, max_norm))
+            if not math.isfinite(norm):
+                run.error = (
+                    f"{run.key}: the loss or its gradient became non-finite at optimizer step "
+                    f"{self.state.global_step + 1} (loss {run.last_loss}); this model was stopped, the others go on."
+                )
+                for parameter in parameters:
+                    parameter.grad = None  # the optimizer skips it
+                self.accelerator.print(run.error)
+                continue
+            run.grad_norm = norm
+            squares += norm**2
+        return math.sqrt(squares)
+
+    # ---- logging ----
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Trainer's log, with each student's mean loss since the last log and its gradient norm; the losses also go
+        into each student's `history`."""
+        if "loss" in logs:
+            steps = max(self.state.global_step - self._logged_step, 1)
+            for run in self.active_runs():
+                mean = run.loss_sum / steps
+                run.history.append((self.state.global_step, mean))
+                logs[f"loss/{run.key}"] = mean
+                if run.grad_norm is not None:
+                    logs[f"grad_norm/{run.key}"] = run.grad_norm
+            for run in self.runs:
+                run.loss_sum = 0.0
+            self._logged_step = self.state.global_step
+        super().log(logs, start_time)
+
+    # ---- checkpoints: the group's state as a GroupCheckpoint, resumed through Trainer's resume path ----
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return getattr(self.optimizer, "optimizer", self.optimizer)  # accelerate's wrapper
+
+    def _run_state(self, run: StudentRun) -> dict:
+        """Everything a resumed run needs for this student (its optimizer state by parameter name)."""
+        student, optimizer = self.group.students[run.index], self._optimizer()
+        moments = {name: dict(optimizer.state[p]) for name, p in student.named_parameters() if p in optimizer.state}
+        return {
+            "model": student.state_dict(),
+            "optimizer": moments,
+            "scheduler": self.lr_scheduler.state_dict(),
+            "rng": run.rng.state_dict(),
+            "record": {**run.record(), "logged_step": self._logged_step},
+        }
+
+    def _save_checkpoint(self, model, trial=None) -> None:
+        if self.checkpoint is None:
+            return
+        epoch, batch = self._batch_position()
+        position = TrainingPosition(self.state.global_step, epoch, batch, self.examples_seen)
+        runs = {run.key: self._run_state(run) for run in self.runs}
+        self.checkpoint.save(position, runs, self.state)
+        self.accelerator.wait_for_everyone()
+
+    def resume_from(self, position: TrainingPosition, states: dict[str, dict]) -> None:
+        """Resume from these states (a `GroupCheckpoint.load`): applied by Trainer's `_load_*` hooks in `train`."""
+        self._resume_states = (position, states)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
+        position, states = self._resume_states
+        for run in self.runs:
+            self.group.students[run.index].load_state_dict(states[run.key]["model"])
+            run.restore_record(states[run.key]["record"])
+        self.examples_seen = position.examples
+        self._logged_step = states[self.runs[0].key]["record"].get("logged_step", position.step)
+
+    def _load_optimizer_and_scheduler(self, checkpoint) -> None:
+        _, states = self._resume_states
+        optimizer = self._optimizer()
+        for run in self.runs:
+            state = states[run.key]
+            for name, parameter in self.group.students[run.index].named_parameters():
+                if name in state["optimizer"]:
+                    optimizer.state[parameter] = {
+                        key: value.to(parameter.device) if key != "step" and torch.is_tensor(value) else value
+                        for key, value in state["optimizer"][name].items()
+                    }
+        self.lr_scheduler.load_state_dict(states[self.runs[0].key]["scheduler"])
+        for group, lr in zip(optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+            group["lr"] = lr
+
+    def _load_rng_state(self, checkpoint) -> None:
+        _, states = self._resume_states
+        for run in self.runs:
+            run.rng.load_state_dict(states[run.key]["rng"])
+
+    def _load_scaler(self, checkpoint) -> None:
+        pass
+
+    def close(self) -> None:
+        for recorder in (self.teacher_recorder, self.final_tokens, *(run.recorder for run in self.runs)):
+            if recorder is not None:
+                recorder.remove()

@@ -171,7 +171,6 @@ def _parse_error(argv) -> str:
         (["--fp16", "true"], "--fp16 True is not supported (fp16 needs one loss scaler per student"),
         (["--eval_strategy", "steps"], "--eval_strategy 'steps' is not supported"),
         (["--gradient_checkpointing", "true"], "--gradient_checkpointing True is not supported"),
-        (["--report_to", "wandb"], "--report_to ['wandb'] is not supported"),
         (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),
         (["--optim", "lomo"], "--optim 'lomo'"),
@@ -225,6 +224,7 @@ _OTHER_VALUES = {
     "dataloader_multiprocessing_context": "spawn",
     "ddp_timeout": 60,
     "ddp_find_unused_parameters": False,
+    "report_to": ["tensorboard"],
     "local_rank": 0,
 }
 

@@ -1,5 +1,6 @@
-"""What `LockstepTrainer` does with every `TrainingArguments` field: honoured as `Trainer` honours it, harmless
-(logging, paths, bookkeeping: it cannot change a result), or refused when set to anything but its default.
+"""What the sweep's training (`GroupDistillationTrainer`, a transformers `Trainer` per group of students) does with
+every `TrainingArguments` field: honoured as `Trainer` honours it, harmless (logging, paths, bookkeeping: it cannot
+change a result), or refused when set to anything but its default, each with its reason.
 
 `check_training_arguments` is the one check; the sweep calls it before any work, `LockstepTrainer` when built.
 A field this table does not know (one a newer transformers added) is refused when it is not at its default.
@@ -21,6 +22,7 @@ __all__ = [
     "REFUSED",
     "check_training_arguments",
     "check_training_values",
+    "tracker_problems",
     "checkpoint_interval",
     "plain_value",
     "steps_interval",
@@ -67,6 +69,8 @@ HONOURED = {
     "logging_steps": "loss history every this many optimizer steps (< 1: a fraction of the steps)",
     "logging_strategy": "loss history every logging_steps, at epoch ends, or none",
     "logging_first_step": "the first optimizer step's loss in the history too",
+    "report_to": "experiment trackers transformers integrates (tensorboard, trackio, wandb, mlflow, ...): one run per "
+    "training group, each student's loss and gradient norm as loss/<key> and grad_norm/<key>",
     "disable_tqdm": "progress bars",
     "push_to_hub": "push the students and the report at the end",
     "hub_model_id": "repository prefix",
@@ -88,7 +92,7 @@ HARMLESS = {
     "log_level": "logging only",
     "log_level_replica": "logging only",
     "include_num_input_tokens_seen": "logging only",
-    "run_name": "experiment trackers only (report_to must be none)",
+    "run_name": "experiment trackers only (each group's run is named RUN_NAME/<group>)",
     "project": "experiment trackers only",
     "trackio_space_id": "experiment trackers only",
     "trackio_bucket_id": "experiment trackers only",
@@ -103,9 +107,8 @@ HARMLESS = {
     "length_column_name": "only read by group_by_length sampling, which is refused",
 }
 
-_NOT_IMPLEMENTED = "not implemented by LockstepTrainer"
+_NOT_IMPLEMENTED = "not wired into the sweep's group trainer yet"
 REFUSED = {
-    "report_to": "experiment trackers are not wired in; the loss history is in results.json",
     "label_smoothing_factor": _NOT_IMPLEMENTED,
     "fp16": "fp16 needs one loss scaler per student, which accelerate does not give; use --bf16",
     "bf16_full_eval": "evaluation follows --bf16",
@@ -144,7 +147,7 @@ REFUSED = {
     "metric_for_best_model": "no evaluation during training",
     "greater_is_better": "no evaluation during training",
     "ignore_data_skip": "a resumed run always continues the data order exactly",
-    "restore_callback_states_from_checkpoint": "no callbacks",
+    "restore_callback_states_from_checkpoint": "callback states are not part of a group's checkpoint",
     "resume_from_checkpoint": "resuming is automatic: rerun the same command",
     "accelerator_config": _NOT_IMPLEMENTED,
     "parallelism_config": _NOT_IMPLEMENTED,
@@ -161,7 +164,59 @@ REFUSED = {
     "debug": _NOT_IMPLEMENTED,
 }
 # Values of a refused field that mean what the sweep does anyway.
-_ACCEPTED = {"save_total_limit": (None, 1), "report_to": ([], ["none"], "none", None)}
+_ACCEPTED = {"save_total_limit": (None, 1)}
+
+# The package each tracker needs (pip name), by its report_to name: a missing one is named before any work.
+TRACKER_PACKAGES = {
+    "tensorboard": "tensorboard",
+    "trackio": "trackio",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "neptune": "neptune",
+    "codecarbon": "codecarbon",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+    "azure_ml": "azureml-core",
+    "dagshub": "dagshub mlflow",
+    "flyte": "flytekit",
+}
+
+
+def tracker_problems(report_to) -> list[str]:
+    """A tracker of `report_to` that is not installed (or not known to transformers), as '--report_to NAME: ...'
+    naming the pip package."""
+    from transformers.integrations import integration_utils
+
+    available = {
+        "tensorboard": integration_utils.is_tensorboard_available,
+        "trackio": integration_utils.is_trackio_available,
+        "wandb": integration_utils.is_wandb_available,
+        "mlflow": integration_utils.is_mlflow_available,
+        "comet_ml": integration_utils.is_comet_available,
+        "clearml": integration_utils.is_clearml_available,
+        "neptune": integration_utils.is_neptune_available,
+        "codecarbon": integration_utils.is_codecarbon_available,
+        "dvclive": integration_utils.is_dvclive_available,
+        "swanlab": integration_utils.is_swanlab_available,
+        "azure_ml": integration_utils.is_azureml_available,
+        "dagshub": integration_utils.is_dagshub_available,
+        "flyte": integration_utils.is_flytekit_available,
+    }
+    problems = []
+    for name in [report_to] if isinstance(report_to, str) else list(report_to or []):
+        if name in ("none", "all") or (name == "kubeflow" and integration_utils.is_kubeflow_available()):
+            continue
+        if name == "kubeflow":
+            problems.append("--report_to kubeflow reports only inside a Kubeflow trainer job (no KUBEFLOW_TRAINER_SERVER_URL)")
+            continue
+        if name not in available:
+            known = sorted([*available, "kubeflow"])
+            problems.append(f"--report_to {name!r} is not a tracker transformers knows; use one of {known}")
+        elif not available[name]():
+            problems.append(f"--report_to {name}: the {name} package is not installed (pip install {TRACKER_PACKAGES[name]})")
+    return problems
 
 
 def _default(field):
@@ -279,6 +334,7 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
         problems.append(
             f"--{field.name} {plain_value(value)!r} is not supported ({reason}); leave it at {plain_value(default)!r}"
         )
+    problems += tracker_problems(args.report_to)
     if plain_value(args.save_strategy) not in ("steps", "epoch", "no"):
         problems.append(
             f"--save_strategy {plain_value(args.save_strategy)!r} is not supported; use steps, epoch or no"

@@ -20,6 +20,8 @@ in a group equals the same student trained alone, bit for bit, and a stopped stu
 import contextlib
 import functools
 import math
+import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
+from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..data import batch_size, collate_examples, model_inputs
@@ -47,7 +50,12 @@ from .targets import (
 )
 
 
-__all__ = ["GroupDistillationTrainer", "StudentGroup", "StudentRun"]
+__all__ = ["GroupDistillationTrainer", "StudentGroup", "StudentRun", "run_slug"]
+
+
+def run_slug(description: str) -> str:
+    """A group's description as a tracker run name / directory name: 'students [1, 2] seed 0' -> 'students-1-2-seed-0'."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", description).strip("-") or "training"
 
 
 class StudentGroup(nn.Module):
@@ -172,6 +180,7 @@ class GroupDistillationTrainer(Trainer):
         self.add_callback(_GroupProgress(f"{description} ({len(students)} models)", args.disable_tqdm))
         self.add_callback(_GroupFlow(self))
         self.description = description
+        self._name_tracker_runs(args, description)
         self.teacher_model = prepare_teacher(teacher_model, self.accelerator.device) if teacher_model else None
         geometric = teacher_model is not None and args.distillation_mode == "geometric"
         self.teacher_recorder = BlockOutputRecorder(self.teacher_model, block_layout) if geometric else None
@@ -192,6 +201,13 @@ class GroupDistillationTrainer(Trainer):
         self._resume_states: tuple[TrainingPosition, dict] | None = None
         self._micro_batch = 0  # batches of the optimizer step under way
         self._logged_step = 0
+
+    def _name_tracker_runs(self, args, description: str) -> None:
+        """TensorBoard writes this group's run into OUTPUT_DIR/runs/<group> (unless TENSORBOARD_LOGGING_DIR says
+        where), so that the teacher's and each group's curves are runs of their own."""
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+                callback.logging_dir = os.path.join(args.output_dir, "runs", run_slug(description))
 
     # ---- the data order ----
     def _get_train_sampler(self, train_dataset=None):

@@ -24,7 +24,7 @@ from ..models import BlockLayout
 from .checkpoint import CheckpointError, GroupCheckpoint
 from .config import DistillationConfig
 from .flags import check_training_arguments
-from .group_trainer import GroupDistillationTrainer
+from .group_trainer import GroupDistillationTrainer, run_slug
 from .nested import NestedRankSchedule
 from .rng import RNGStream
 
@@ -102,11 +102,12 @@ class LockstepTrainer:
 
     def _arguments(self, checkpoint: GroupCheckpoint | None) -> DistillationConfig:
         """The group's Trainer arguments: the user's, with the columns kept (the loss reads `labels`), no Hub push
-        (the sweep pushes its students itself, at the end) and no checkpoint without a `checkpoint` (a shallow copy:
-        TrainingArguments.__post_init__ must not run again)."""
+        (the sweep pushes its students itself, at the end), the tracker run named RUN_NAME/<group>, and no checkpoint
+        without a `checkpoint` (a shallow copy: TrainingArguments.__post_init__ must not run again)."""
         args = copy.copy(self.args)
         args.remove_unused_columns = False
         args.push_to_hub = False
+        args.run_name = f"{self.args.run_name}/{run_slug(self.description)}" if self.args.run_name else None
         args.label_names = ["labels"]
         if checkpoint is None:
             args.save_strategy = SaveStrategy.NO

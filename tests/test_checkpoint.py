@@ -95,13 +95,13 @@ def _batches_seen(kill_after_batches=None):
         yield batches
 
 
-def _train(args, teacher, data, checkpoint=None, kill_after_batches=None, students=None):
+def _train(args, teacher, data, checkpoint=None, kill_after_batches=None, students=None, validation=None):
     trainer = LockstepTrainer(Accelerator(cpu=True), args, teacher)
     students = students if students is not None else _students(teacher)
     if kill_after_batches is None:
-        return students, trainer.train(students, data, checkpoint)
+        return students, trainer.train(students, data, checkpoint, validation)
     with _batches_seen(kill_after_batches):
-        return students, trainer.train(students, data, checkpoint)
+        return students, trainer.train(students, data, checkpoint, validation)
 
 
 # 22 examples, batch 4: 6 batches per epoch (the last one short), 3 optimizer steps per epoch, 9 in all.
@@ -135,6 +135,35 @@ def test_a_group_killed_mid_training_resumes_bit_for_bit(tmp_path, kill_after_ba
         assert outcome[key].loss_history == expected[key].loss_history
         assert outcome[key].steps == expected[key].steps == total
         assert outcome[key].examples_per_process == expected[key].examples_per_process
+
+
+def test_a_group_evaluated_during_training_resumes_its_bests_and_early_stops_bit_for_bit(tmp_path):
+    """Evaluation every step, each student's best weights kept (load_best_model_at_end) and early stopping with
+    patience 2: killed after step 4 (checkpointed every 2 steps; one student stopped before, one stops after), the
+    resumed group ends with the same weights, validation histories, best steps and stopping steps as the
+    uninterrupted one."""
+    overrides = dict(
+        eval_strategy="steps", eval_steps=1, save_steps=2, load_best_model_at_end=True, metric_for_best_model="loss",
+        early_stopping_patience=2, early_stopping_threshold=0.03, gradient_accumulation_steps=1, max_steps=12, per_device_eval_batch_size=8,
+        learning_rate=1e-3, warmup_steps=0, lr_scheduler_type="constant",
+    )  # fmt: skip
+    args = _args(tmp_path, **overrides)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    validation = pixel_dataset(11, tester.image_size, tester.num_labels, seed=3)
+    teacher = _teacher()
+    reference, expected = _train(args, teacher, data, validation=validation)
+    stops = sorted(outcome.stopped_step or 99 for outcome in expected.values())
+    assert stops[0] < 4 < stops[1] < 12, f"the test must stop one student before the kill and one after: {stops}"
+    checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"stage": "students"})
+    with pytest.raises(Killed):
+        _train(args, teacher, data, checkpoint, kill_after_batches=5, validation=validation)
+    assert checkpoint.load()[0].step == 4
+    resumed, outcome = _train(args, teacher, data, checkpoint, validation=validation)
+    for key in reference:
+        a, b = reference[key].state_dict(), resumed[key].state_dict()
+        assert all(torch.equal(a[name], b[name]) for name in a), key
+        for field in ("validation_history", "best_step", "stopped_step", "steps", "loss_history"):
+            assert getattr(outcome[key], field) == getattr(expected[key], field), (key, field)
 
 
 def test_only_the_latest_checkpoint_is_kept_and_another_groups_is_not_resumed(tmp_path):

@@ -24,7 +24,7 @@ from ..file_modes import give_umask_modes
 
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "GroupCheckpoint", "TrainingPosition", "decode", "encode"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the Trainer-based group (trainer_state.json, optimizer moments by parameter name)
 LATEST = "latest.json"
 TRAINER_STATE = "trainer_state.json"  # transformers.trainer_utils.TRAINER_STATE_NAME
 

@@ -44,6 +44,18 @@ class DistillationConfig(TrainingArguments):
     ce_weight: float = field(
         default=0.0, metadata={"help": "Weight of an added cross-entropy on the labels (>= 0; 0 turns it off)."}
     )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop a student after this many evaluations without improvement of its --metric_for_best_model "
+            "(transformers' EarlyStoppingCallback meaning, applied to each student alone: the others go on). Needs "
+            "evaluation during training (--eval_strategy and a validation split). Default: no early stopping."
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0,
+        metadata={"help": "How much a student's metric must improve to reset its early-stopping patience (>= 0)."},
+    )
     # Inputs are pixel_values plus bookkeeping columns (labels, index) that the loss reads; keep them.
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Trainer's column pruning; off, since the loss reads `labels`."}
@@ -63,3 +75,7 @@ class DistillationConfig(TrainingArguments):
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}.")
         if not self.ce_weight >= 0:
             raise ValueError(f"ce_weight must be >= 0, got {self.ce_weight!r}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"early_stopping_patience must be >= 1 (or unset), got {self.early_stopping_patience!r}.")
+        if not self.early_stopping_threshold >= 0:
+            raise ValueError(f"early_stopping_threshold must be >= 0, got {self.early_stopping_threshold!r}.")

@@ -23,6 +23,7 @@ __all__ = [
     "check_training_arguments",
     "check_training_values",
     "tracker_problems",
+    "evaluation_problems",
     "checkpoint_interval",
     "plain_value",
     "steps_interval",
@@ -58,6 +59,15 @@ NUMBER_CHANGING = {
     "feature_normalization": "the scale of each block term's MSE",
     "temperature": "kd temperature",
     "ce_weight": "weight of the added cross-entropy",
+    "eval_strategy": "evaluation on the validation split during training: steps, epoch or no",
+    "eval_steps": "evaluate every this many optimizer steps (< 1: a fraction of the steps)",
+    "eval_delay": "no evaluation before this many steps (epochs with --eval_strategy epoch)",
+    "eval_on_start": "an evaluation before the first step too",
+    "metric_for_best_model": "loss or accuracy: what ranks a student's evaluations (its best step, early stopping)",
+    "greater_is_better": "whether a greater metric is better (default: not for loss, yes for accuracy)",
+    "load_best_model_at_end": "each student ends with the weights of its own best evaluation",
+    "early_stopping_patience": "stop a student after this many evaluations without improvement (the others go on)",
+    "early_stopping_threshold": "the improvement that resets a student's patience",
 }
 
 # Honoured fields that do not change the numbers.
@@ -126,10 +136,6 @@ REFUSED = {
     "torch_empty_cache_steps": _NOT_IMPLEMENTED,
     "auto_find_batch_size": _NOT_IMPLEMENTED,
     "optim_target_modules": "GaLore / APOLLO optimizers are not supported",
-    "eval_strategy": "students are evaluated once, after training",
-    "eval_steps": "students are evaluated once, after training",
-    "eval_delay": "students are evaluated once, after training",
-    "eval_on_start": "students are evaluated once, after training",
     "prediction_loss_only": "the sweep's evaluation is its own",
     "eval_do_concat_batches": "the sweep's evaluation is its own",
     "eval_use_gather_object": "the sweep's evaluation is its own",
@@ -143,9 +149,6 @@ REFUSED = {
     "hub_strategy": "the sweep pushes once, at the end",
     "hub_always_push": "the sweep pushes once, at the end",
     "hub_revision": "the sweep pushes to the main branch",
-    "load_best_model_at_end": "no evaluation during training",
-    "metric_for_best_model": "no evaluation during training",
-    "greater_is_better": "no evaluation during training",
     "ignore_data_skip": "a resumed run always continues the data order exactly",
     "restore_callback_states_from_checkpoint": "callback states are not part of a group's checkpoint",
     "resume_from_checkpoint": "resuming is automatic: rerun the same command",
@@ -280,6 +283,29 @@ def plain_value(value):
     return getattr(value, "value", value)
 
 
+EVALUATION_METRICS = ("loss", "accuracy")
+
+
+def evaluation_problems(args: TrainingArguments) -> list[str]:
+    """Evaluation-during-training settings that cannot work, naming the flags."""
+    problems = []
+    evaluating = plain_value(args.eval_strategy) != "no"
+    if plain_value(args.eval_strategy) not in ("steps", "epoch", "no"):
+        problems.append(f"--eval_strategy {plain_value(args.eval_strategy)!r} is not supported; use steps, epoch or no")
+    metric = args.metric_for_best_model
+    if metric is not None and metric.removeprefix("eval_") not in EVALUATION_METRICS:
+        problems.append(f"--metric_for_best_model {metric!r}: must be one of {list(EVALUATION_METRICS)}")
+    patience = getattr(args, "early_stopping_patience", None)
+    if patience is not None and not evaluating:
+        problems.append(
+            f"--early_stopping_patience {patience} needs evaluation during training: add --eval_strategy steps (or "
+            "epoch) and a validation split"
+        )
+    if args.load_best_model_at_end and not evaluating:
+        problems.append("--load_best_model_at_end needs evaluation during training: add --eval_strategy steps or epoch")
+    return problems
+
+
 def check_training_values(args: TrainingArguments) -> list[str]:
     """Values that would train nothing or nonsense, each as 'name: value (what is valid)'."""
     problems = []
@@ -334,7 +360,7 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
         problems.append(
             f"--{field.name} {plain_value(value)!r} is not supported ({reason}); leave it at {plain_value(default)!r}"
         )
-    problems += tracker_problems(args.report_to)
+    problems += tracker_problems(args.report_to) + evaluation_problems(args)
     if plain_value(args.save_strategy) not in ("steps", "epoch", "no"):
         problems.append(
             f"--save_strategy {plain_value(args.save_strategy)!r} is not supported; use steps, epoch or no"

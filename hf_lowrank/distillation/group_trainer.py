@@ -4,20 +4,22 @@ Trainer's own loop runs the group: its data loader (with the seeded `EpochShuffl
 optimizer and schedule, logging (`report_to`: TensorBoard, Trackio, W&B, MLflow ...), callbacks and checkpoint
 flow. What a group needs beyond one model goes through Trainer's hooks, not a parallel loop:
 
-- `training_step`: the teacher's forward once per batch, then each active student's forward and backward in turn
-  (one student's activations alive at a time), each in its private RNG stream (`RNGStream`, dropout), under DDP
-  all but the last inside `no_sync` (one gradient reduction per step);
-- `_clip_grad_norm` / `_get_grad_norm`: each student clipped by its own norm; a student whose gradient is not
-  finite is stopped alone (its gradients dropped, so the optimizer skips it), the step named;
+- `training_step`: the teacher's forward once per batch, then each active student's forward and backward in turn,
+  each in its private RNG stream (`RNGStream`, dropout); on the batch that ends an optimizer step, each student is
+  clipped by its own norm and stepped right after its backward, its gradients dropped before the next student's
+  forward (one student's activations and gradients alive at a time, as when it trains alone; the shared optimizer
+  skips the parameters without gradients). A student whose gradient is not finite is stopped alone, the step
+  named. Trainer's own clipping and optimizer step then find no gradient left (`_clip_grad_norm` reports the
+  students' norms);
 - `log`: each student's loss and gradient norm beside Trainer's group figures (`loss/<key>`, `grad_norm/<key>`);
 - `_save_checkpoint` and the `_load_*` methods: the group's state as a `GroupCheckpoint` (safetensors plus JSON,
   never a pickle), resumed through Trainer's own resume path (its `trainer_state.json`, its data skipping).
 
-One optimizer holds every student's parameters: AdamW's update is elementwise per parameter, so a student trained
-in a group equals the same student trained alone, bit for bit, and a stopped student (no gradient) is not moved.
+One optimizer holds every student's parameters: AdamW's update is elementwise per parameter and skips a parameter
+without a gradient, so a student trained in a group equals the same student trained alone, bit for bit, and a
+stopped student is not moved.
 """
 
-import contextlib
 import functools
 import math
 import os
@@ -85,6 +87,16 @@ class StudentRun:
     history: list[tuple[int, float]] = field(default_factory=list)  # (optimizer step, mean loss since last log)
     loss_sum: float = 0.0  # sum of per-step mean losses since the last log
     grad_norm: float | None = None  # before clipping, at the last optimizer step
+    validation: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, loss)
+    best_value: float | None = None  # the best validation metric so far (metric_for_best_model)
+    best_step: int | None = None
+    patience: int = 0  # evaluations without improvement (early stopping)
+    stopped_step: int | None = None  # early-stopped at this optimizer step
+    best_state: dict | None = None  # the weights of best_step (load_best_model_at_end), on the CPU
+
+    @property
+    def active(self) -> bool:
+        return self.error is None and self.stopped_step is None
 
     def record(self) -> dict:
         return {
@@ -93,12 +105,20 @@ class StudentRun:
             "error": self.error,
             "history": self.history,
             "loss_sum": self.loss_sum,
+            "validation": self.validation,
+            "best_value": self.best_value,
+            "best_step": self.best_step,
+            "patience": self.patience,
+            "stopped_step": self.stopped_step,
         }
 
     def restore_record(self, record: dict) -> None:
         self.seconds, self.last_loss, self.error = record["seconds"], record["last_loss"], record["error"]
         self.history = [tuple(entry) for entry in record["history"]]
-        self.loss_sum = record.get("loss_sum", 0.0)
+        self.loss_sum = record["loss_sum"]
+        self.validation = [tuple(entry) for entry in record["validation"]]
+        self.best_value, self.best_step = record["best_value"], record["best_step"]
+        self.patience, self.stopped_step = record["patience"], record["stopped_step"]
 
 
 class _GroupFlow(TrainerCallback):
@@ -149,6 +169,13 @@ class GroupDistillationTrainer(Trainer):
     teacher's fine-tuning). `nested`: every student distils through truncated views of its factors, the ranks of
     each batch drawn by the schedule. `checkpoint`: where the group's state is saved at Trainer's save steps.
 
+    With an `eval_dataset` (a validation split) and `args.eval_strategy`, every active student is evaluated at
+    Trainer's evaluation steps (accuracy, and its training loss on the validation data), logged as
+    `eval_<key>_accuracy` / `eval_<key>_loss`; `args.metric_for_best_model` ("loss" or "accuracy") ranks each
+    student's evaluations: its best step is recorded, `load_best_model_at_end` gives it its best weights back, and
+    `args.early_stopping_patience` stops it alone (transformers' `EarlyStoppingCallback` meaning) while the others
+    go on.
+
     After `train()`, `runs` holds each student's `StudentRun` and `examples_seen` this process's training examples.
     """
 
@@ -158,6 +185,7 @@ class GroupDistillationTrainer(Trainer):
         args: DistillationConfig,
         train_dataset,
         teacher_model: nn.Module | None = None,
+        eval_dataset=None,
         description: str = "training",
         block_layout: BlockLayout | None = None,
         nested: NestedRankSchedule | None = None,
@@ -171,6 +199,7 @@ class GroupDistillationTrainer(Trainer):
             model=self.group,
             args=args,
             train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
             data_collator=collate_examples,
             callbacks=callbacks,
         )
@@ -238,7 +267,8 @@ class GroupDistillationTrainer(Trainer):
 
     # ---- one batch ----
     def active_runs(self) -> list[StudentRun]:
-        return [run for run in self.runs if run.error is None]
+        """The students still training: not failed, not early-stopped."""
+        return [run for run in self.runs if run.active]
 
     def _student_loss(self, model: nn.Module, run: StudentRun, inputs: dict, labels, targets) -> torch.Tensor:
         """One student's loss on the batch (the weighted mean over the batch's views with `nested`). `model` is the
@@ -265,8 +295,10 @@ class GroupDistillationTrainer(Trainer):
         return total / sum(weight for _, weight in views)
 
     def training_step(self, model: nn.Module, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
-        """The teacher once, then every active student's forward and backward in turn; returns the students' mean
-        loss (scaled by the accumulation window, as Trainer's own step returns it)."""
+        """The teacher once, then every active student in turn: forward and backward and, on the batch that ends an
+        optimizer step, its own clipping and optimizer step, its gradients dropped before the next student's forward
+        (one student's activations and gradients alive at a time). Returns the students' mean loss, scaled by the
+        accumulation window as Trainer's own step returns it."""
         model.train()
         self._micro_batch += 1
         inputs = self._prepare_inputs(inputs)
@@ -276,49 +308,157 @@ class GroupDistillationTrainer(Trainer):
         if self.teacher_model is not None:
             targets = teacher_targets(self.teacher_model, self.teacher_recorder, forward_inputs, self.final_tokens)
         window = self.current_gradient_accumulation_steps
+        steps = self.accelerator.sync_gradients  # this batch ends the optimizer step (Trainer sets it)
         active = self.active_runs()
         total = torch.zeros((), device=self.args.device)
-        for position, run in enumerate(active):
-            last = position == len(active) - 1
-            # Under DDP the group's gradients are reduced once, at the last student's backward.
-            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+        for run in active:
             start = time.perf_counter()
-            with sync, run.rng.active():
+            with run.rng.active():
                 loss = self._student_loss(model, run, forward_inputs, labels, targets)
-                self.accelerator.backward(loss / window)
-            run.seconds += time.perf_counter() - start
+                if loss.requires_grad:  # (a student frozen entirely has nothing to train)
+                    self.accelerator.backward(loss / window)
             run.last_loss = loss.item()
             run.loss_sum += run.last_loss / window
+            if steps:
+                self._step_student(run)
+            run.seconds += time.perf_counter() - start
             total += loss.detach() / window
+        if steps:
+            self._micro_batch = 0
         return total / max(len(active), 1)
 
-    # ---- per-student clipping and stopping ----
+    # ---- each student's own clipping, optimizer step and stopping ----
+    def _step_student(self, run: StudentRun) -> None:
+        """Clip `run`'s gradient by its own norm, stop it when the norm is not finite, else step the optimizer with only
+        this student's parameters holding gradients (the others are skipped) and drop its gradients."""
+        parameters = [p for p in self.group.students[run.index].parameters() if p.requires_grad]
+        max_norm = self.args.max_grad_norm if self.args.max_grad_norm and self.args.max_grad_norm > 0 else math.inf
+        norm = float(self.accelerator.clip_grad_norm_(parameters, max_norm)) if parameters else 0.0
+        if not math.isfinite(norm):
+            run.error = (
+                f"{run.key}: the loss or its gradient became non-finite at optimizer step "
+                f"{self.state.global_step + 1} (loss {run.last_loss}); this model was stopped, the others go on."
+            )
+            self.accelerator.print(run.error)
+        else:
+            run.grad_norm = norm
+            # With accumulation, the students after this one still hold the window's earlier gradients: set aside.
+            others = [
+                p for other in self.runs if other is not run
+                for p in self.group.students[other.index].parameters() if p.grad is not None
+            ]  # fmt: skip
+            set_aside = [p.grad for p in others]
+            for parameter in others:
+                parameter.grad = None
+            self.optimizer.step()
+            for parameter, grad in zip(others, set_aside):
+                parameter.grad = grad
+        for parameter in parameters:
+            parameter.grad = None
+
     def _clip_grad_norm(self, model):
-        return self._clip_students(self.args.max_grad_norm)
+        """Each student was clipped (and stepped) by its own norm in `training_step`: the norm of the stepped
+        students' gradients together, for Trainer's log."""
+        return math.sqrt(sum(run.grad_norm**2 for run in self.active_runs() if run.grad_norm is not None))
 
     def _get_grad_norm(self, model, grad_norm=None):
-        return self._clip_students(math.inf) if grad_norm is None else grad_norm
+        return self._clip_grad_norm(model) if grad_norm is None else grad_norm
 
-    def _clip_students(self, max_norm: float) -> float:
-        """Clip each active student's gradient by its own norm (`max_norm`; inf: measure only); stop a student whose
-        norm is not finite. Returns the norm of the remaining students' gradients together."""
-        squares = 0.0
-        self._micro_batch = 0  # the optimizer step follows
-        for run in self.active_runs():
-            parameters = [p for p in self.group.students[run.index].parameters() if p.requires_grad]
-            norm = float(self.accelerator.clip_grad_norm_(parameters, max_norm))
-            if not math.isfinite(norm):
-                run.error = (
-                    f"{run.key}: the loss or its gradient became non-finite at optimizer step "
-                    f"{self.state.global_step + 1} (loss {run.last_loss}); this model was stopped, the others go on."
-                )
-                for parameter in parameters:
-                    parameter.grad = None  # the optimizer skips it
-                self.accelerator.print(run.error)
-                continue
-            run.grad_norm = norm
-            squares += norm**2
-        return math.sqrt(squares)
+    # ---- evaluation during training, each student's best step and early stopping ----
+    def _best_metric(self) -> tuple[str, bool]:
+        """The metric ranking a student's evaluations ("loss" or "accuracy") and whether greater is better."""
+        name = (self.args.metric_for_best_model or "loss").removeprefix("eval_")
+        greater = self.args.greater_is_better
+        return name, (name != "loss") if greater is None else greater
+
+    @torch.no_grad()
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Every active student's accuracy and loss (its training loss: distillation from the teacher, or the labels'
+        cross-entropy without one) on the validation data, gathered over the processes; the teacher runs once per
+        batch. Logged, and passed to the callbacks' `on_evaluate`, as Trainer's own `evaluate` does."""
+        loader = self.get_eval_dataloader(eval_dataset)
+        runs = self.active_runs()
+        correct = {run.key: torch.zeros((), device=self.args.device) for run in runs}
+        losses = {run.key: torch.zeros((), device=self.args.device) for run in runs}
+        count = torch.zeros((), device=self.args.device)
+        self.group.eval()
+        for batch in loader:
+            batch = self._prepare_inputs(batch)
+            inputs, labels = model_inputs(batch), batch["labels"]
+            size = torch.tensor(float(labels.shape[0]), device=self.args.device)
+            gathered_labels = self.accelerator.gather_for_metrics(labels)
+            count += gathered_labels.shape[0]
+            targets = None
+            if self.teacher_model is not None:
+                targets = teacher_targets(self.teacher_model, self.teacher_recorder, inputs, self.final_tokens)
+            for run in runs:
+                student = self.group.students[run.index]
+                with self.accelerator.autocast():
+                    if targets is None:
+                        outputs = student(**inputs, labels=labels)
+                        loss = outputs.loss
+                    else:
+                        teacher_logits, teacher_blocks, teacher_tokens = targets
+                        loss, outputs = student_loss(
+                            student, run.recorder, inputs, labels, teacher_logits, teacher_blocks, self.args,
+                            teacher_tokens,
+                        )  # fmt: skip
+                predictions = self.accelerator.gather_for_metrics(outputs.logits.argmax(-1))
+                correct[run.key] += (predictions == gathered_labels).sum()
+                losses[run.key] += self.accelerator.gather(loss.detach().float() * size).sum()
+        self.group.train()
+        examples = max(count.item(), 1.0)
+        metrics = {}
+        for run in runs:
+            accuracy, loss = correct[run.key].item() / examples, losses[run.key].item() / examples
+            metrics[f"{metric_key_prefix}_{run.key}_accuracy"] = accuracy
+            metrics[f"{metric_key_prefix}_{run.key}_loss"] = loss
+            self._judge(run, accuracy, loss)
+        for name in ("accuracy", "loss"):  # the group's means, which Trainer's own best-metric bookkeeping reads
+            values = [metrics[f"{metric_key_prefix}_{run.key}_{name}"] for run in runs]
+            metrics[f"{metric_key_prefix}_{name}"] = sum(values) / len(values) if values else float("nan")
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
+        return metrics
+
+    def _judge(self, run: StudentRun, accuracy: float, loss: float) -> None:
+        """Record one evaluation of `run`: its best step (strictly better than the best so far, as Trainer decides
+        its best checkpoint) and its early-stopping patience (improvement beyond `early_stopping_threshold`, as
+        `EarlyStoppingCallback` decides)."""
+        step = self.state.global_step
+        run.validation.append((step, accuracy, loss))
+        name, greater = self._best_metric()
+        value = accuracy if name == "accuracy" else loss
+        better = (lambda a, b: a > b) if greater else (lambda a, b: a < b)
+        patience = getattr(self.args, "early_stopping_patience", None)
+        if patience:
+            threshold = self.args.early_stopping_threshold
+            if run.best_value is None or (better(value, run.best_value) and abs(value - run.best_value) > threshold):
+                run.patience = 0
+            else:
+                run.patience += 1
+        if run.best_value is None or better(value, run.best_value):
+            run.best_value, run.best_step = value, step
+            if self.args.load_best_model_at_end:
+                student = self.group.students[run.index]
+                run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
+        if patience and run.patience >= patience:
+            run.stopped_step = step
+            self.accelerator.print(
+                f"{run.key}: stopped early at optimizer step {step}: validation {name} has not improved by more than "
+                f"{self.args.early_stopping_threshold} for {patience} evaluations (best {run.best_value:.4g} at step "
+                f"{run.best_step}); the others go on."
+            )
+
+    def train(self, *args, **kwargs):
+        """Trainer's `train`; then, with `load_best_model_at_end`, every student that was evaluated gets the weights
+        of its own best step back."""
+        output = super().train(*args, **kwargs)
+        if self.args.load_best_model_at_end:
+            for run in self.runs:
+                if run.best_state is not None and run.error is None:
+                    self.group.students[run.index].load_state_dict(run.best_state)
+        return output
 
     # ---- logging ----
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -351,6 +491,7 @@ class GroupDistillationTrainer(Trainer):
             "scheduler": self.lr_scheduler.state_dict(),
             "rng": run.rng.state_dict(),
             "record": {**run.record(), "logged_step": self._logged_step},
+            "best": run.best_state or {},
         }
 
     def _save_checkpoint(self, model, trial=None) -> None:
@@ -371,6 +512,7 @@ class GroupDistillationTrainer(Trainer):
         for run in self.runs:
             self.group.students[run.index].load_state_dict(states[run.key]["model"])
             run.restore_record(states[run.key]["record"])
+            run.best_state = states[run.key]["best"] or None
         self.examples_seen = position.examples
         self._logged_step = states[self.runs[0].key]["record"].get("logged_step", position.step)
 

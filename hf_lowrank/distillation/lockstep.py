@@ -42,6 +42,9 @@ class TrainResult:
     error: str | None = None
     loss_history: list[tuple[int, float]] = field(default_factory=list)  # (optimizer step, loss)
     examples_per_process: list[int] = field(default_factory=list)  # training examples each process saw
+    validation_history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, loss)
+    best_step: int | None = None  # its best evaluation's step (metric_for_best_model), with evaluation
+    stopped_step: int | None = None  # early-stopped at this optimizer step
 
 
 def num_update_steps(args: DistillationConfig, batches_per_epoch: int) -> int:
@@ -133,14 +136,20 @@ class LockstepTrainer:
         return saved
 
     def train(
-        self, models: dict[str, nn.Module], train_dataset: Dataset, checkpoint: GroupCheckpoint | None = None
+        self,
+        models: dict[str, nn.Module],
+        train_dataset: Dataset,
+        checkpoint: GroupCheckpoint | None = None,
+        eval_dataset: Dataset | None = None,
     ) -> dict[str, TrainResult]:
         """Train every model of `models` for `num_update_steps` optimizer steps; returns key -> `TrainResult`.
 
         With a `checkpoint`, the whole group's state is saved every `args.save_steps` optimizer steps (or at epoch
         ends, as `args.save_strategy` says) and when training ends, and a matching checkpoint found there is
-        resumed: the run then ends exactly as an uninterrupted one would. The global RNGs are left as they were
-        (Trainer reseeds them; each model draws from its own stream)."""
+        resumed: the run then ends exactly as an uninterrupted one would. With an `eval_dataset` (a validation split)
+        and `args.eval_strategy`, each model is evaluated during training, and may stop early or end at its best step
+        (`GroupDistillationTrainer`). The global RNGs are left as they were (Trainer reseeds them; each model draws
+        from its own stream)."""
         for model in models.values():
             model.train()
         with _global_rng_kept():
@@ -149,6 +158,7 @@ class LockstepTrainer:
                 self._arguments(checkpoint),
                 train_dataset,
                 teacher_model=self.teacher,
+                eval_dataset=eval_dataset,
                 description=self.description,
                 block_layout=self.block_layout,
                 nested=self.nested,
@@ -171,9 +181,11 @@ class LockstepTrainer:
         for run in trainer.runs:
             models[run.key].eval()
             status = "failed" if run.error else "done"
+            steps = run.stopped_step if run.stopped_step is not None else trainer.state.global_step
             results[run.key] = TrainResult(
-                status, trainer.state.global_step, run.seconds, run.error, run.history, per_process
-            )
+                status, steps, run.seconds, run.error, run.history, per_process, run.validation, run.best_step,
+                run.stopped_step,
+            )  # fmt: skip
         return results
 
     def close(self) -> None:

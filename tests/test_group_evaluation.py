@@ -1,0 +1,106 @@
+"""Evaluation during training in the group trainer: each student evaluated on a validation split, its best step kept
+(load_best_model_at_end), and early stopping applied to each student alone."""
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from hf_lowrank import FactorizedViTForImageClassification
+from hf_lowrank.distillation import DistillationConfig, LockstepTrainer, check_training_arguments, distillation_loss
+
+from sweep_helpers import pixel_dataset
+from vit_tester import TinyViTTester
+
+
+tester = TinyViTTester()
+
+
+def _args(tmp_path, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path), learning_rate=3e-3, max_steps=6, per_device_train_batch_size=4,
+        per_device_eval_batch_size=64, lr_scheduler_type="constant", distillation_mode="logits",
+        eval_strategy="steps", eval_steps=2, save_steps=2, report_to="none", use_cpu=True, seed=4,
+        disable_tqdm=True, logging_steps=1,
+    )  # fmt: skip
+    kwargs.update(overrides)
+    return DistillationConfig(**kwargs)
+
+
+def _setup():
+    torch.manual_seed(0)
+    teacher = tester.create_teacher()
+    train = pixel_dataset(24, tester.image_size, tester.num_labels)
+    validation = pixel_dataset(13, tester.image_size, tester.num_labels, seed=5)
+    return teacher, train, validation
+
+
+def _students(teacher, ranks=(1, 3)):
+    return {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in ranks}
+
+
+def test_every_student_is_evaluated_on_the_validation_split_at_the_eval_steps(tmp_path):
+    teacher, train, validation = _setup()
+    students = _students(teacher)
+    outcome = LockstepTrainer(Accelerator(cpu=True), _args(tmp_path), teacher).train(
+        students, train, eval_dataset=validation
+    )
+    rows = validation[:]
+    with torch.no_grad():
+        teacher_logits = teacher(pixel_values=rows["pixel_values"]).logits
+        for key, student in students.items():
+            assert [step for step, _, _ in outcome[key].validation_history] == [2, 4, 6]
+            logits = student.eval()(pixel_values=rows["pixel_values"]).logits  # after the last step: step 6
+            accuracy = (logits.argmax(-1) == rows["labels"]).float().mean().item()
+            loss = distillation_loss("logits", logits, teacher_logits).item()
+            _, measured_accuracy, measured_loss = outcome[key].validation_history[-1]
+            assert measured_accuracy == pytest.approx(accuracy) and measured_loss == pytest.approx(loss, rel=1e-5)
+            assert outcome[key].stopped_step is None and outcome[key].steps == 6
+
+
+def test_early_stopping_stops_one_student_and_the_others_go_on(tmp_path):
+    """A frozen student's validation loss never improves: with patience 2 (evaluations at steps 2, 4, 6, ...) it
+    stops at step 6, after its 6th training batch; the other student (its classifier zeroed: far from its teacher,
+    its loss falling) trains to the end."""
+    teacher, train, validation = _setup()
+    students = _students(teacher)
+    students["rank-3"].requires_grad_(False)
+    with torch.no_grad():
+        students["rank-1"].model.classifier.weight.zero_()
+    batches = []
+    students["rank-3"].register_forward_hook(lambda module, *_: batches.append(1) if module.training else None)
+    args = _args(tmp_path, max_steps=10, early_stopping_patience=2)
+    outcome = LockstepTrainer(Accelerator(cpu=True), args, teacher).train(students, train, eval_dataset=validation)
+    assert outcome["rank-3"].stopped_step == 6 and outcome["rank-3"].steps == 6 and len(batches) == 6
+    assert [step for step, _, _ in outcome["rank-3"].validation_history] == [2, 4, 6]
+    assert [step for step, _, _ in outcome["rank-1"].validation_history] == [2, 4, 6, 8, 10]
+    assert outcome["rank-1"].stopped_step is None and outcome["rank-1"].steps == 10
+
+
+def test_load_best_model_at_end_gives_each_student_its_own_best_step(tmp_path):
+    """greater_is_better on the loss makes an early evaluation the best (the loss falls from its start): the student
+    must end with the weights of that step, those of the same run stopped there (constant learning rate)."""
+    teacher, train, validation = _setup()
+    students = _students(teacher, (3,))
+    args = _args(tmp_path, max_steps=8, load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=True)
+    outcome = LockstepTrainer(Accelerator(cpu=True), args, teacher).train(students, train, eval_dataset=validation)
+    history = outcome["rank-3"].validation_history
+    best = max(history, key=lambda entry: entry[2])[0]
+    assert outcome["rank-3"].best_step == best < 8
+    reference = _students(teacher, (3,))
+    LockstepTrainer(Accelerator(cpu=True), _args(tmp_path, max_steps=best, eval_strategy="no"), teacher).train(
+        reference, train
+    )
+    expected = reference["rank-3"].state_dict()
+    assert all(torch.equal(value, expected[name]) for name, value in students["rank-3"].state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"eval_strategy": "no", "early_stopping_patience": 2}, "--early_stopping_patience 2 needs evaluation"),
+        ({"metric_for_best_model": "f1"}, "--metric_for_best_model 'f1': must be one of ['loss', 'accuracy']"),
+    ],
+)
+def test_evaluation_settings_that_cannot_work_are_named(tmp_path, overrides, message):
+    problems = check_training_arguments(_args(tmp_path, **overrides))
+    assert any(message in problem for problem in problems), problems

@@ -49,7 +49,9 @@ def worker(group_size: int, steps: int, batch: int) -> dict:
 
     torch.manual_seed(0)
     teacher = ViTForImageClassification(ViTConfig(**VIT_B32_CIFAR100)).eval()
-    students = {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in RANKS[:group_size]}
+    students = {
+        f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in RANKS[:group_size]
+    }
     data = random_images(batch * steps, 224, 100)
     with tempfile.TemporaryDirectory() as directory:
         args = DistillationConfig(
@@ -125,7 +127,9 @@ def main() -> None:
         parser.error(f"--steps {options.steps}: must be >= 2 (the first step is left out of the per-step time)")
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; ViT-B/32 geometry, batch {options.batch}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; ViT-B/32 geometry, batch {options.batch}"
+    )
     implementations = [("Trainer-based", None)] + ([("previous loop", options.previous)] if options.previous else [])
     rows = {}
     for group_size in (1, 3, 6):
@@ -142,7 +146,8 @@ def main() -> None:
         for group_size in (1, 3, 6):
             new, old = rows["Trainer-based", group_size], rows["previous loop", group_size]
             print(
-                f"  K={group_size}: Trainer-based / previous per-step time {new['seconds_per_step'] / old['seconds_per_step']:.3f}, "
+                f"  K={group_size}: Trainer-based / previous per-step time "
+                f"{new['seconds_per_step'] / old['seconds_per_step']:.3f}, "
                 f"peak RSS {new['peak_rss_mib'] / old['peak_rss_mib']:.3f}"
             )
 

@@ -144,7 +144,8 @@ def test_a_group_evaluated_during_training_resumes_its_bests_and_early_stops_bit
     uninterrupted one."""
     overrides = dict(
         eval_strategy="steps", eval_steps=1, save_steps=2, load_best_model_at_end=True, metric_for_best_model="loss",
-        early_stopping_patience=2, early_stopping_threshold=0.03, gradient_accumulation_steps=1, max_steps=12, per_device_eval_batch_size=8,
+        early_stopping_patience=2, early_stopping_threshold=0.03, gradient_accumulation_steps=1, max_steps=12,
+        per_device_eval_batch_size=8,
         learning_rate=1e-3, warmup_steps=0, lr_scheduler_type="constant",
     )  # fmt: skip
     args = _args(tmp_path, **overrides)

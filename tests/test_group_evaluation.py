@@ -81,7 +81,9 @@ def test_load_best_model_at_end_gives_each_student_its_own_best_step(tmp_path):
     must end with the weights of that step, those of the same run stopped there (constant learning rate)."""
     teacher, train, validation = _setup()
     students = _students(teacher, (3,))
-    args = _args(tmp_path, max_steps=8, load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=True)
+    args = _args(
+        tmp_path, max_steps=8, load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=True
+    )
     outcome = LockstepTrainer(Accelerator(cpu=True), args, teacher).train(students, train, eval_dataset=validation)
     history = outcome["rank-3"].validation_history
     best = max(history, key=lambda entry: entry[2])[0]

@@ -74,7 +74,10 @@ def test_a_sweep_reports_the_teachers_fine_tuning_and_every_group(tmp_path):
     "report_to, message",
     [
         (["wandb"], "--report_to wandb: the wandb package is not installed (pip install wandb)"),
-        (["tensorboard", "clearml"], "--report_to clearml: the clearml package is not installed (pip install clearml)"),
+        (
+            ["tensorboard", "clearml"],
+            "--report_to clearml: the clearml package is not installed (pip install clearml)",
+        ),
     ],
 )
 def test_a_tracker_that_is_not_installed_is_named_with_its_package(tmp_path, report_to, message, monkeypatch):

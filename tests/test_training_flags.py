@@ -169,7 +169,28 @@ def _parse_error(argv) -> str:
     "argv, message",
     [
         (["--fp16", "true"], "--fp16 True is not supported (fp16 needs one loss scaler per student"),
-        (["--eval_strategy", "steps"], "--eval_strategy 'steps' is not supported"),
+        (["--eval_strategy", "steps"], "--eval_strategy steps needs a validation split to evaluate on"),
+        (["--validation_split", "0.2"], "--validation_split 0.2 without --eval_strategy steps or epoch"),
+        (["--validation_split", "0"], "--validation_split 0.0: must be a fraction in (0, 1) or a count"),
+        (["--validation_split", "1.5"], "--validation_split 1.5: must be a fraction in (0, 1) or a count"),
+        (["--early_stopping_patience", "2"], "--early_stopping_patience 2 needs evaluation during training"),
+        (
+            ["--eval_strategy", "steps", "--validation_split", "0.1", "--metric_for_best_model", "f1"],
+            "--metric_for_best_model 'f1': must be one of ['loss', 'accuracy']",
+        ),
+        (
+            [
+                "--eval_strategy",
+                "steps",
+                "--validation_split",
+                "0.1",
+                "--load_best_model_at_end",
+                "true",
+                "--save_strategy",
+                "epoch",
+            ],
+            "--load_best_model_at_end requires the save and eval strategy to match",
+        ),
         (["--gradient_checkpointing", "true"], "--gradient_checkpointing True is not supported"),
         (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),
@@ -186,10 +207,10 @@ def _parse_error(argv) -> str:
 def test_refused_flags_stop_the_sweep_before_any_work(tmp_path, argv, message):
     from hf_lowrank.sweep.run import check_arguments
 
-    sweep, training = sweep_script.parse(["--output_dir", str(tmp_path / "out"), *map(str, argv)])
-    with pytest.raises(SweepError) as error:
-        check_arguments(sweep, training)
-    assert message in str(error.value)
+    with pytest.raises(SweepError) as error:  # at parsing (the values) or in check_arguments (the combinations)
+        check_arguments(*sweep_script.parse(["--output_dir", str(tmp_path / "out"), *map(str, argv)]))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
     assert not (tmp_path / "out").exists()
 
 

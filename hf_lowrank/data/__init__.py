@@ -5,7 +5,7 @@ from .batches import BOOKKEEPING_COLUMNS, batch_size, model_inputs
 from .datasets import ImageClassificationData, find_columns, load_image_classification_data
 from .preprocess import collate_examples, collate_pixel_values, preprocess, preprocess_images, preprocess_text
 from .sources import DIGITS, ClassificationSource, load_digits_dataset, load_source
-from .splits import SplitOptions
+from .splits import SplitOptions, validation_count, validation_indices
 from .text import (
     MODALITIES,
     TextClassificationData,
@@ -39,4 +39,6 @@ __all__ = [
     "preprocess",
     "preprocess_images",
     "preprocess_text",
+    "validation_count",
+    "validation_indices",
 ]

@@ -18,6 +18,8 @@ __all__ = [
     "require_examples",
     "stratified_split",
     "truncate_splits",
+    "validation_count",
+    "validation_indices",
 ]
 
 TRAIN_SPLITS = ("train", "training")
@@ -107,6 +109,47 @@ def stratified_split(train: Dataset, label: str, dataset: str, seed: int = 0) ->
             f"stratified by {label!r}: {error} Name a test split with --test_split, or give more examples of each "
             "class."
         ) from error
+
+
+def validation_count(split: float, num_train: int) -> int:
+    """The validation examples `split` asks for: a fraction (0 < split < 1) of `num_train`, rounded, or a count."""
+    return round(split * num_train) if split < 1 else int(split)
+
+
+def validation_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` rows of a training split with `labels` (shape (N,), class ids) for a validation split, stratified:
+    each class gets its share of `count` (largest remainders), at least one, and keeps at least one row for
+    training; the rows of each class drawn by a generator seeded with `seed`. Sorted row numbers, shape (count,).
+    A ValueError when that cannot be done (fewer rows than classes, a class with a single row)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if count < len(classes):
+        raise ValueError(
+            f"a validation split of {count} example(s) cannot hold one of each of the {len(classes)} classes; ask "
+            f"for at least {len(classes)}"
+        )
+    single = classes[counts < 2]
+    if len(single):
+        raise ValueError(
+            f"{len(single)} class(es) have a single training example (class id(s) {single[:10].tolist()}), which a "
+            "stratified validation split would take from training"
+        )
+    if count > len(labels) - len(classes):
+        raise ValueError(
+            f"a validation split of {count} of {len(labels)} training examples leaves some class nothing to train "
+            f"on; ask for at most {len(labels) - len(classes)}"
+        )
+    share = counts / counts.sum() * count  # (classes,)
+    taken = np.clip(np.floor(share).astype(int), 1, counts - 1)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    while taken.sum() != count:  # largest remainders first, within each class's bounds [1, count - 1]
+        missing = count - taken.sum()
+        step = 1 if missing > 0 else -1
+        movable = [p for p in order if 1 <= taken[p] + step <= counts[p] - 1]
+        for position in movable[: abs(missing)]:
+            taken[position] += step
+    generator = np.random.default_rng(seed)
+    rows = [generator.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, taken)]
+    return np.sort(np.concatenate(rows))
 
 
 def truncate_splits(

@@ -212,13 +212,17 @@ def tracker_problems(report_to) -> list[str]:
         if name in ("none", "all") or (name == "kubeflow" and integration_utils.is_kubeflow_available()):
             continue
         if name == "kubeflow":
-            problems.append("--report_to kubeflow reports only inside a Kubeflow trainer job (no KUBEFLOW_TRAINER_SERVER_URL)")
+            problems.append(
+                "--report_to kubeflow reports only inside a Kubeflow trainer job (no KUBEFLOW_TRAINER_SERVER_URL)"
+            )
             continue
         if name not in available:
             known = sorted([*available, "kubeflow"])
             problems.append(f"--report_to {name!r} is not a tracker transformers knows; use one of {known}")
         elif not available[name]():
-            problems.append(f"--report_to {name}: the {name} package is not installed (pip install {TRACKER_PACKAGES[name]})")
+            problems.append(
+                f"--report_to {name}: the {name} package is not installed (pip install {TRACKER_PACKAGES[name]})"
+            )
     return problems
 
 
@@ -291,7 +295,9 @@ def evaluation_problems(args: TrainingArguments) -> list[str]:
     problems = []
     evaluating = plain_value(args.eval_strategy) != "no"
     if plain_value(args.eval_strategy) not in ("steps", "epoch", "no"):
-        problems.append(f"--eval_strategy {plain_value(args.eval_strategy)!r} is not supported; use steps, epoch or no")
+        problems.append(
+            f"--eval_strategy {plain_value(args.eval_strategy)!r} is not supported; use steps, epoch or no"
+        )
     metric = args.metric_for_best_model
     if metric is not None and metric.removeprefix("eval_") not in EVALUATION_METRICS:
         problems.append(f"--metric_for_best_model {metric!r}: must be one of {list(EVALUATION_METRICS)}")
@@ -302,7 +308,9 @@ def evaluation_problems(args: TrainingArguments) -> list[str]:
             "epoch) and a validation split"
         )
     if args.load_best_model_at_end and not evaluating:
-        problems.append("--load_best_model_at_end needs evaluation during training: add --eval_strategy steps or epoch")
+        problems.append(
+            "--load_best_model_at_end needs evaluation during training: add --eval_strategy steps or epoch"
+        )
     return problems
 
 

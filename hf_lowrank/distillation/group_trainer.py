@@ -56,7 +56,7 @@ __all__ = ["GroupDistillationTrainer", "StudentGroup", "StudentRun", "run_slug"]
 
 
 def run_slug(description: str) -> str:
-    """A group's description as a tracker run name / directory name: 'students [1, 2] seed 0' -> 'students-1-2-seed-0'."""
+    """A group's description as a tracker run's name: 'students [1, 2] seed 0' -> 'students-1-2-seed-0'."""
     return re.sub(r"[^A-Za-z0-9._]+", "-", description).strip("-") or "training"
 
 
@@ -329,8 +329,8 @@ class GroupDistillationTrainer(Trainer):
 
     # ---- each student's own clipping, optimizer step and stopping ----
     def _step_student(self, run: StudentRun) -> None:
-        """Clip `run`'s gradient by its own norm, stop it when the norm is not finite, else step the optimizer with only
-        this student's parameters holding gradients (the others are skipped) and drop its gradients."""
+        """Clip `run`'s gradient by its own norm, stop it when the norm is not finite, else step the optimizer with
+        only this student's parameters holding gradients (the others are skipped) and drop its gradients."""
         parameters = [p for p in self.group.students[run.index].parameters() if p.requires_grad]
         max_norm = self.args.max_grad_norm if self.args.max_grad_norm and self.args.max_grad_norm > 0 else math.inf
         norm = float(self.accelerator.clip_grad_norm_(parameters, max_norm)) if parameters else 0.0

@@ -70,6 +70,9 @@ class Report:
     nested: dict | None = None  # --curve both: the nested curve beside the lock-step one (report.nested)
     factorization: dict | None = None  # calibration: examples, seconds, bytes, fallbacks
     failed: list[dict] = field(default_factory=list)
+    # each student evaluated during training (primary seed): rank, validation_history (step, accuracy, loss),
+    # best_step, stopped_step
+    learning_curves: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     method: str = METHOD
     summary: CurveSummary | None = None
@@ -252,5 +255,15 @@ def build_report(
             section.summary,
             len(results.dataset.label_names) if results.dataset else None,
         ),
+        learning_curves=[
+            {
+                "rank": r.rank,
+                "validation_history": [list(entry) for entry in r.validation_history],
+                "best_step": r.best_step,
+                "stopped_step": r.stopped_step,
+            }
+            for r in sorted(done, key=lambda r: r.rank)
+            if r.seed == results.primary_seed and r.validation_history
+        ],
         summary=section.summary,
     )

@@ -104,6 +104,7 @@ def render_markdown(report: Report) -> str:
         )
     lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
     lines += nested_lines(report) + preview_lines(report) + budget_lines(report)
+    lines += _learning_curve_lines(report)
     lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
     lines += _per_seed_lines(report)
     if report.failed:
@@ -116,6 +117,33 @@ def render_markdown(report: Report) -> str:
         lines += ["## Notes", ""] + [f"- {note}" for note in report.notes] + [""]
     lines += ["## How these numbers were computed", "", report.method, ""]
     return "\n".join(lines)
+
+
+def _learning_curve_lines(report: Report) -> list[str]:
+    """Each student's validation curve (evaluation during training), its best step and where it stopped early."""
+    if not report.learning_curves:
+        return []
+    dataset = report.dataset or {}
+    lines = [
+        "## Learning curves",
+        "",
+        f"Validation split: {dataset.get('num_validation')} examples carved from the training data (stratified, "
+        "seeded); the accuracies above are on the test split, never seen during training.",
+        "",
+        "![learning curves](learning_curves.png)",
+        "",
+        "| rank | evaluations | best step | best validation accuracy | last validation accuracy | stopped early at |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for curve in report.learning_curves:
+        history = curve["validation_history"]
+        best = next((entry for entry in history if entry[0] == curve["best_step"]), None)
+        lines.append(
+            f"| {curve['rank']} | {len(history)} | {_fmt(curve['best_step'], 'd')} | "
+            f"{_fmt(best[1] if best else None, '.4f')} | {history[-1][1]:.4f} | "
+            f"{_fmt(curve['stopped_step'], 'd', 'did not stop')} |"
+        )
+    return lines + [""]
 
 
 def _robustness_lines(report: Report) -> list[str]:

@@ -206,6 +206,28 @@ def plot_params_vs_accuracy(report: Report, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def plot_learning_curves(report: Report, path: str | os.PathLike) -> None:
+    """Validation accuracy against optimizer step, one line per rank (primary seed); a circle marks each student's
+    best step, a cross the step it stopped early at."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    for i, curve in enumerate(report.learning_curves):
+        steps, accuracy, _ = zip(*curve["validation_history"])
+        color = f"C{i % 10}"
+        ax.plot(steps, accuracy, "-", color=color, lw=1.2, label=f"r={curve['rank']}")
+        for marker, step in (("o", curve["best_step"]), ("x", curve["stopped_step"])):
+            if step in steps:
+                ax.plot([step], [accuracy[steps.index(step)]], marker, color=color, ms=6, mfc="none")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Learning curves (o: best step, x: stopped early)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_budget_ranks(report: Report, path: str | os.PathLike) -> None:
     """The per-layer ranks of every budget student (bars, one group per layer in forward order), with the uniform
     rank of the same budget as a dashed line of the same colour; a layer kept dense is marked "dense" (no bar)."""

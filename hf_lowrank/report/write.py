@@ -5,7 +5,13 @@ from pathlib import Path
 
 from ..results import atomic_write_json
 from .build import Report
-from .plots import plot_budget_ranks, plot_knee, plot_params_vs_accuracy, plot_representations
+from .plots import (
+    plot_budget_ranks,
+    plot_knee,
+    plot_learning_curves,
+    plot_params_vs_accuracy,
+    plot_representations,
+)
 
 
 __all__ = ["REPORT_FILES", "write_report"]
@@ -17,6 +23,7 @@ REPORT_FILES = (
     "params_vs_accuracy.png",
     "representations.png",
     "budget_ranks.png",
+    "learning_curves.png",
 )
 
 
@@ -40,5 +47,11 @@ def write_report(report: Report, output_dir: str | os.PathLike) -> list[str]:
         written.append(budget.name)
     else:
         budget.unlink(missing_ok=True)
+    curves = output_dir / "learning_curves.png"
+    if report.learning_curves:
+        plot_learning_curves(report, curves)
+        written.append(curves.name)
+    else:
+        curves.unlink(missing_ok=True)
     (output_dir / "report.md").write_text(report.markdown())
     return written + ["report.md"]

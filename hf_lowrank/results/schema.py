@@ -88,6 +88,7 @@ class DatasetInfo:
     num_train: int
     num_test: int
     label_names: list[str]
+    num_validation: int = 0  # carved from the training split (--validation_split), not in num_train
 
 
 @dataclass
@@ -121,6 +122,9 @@ class StudentResult:
     train_seconds: float = 0.0
     examples_per_process: list[int] = field(default_factory=list)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
+    validation_history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, loss)
+    best_step: int | None = None  # its best validation step (metric_for_best_model), with evaluation
+    stopped_step: int | None = None  # early-stopped at this optimizer step
     model_dir: str | None = None
     accuracy: float | None = None
     normalized_accuracy: float | None = None

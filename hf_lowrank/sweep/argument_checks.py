@@ -11,7 +11,7 @@ import re
 from dataclasses import MISSING, fields
 
 from ..data import DIGITS
-from ..distillation import check_training_arguments
+from ..distillation import check_training_arguments, plain_value
 from ..factorization import DATA_AWARE_INITS, DEFAULT_PREVIEW_INITS, INITS
 from ..hub import BUDGETS
 from ..models import BRIDGES, CNN_CAPACITIES
@@ -151,6 +151,12 @@ def check_values(sweep) -> None:
     need(sweep.max_test_samples is None or sweep.max_test_samples >= 1, "max_test_samples", "an integer >= 1")
     need(sweep.student_hidden_size is None or sweep.student_hidden_size >= 1, "student_hidden_size", ">= 1")
     need(all(0 <= s < 2**32 for s in sweep.seeds or []), "seeds", "integers in [0, 2**32 - 1]")
+    split = sweep.validation_split
+    need(
+        split is None or (finite(split) and (0 < split < 1 or (split >= 1 and float(split).is_integer()))),
+        "validation_split",
+        "a fraction in (0, 1) or a count (an integer >= 1) of training examples",
+    )
     if problems:
         raise SweepError("; ".join(problems) + ".")
 
@@ -162,6 +168,16 @@ def check_arguments(sweep, args) -> None:
         problems.append(
             f"--data_seed {args.data_seed} with --seeds {sweep.seeds}: every seed would see one data order, and the "
             "SVD-initialised students would come out identical; leave --data_seed unset"
+        )
+    if plain_value(args.eval_strategy) != "no" and sweep.validation_split is None:
+        problems.append(
+            f"--eval_strategy {plain_value(args.eval_strategy)} needs a validation split to evaluate on: add "
+            "--validation_split (a fraction such as 0.1, or a count); the test split is never used during training"
+        )
+    if sweep.validation_split is not None and plain_value(args.eval_strategy) == "no":
+        problems.append(
+            f"--validation_split {sweep.validation_split} without --eval_strategy steps or epoch would only take "
+            "examples from training; add --eval_strategy, or leave --validation_split unset"
         )
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id, the repository prefix (e.g. my-name/vit-b32-cifar100)")

@@ -250,6 +250,15 @@ class SweepArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split (debugging)."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test split (debugging)."})
+    validation_split: float | None = field(
+        default=None,
+        metadata={
+            "help": "A validation split carved from the training split, stratified and seeded (--seed): a fraction "
+            "(0 < x < 1) or a count (an integer). Students (and a fine-tuned teacher) are evaluated on it during "
+            "training with --eval_strategy, for learning curves, --load_best_model_at_end and "
+            "--early_stopping_patience; never on the test split the report's accuracies come from. Default: none."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Start afresh in an output directory holding a sweep made with another configuration."},

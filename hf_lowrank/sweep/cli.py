@@ -171,8 +171,8 @@ def parse(argv: list[str], prog: str | None = None) -> tuple[SweepArguments, Dis
         *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except SweepError:
         raise
-    except ValueError as error:  # TrainingArguments' and DistillationConfig's own checks
-        raise SweepError(str(error).strip()) from error
+    except ValueError as error:  # TrainingArguments' and DistillationConfig's own checks, as one line
+        raise SweepError(" ".join(str(error).split())) from error
     if remaining:
         flags = [arg for arg in remaining if arg.startswith("-")]
         hints = [

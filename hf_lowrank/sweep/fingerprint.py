@@ -40,7 +40,16 @@ GROWABLE_OR_OUTPUT_ONLY = (
 # A rerun of such a sweep compares against it: an older sweep resumes when the rerun asks for that behaviour. It is
 # conservative: an older image sweep rerun with today's default `feature_tokens="attended"` is refused although images
 # have no padding (both count every token), since the fingerprint does not know the data's modality.
-BEFORE_RECORDED = {"feature_tokens": "all", "feature_normalization": "none"}
+BEFORE_RECORDED = {
+    "feature_tokens": "all",
+    "feature_normalization": "none",
+    # evaluation during training (issue 21): none before
+    "eval_strategy": "no",
+    "eval_delay": 0,
+    "eval_on_start": False,
+    "load_best_model_at_end": False,
+    "early_stopping_threshold": 0.0,
+}
 
 
 # Changes when the training loop's numbers change for the same arguments (2: Trainer's optimizer, the (seed, epoch)

@@ -150,7 +150,7 @@ def distil(
         block_layout=ctx.layout,
         nested=nested,
     )
-    outcomes = trainer.train(students, ctx.processed["train"], checkpoint)
+    outcomes = trainer.train(students, ctx.processed["train"], checkpoint, ctx.processed.get("validation"))
     trainer.close()
     return outcomes
 
@@ -204,6 +204,9 @@ def student_record(ctx: SweepContext, rank: int, seed: int, student, outcome, ev
         train_seconds=outcome.train_seconds,
         examples_per_process=outcome.examples_per_process,
         loss_history=outcome.loss_history,
+        validation_history=outcome.validation_history,
+        best_step=outcome.best_step,
+        stopped_step=outcome.stopped_step,
         config=StudentConfig(
             rank=rank,
             bridge=ctx.sweep.student_bridge,

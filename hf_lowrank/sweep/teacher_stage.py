@@ -4,7 +4,9 @@ record it. Its test accuracy is the baseline every student is normalised by."""
 import copy
 import time
 
-from ..data import preprocess
+import numpy as np
+
+from ..data import preprocess, validation_count, validation_indices
 from ..distillation import LockstepTrainer
 from ..models import (
     PretrainedSource,
@@ -108,6 +110,24 @@ def lora_config(model, sweep: SweepArguments):
     return LoraConfig(r=sweep.lora_rank, lora_alpha=2 * sweep.lora_rank, target_modules=targets, modules_to_save=heads)
 
 
+def carve_validation(ctx: SweepContext) -> None:
+    """With --validation_split, move a stratified, seeded (--seed) share of the training split into
+    `ctx.processed["validation"]`: the same rows on every run of the sweep."""
+    split = ctx.sweep.validation_split
+    if split is None:
+        return
+    train = ctx.processed["train"]
+    count = validation_count(split, len(train))
+    try:
+        rows = validation_indices(np.asarray(train["labels"]), count, ctx.args.seed)
+    except ValueError as error:
+        raise SweepError(
+            f"--validation_split {split:g} ({count} of {len(train)} training examples): {error}."
+        ) from error
+    ctx.processed["validation"] = train.select(rows)
+    ctx.processed["train"] = train.select(np.setdiff1d(np.arange(len(train)), rows))
+
+
 def finetune_teacher(ctx: SweepContext, model, mode: str):
     """Fine-tune the teacher on the labels (full, or LoRA merged afterwards); returns it and the examples each
     process trained on."""
@@ -117,13 +137,17 @@ def finetune_teacher(ctx: SweepContext, model, mode: str):
     stage_args.num_train_epochs = sweep.teacher_num_train_epochs
     stage_args.weight_decay = sweep.teacher_weight_decay
     stage_args.max_steps = -1
+    # Evaluated on the validation split and logged like the students, but never stopped early nor rewound: the
+    # early-stopping and best-model flags are the students'.
+    stage_args.early_stopping_patience = None
+    stage_args.load_best_model_at_end = False
     if mode == "lora":
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(model, sweep))
     checkpoint = ctx.store.checkpoint({"stage": "teacher", "finetune": mode})
     result = LockstepTrainer(accelerator, stage_args, teacher=None, description="teacher").train(
-        {"teacher": model}, ctx.processed["train"], checkpoint
+        {"teacher": model}, ctx.processed["train"], checkpoint, ctx.processed.get("validation")
     )["teacher"]
     if result.status != "done":
         raise RuntimeError(f"the teacher stage failed: {result.error}")
@@ -167,6 +191,7 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
             ctx.processed = preprocess(data, ctx.processor, max_length=max_length)
         except ValueError as error:  # an image that cannot be read (named with its file), a bad max_length
             raise SweepError(str(error)) from error
+    carve_validation(ctx)
     # Everything that can be checked against the teacher, before an overwritten sweep is removed.
     check_against_teacher(ctx)
     if finished:
@@ -199,6 +224,7 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
         num_train=len(ctx.processed["train"]),
         num_test=len(ctx.processed["test"]),
         label_names=data.label_names,
+        num_validation=len(ctx.processed["validation"]) if "validation" in ctx.processed else 0,
     )
     store.write()
     store.remove_checkpoint()

@@ -106,3 +106,32 @@ def test_load_best_model_at_end_gives_each_student_its_own_best_step(tmp_path):
 def test_evaluation_settings_that_cannot_work_are_named(tmp_path, overrides, message):
     problems = check_training_arguments(_args(tmp_path, **overrides))
     assert any(message in problem for problem in problems), problems
+
+
+def test_gradient_checkpointing_gives_the_same_training_with_geometric_distillation(tmp_path):
+    """--gradient_checkpointing recomputes each student's blocks in its backward; the block outputs the geometric
+    loss reads are captured once per forward (not again by the recomputation), so the losses and the trained
+    weights equal those of the run without it, within round-off."""
+    teacher, train, _ = _setup()
+    runs = {}
+    for checkpointing in (False, True):
+        students = _students(teacher, (1, 3))
+        args = _args(
+            tmp_path, distillation_mode="geometric", eval_strategy="no", gradient_checkpointing=checkpointing,
+            gradient_accumulation_steps=2,
+        )  # fmt: skip
+        calls = []
+        # inside the checkpointed forward (the layer's own hooks stay outside it)
+        attention = students["rank-1"].model.vit.layers[0].attention
+        attention.register_forward_pre_hook(lambda *_: calls.append(1))
+        outcome = LockstepTrainer(Accelerator(cpu=True), args, teacher).train(students, train)
+        runs[checkpointing] = (students, outcome, len(calls))
+    (plain, plain_outcome, plain_calls), (checkpointed, outcome, calls) = runs[False], runs[True]
+    assert calls == 2 * plain_calls  # every block ran again in the backward: checkpointing was on
+    for key in plain:
+        assert [v for _, v in outcome[key].loss_history] == pytest.approx(
+            [v for _, v in plain_outcome[key].loss_history], rel=1e-5
+        )
+        expected = plain[key].state_dict()
+        for name, value in checkpointed[key].state_dict().items():
+            torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-6)

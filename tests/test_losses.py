@@ -183,3 +183,19 @@ def test_geometric_loss_masks_only_the_outputs_of_the_masks_shape():
     torch.testing.assert_close(got, expected)
     with pytest.raises(ValueError, match="normalization must be one of"):
         mse_cosine_loss(blocks[0], blocks[1], normalization="layer")
+
+
+def test_label_smoothing_of_the_ce_term_is_the_smoothed_target_cross_entropy():
+    """--label_smoothing_factor on the added cross-entropy: the target puts 1 - eps on the label and eps / C on every
+    class (Trainer's LabelSmoother), checked against that target written out."""
+    from hf_lowrank.distillation import distillation_loss
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 5), torch.randn(6, 5)
+    labels = torch.tensor([0, 4, 2, 2, 1, 3])
+    eps = 0.2
+    target = torch.full((6, 5), eps / 5) + (1 - eps) * torch.nn.functional.one_hot(labels, 5)
+    by_hand = -(target * student.log_softmax(-1)).sum(-1).mean()
+    plain = distillation_loss("logits", student, teacher)
+    smoothed = distillation_loss("logits", student, teacher, labels=labels, ce_weight=0.5, label_smoothing=eps)
+    torch.testing.assert_close(smoothed - plain, 0.5 * by_hand)

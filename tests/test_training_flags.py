@@ -191,7 +191,8 @@ def _parse_error(argv) -> str:
             ],
             "--load_best_model_at_end requires the save and eval strategy to match",
         ),
-        (["--gradient_checkpointing", "true"], "--gradient_checkpointing True is not supported"),
+        (["--torch_compile", "true"], "--torch_compile True is not supported"),
+        (["--label_smoothing_factor", "1"], "--label_smoothing_factor 1.0: must be in [0, 1)"),
         (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),
         (["--optim", "lomo"], "--optim 'lomo'"),
@@ -319,3 +320,32 @@ def test_the_fingerprint_is_as_results_json_holds_it(tmp_path):
     args = _args(tmp_path, lr_scheduler_kwargs={"min_lr": 1e-5}, lr_scheduler_type="cosine_with_min_lr")
     recorded = fingerprint(SweepArguments(noise_sigmas=[0.1]), args, Accelerator(cpu=True))
     assert json.loads(json.dumps(strict_json(recorded), allow_nan=False)) == recorded
+
+
+def test_label_smoothing_trains_on_the_smoothed_target(tmp_path):
+    """Training on the labels (the teacher's stage) with --label_smoothing_factor: one SGD step equals a hand-written
+    step on the cross-entropy with the smoothed target (1 - eps on the label, eps / C on every class)."""
+    from transformers import ViTForImageClassification
+
+    from hf_lowrank.distillation.sampling import epoch_permutation
+
+    data = pixel_dataset(8, tester.image_size, tester.num_labels)
+    args = _args(
+        tmp_path, optim="sgd", lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=0,
+        max_steps=1, per_device_train_batch_size=8, learning_rate=0.5, label_smoothing_factor=0.3, disable_tqdm=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = ViTForImageClassification(tester.get_config())
+    manual, initial = copy.deepcopy(model), copy.deepcopy(model)
+    LockstepTrainer(Accelerator(cpu=True), args).train({"m": model}, data)
+    rows = data[epoch_permutation(8, args.seed, 0).tolist()]
+    log_probs = manual(pixel_values=rows["pixel_values"]).logits.log_softmax(-1)
+    target = torch.full_like(log_probs, 0.3 / tester.num_labels)
+    target += 0.7 * torch.nn.functional.one_hot(rows["labels"], tester.num_labels)
+    (-(target * log_probs).sum(-1).mean()).backward()
+    with torch.no_grad():
+        for p in manual.parameters():
+            p -= 0.5 * p.grad
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, manual.state_dict()[name], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(model.classifier.weight, initial.classifier.weight)  # the step moved it

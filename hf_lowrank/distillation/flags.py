@@ -59,6 +59,11 @@ NUMBER_CHANGING = {
     "feature_normalization": "the scale of each block term's MSE",
     "temperature": "kd temperature",
     "ce_weight": "weight of the added cross-entropy",
+    "activation_checkpointing": "recompute each student's block activations in its backward (less memory)",
+    "activation_checkpointing_kwargs": "torch.utils.checkpoint arguments (default use_reentrant False)",
+    "gradient_checkpointing": "the former name of activation_checkpointing",
+    "gradient_checkpointing_kwargs": "the former name of activation_checkpointing_kwargs",
+    "label_smoothing_factor": "label smoothing of the cross-entropy: the teacher's fine-tuning and the --ce_weight term",
     "eval_strategy": "evaluation on the validation split during training: steps, epoch or no",
     "eval_steps": "evaluate every this many optimizer steps (< 1: a fraction of the steps)",
     "eval_delay": "no evaluation before this many steps (epochs with --eval_strategy epoch)",
@@ -119,14 +124,9 @@ HARMLESS = {
 
 _NOT_IMPLEMENTED = "not wired into the sweep's group trainer yet"
 REFUSED = {
-    "label_smoothing_factor": _NOT_IMPLEMENTED,
     "fp16": "fp16 needs one loss scaler per student, which accelerate does not give; use --bf16",
     "bf16_full_eval": "evaluation follows --bf16",
     "fp16_full_eval": "evaluation follows --bf16",
-    "activation_checkpointing": _NOT_IMPLEMENTED,
-    "activation_checkpointing_kwargs": _NOT_IMPLEMENTED,
-    "gradient_checkpointing": "the block-output hooks of geometric distillation would fire twice",
-    "gradient_checkpointing_kwargs": "gradient checkpointing is refused",
     "torch_compile": _NOT_IMPLEMENTED,
     "torch_compile_backend": _NOT_IMPLEMENTED,
     "torch_compile_mode": _NOT_IMPLEMENTED,
@@ -336,6 +336,7 @@ def check_training_values(args: TrainingArguments) -> list[str]:
     if args.max_steps == -1:
         need(finite(args.num_train_epochs) and args.num_train_epochs > 0, "num_train_epochs", "a finite number > 0")
     need(finite(args.warmup_steps) and args.warmup_steps >= 0, "warmup_steps", "a finite number >= 0")
+    need(0 <= args.label_smoothing_factor < 1, "label_smoothing_factor", "in [0, 1)")
     need(0 <= args.adam_beta1 < 1, "adam_beta1", "in [0, 1)")
     need(0 <= args.adam_beta2 < 1, "adam_beta2", "in [0, 1)")
     need(finite(args.adam_epsilon) and args.adam_epsilon > 0, "adam_epsilon", "a finite number > 0")

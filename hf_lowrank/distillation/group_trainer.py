@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
@@ -68,9 +69,22 @@ class StudentGroup(nn.Module):
         super().__init__()
         self.keys = list(students)
         self.students = nn.ModuleList(students.values())
+        self.config = None  # the students' configs are their own; Trainer reads `model.config` where it exists
 
     def forward(self, index: int, **inputs):
         return self.students[index](**inputs)
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers=1, offload=False):
+        """Trainer's `--gradient_checkpointing` / `--activation_checkpointing`: every student recomputes its blocks'
+        activations in the backward (transformers' own checkpointing of each student)."""
+        for student in self.students:
+            if not getattr(student, "supports_gradient_checkpointing", False):
+                raise ValueError(f"{type(student).__name__} does not support gradient checkpointing.")
+            student.activation_checkpointing_enable(
+                activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+                every_n_layers=every_n_layers,
+                offload=offload,
+            )
 
 
 @dataclass
@@ -275,7 +289,7 @@ class GroupDistillationTrainer(Trainer):
         prepared group (DDP-wrapped under several processes): every forward goes through it."""
         forward = functools.partial(model, run.index)
         if self.teacher_model is None:
-            return forward(**inputs, labels=labels).loss
+            return self._label_loss(forward, inputs, labels)
         teacher_logits, teacher_blocks, teacher_tokens = targets
 
         def loss_of_view():
@@ -293,6 +307,14 @@ class GroupDistillationTrainer(Trainer):
             with truncated_view(self.group.students[run.index], rank):
                 total = total + weight * loss_of_view()
         return total / sum(weight for _, weight in views)
+
+    def _label_loss(self, forward, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
+        """Training on the labels (the teacher's fine-tuning): the model's own loss, or the cross-entropy with
+        `label_smoothing_factor` (Trainer's label smoothing) when it is set."""
+        smoothing = self.args.label_smoothing_factor
+        if not smoothing:
+            return forward(**inputs, labels=labels).loss
+        return F.cross_entropy(forward(**inputs).logits, labels, label_smoothing=smoothing)
 
     def training_step(self, model: nn.Module, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
         """The teacher once, then every active student in turn: forward and backward and, on the batch that ends an
@@ -317,6 +339,8 @@ class GroupDistillationTrainer(Trainer):
                 loss = self._student_loss(model, run, forward_inputs, labels, targets)
                 if loss.requires_grad:  # (a student frozen entirely has nothing to train)
                     self.accelerator.backward(loss / window)
+            if run.recorder is not None:
+                run.recorder.clear()  # block outputs a checkpointed backward recomputed
             run.last_loss = loss.item()
             run.loss_sum += run.last_loss / window
             if steps:
@@ -396,7 +420,7 @@ class GroupDistillationTrainer(Trainer):
                 with self.accelerator.autocast():
                     if targets is None:
                         outputs = student(**inputs, labels=labels)
-                        loss = outputs.loss
+                        loss = outputs.loss  # the labels' cross-entropy, without smoothing
                     else:
                         teacher_logits, teacher_blocks, teacher_tokens = targets
                         loss, outputs = student_loss(

@@ -156,10 +156,13 @@ def distillation_loss(
     temperature: float = 1.0,
     token_mask: torch.Tensor | None = None,
     feature_normalization: str = "none",
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """The loss of one distillation `mode` (`"geometric"`, `"logits"` or `"kd"`), plus `ce_weight` times the
-    cross-entropy of the student's logits on `labels` when `ce_weight > 0`. `token_mask` and
-    `feature_normalization` shape the geometric mode's block terms (`geometric_loss`)."""
+    cross-entropy of the student's logits on `labels` when `ce_weight > 0` (with `label_smoothing` in [0, 1): the
+    target is (1 - label_smoothing) on the label plus label_smoothing / num_labels on every class, as
+    `--label_smoothing_factor` means in Trainer). `token_mask` and `feature_normalization` shape the geometric
+    mode's block terms (`geometric_loss`)."""
     if mode == "geometric":
         loss = geometric_loss(
             student_blocks, teacher_blocks, student_logits, teacher_logits, token_mask, feature_normalization
@@ -173,7 +176,7 @@ def distillation_loss(
     if ce_weight > 0:
         if labels is None:
             raise ValueError("ce_weight > 0 needs labels.")
-        loss = loss + ce_weight * F.cross_entropy(student_logits, labels)
+        loss = loss + ce_weight * F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
     return loss
 
 
@@ -186,6 +189,7 @@ def bridged_distillation_loss(
     labels: torch.Tensor | None = None,
     ce_weight: float = 0.0,
     temperature: float = 1.0,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """The loss of a Lift / WideLast student: plain MSE between its final tokens brought to the teacher's width
     and the teacher's final tokens, both `(batch, tokens, teacher_dim)` (the encoding-mismatch paper's feature
@@ -197,7 +201,13 @@ def bridged_distillation_loss(
         )
     logit_mode = "logits" if mode == "geometric" else mode
     logit_term = distillation_loss(
-        logit_mode, student_logits, teacher_logits, labels=labels, ce_weight=ce_weight, temperature=temperature
+        logit_mode,
+        student_logits,
+        teacher_logits,
+        labels=labels,
+        ce_weight=ce_weight,
+        temperature=temperature,
+        label_smoothing=label_smoothing,
     )
     return logit_term + masked_mse(student_tokens, teacher_tokens)
 

@@ -1,5 +1,5 @@
 """What distillation reads from the models: the teacher prepared once, block outputs captured by hooks, the teacher's
-targets of a batch, and one student's loss against them. Shared by `DistillationTrainer` and `LockstepTrainer`."""
+targets of a batch, and one student's loss against them. Shared by `DistillationTrainer` and `GroupDistillationTrainer`."""
 
 import torch
 from torch import nn
@@ -131,6 +131,7 @@ def student_loss(
             labels=labels,
             ce_weight=args.ce_weight,
             temperature=args.temperature,
+            label_smoothing=args.label_smoothing_factor,
         )
         return loss, outputs
     loss = distillation_loss(
@@ -144,5 +145,6 @@ def student_loss(
         temperature=args.temperature,
         token_mask=inputs.get("attention_mask") if args.feature_tokens == "attended" else None,
         feature_normalization=args.feature_normalization,
+        label_smoothing=args.label_smoothing_factor,
     )
     return loss, outputs

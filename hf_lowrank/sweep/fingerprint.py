@@ -49,6 +49,9 @@ BEFORE_RECORDED = {
     "eval_on_start": False,
     "load_best_model_at_end": False,
     "early_stopping_threshold": 0.0,
+    "label_smoothing_factor": 0.0,
+    "activation_checkpointing": False,
+    "gradient_checkpointing": False,
 }
 
 

@@ -63,7 +63,7 @@ NUMBER_CHANGING = {
     "activation_checkpointing_kwargs": "torch.utils.checkpoint arguments (default use_reentrant False)",
     "gradient_checkpointing": "the former name of activation_checkpointing",
     "gradient_checkpointing_kwargs": "the former name of activation_checkpointing_kwargs",
-    "label_smoothing_factor": "label smoothing of the cross-entropy: the teacher's fine-tuning and the --ce_weight term",
+    "label_smoothing_factor": "label smoothing of the cross-entropy (the teacher's fine-tuning, the --ce_weight term)",
     "eval_strategy": "evaluation on the validation split during training: steps, epoch or no",
     "eval_steps": "evaluate every this many optimizer steps (< 1: a fraction of the steps)",
     "eval_delay": "no evaluation before this many steps (epochs with --eval_strategy epoch)",

@@ -1,5 +1,6 @@
 """What distillation reads from the models: the teacher prepared once, block outputs captured by hooks, the teacher's
-targets of a batch, and one student's loss against them. Shared by `DistillationTrainer` and `GroupDistillationTrainer`."""
+targets of a batch, and one student's loss against them. Shared by `DistillationTrainer` and
+`GroupDistillationTrainer`."""
 
 import torch
 from torch import nn

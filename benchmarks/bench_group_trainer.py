@@ -6,7 +6,8 @@ students of ViT-B/32 geometry, random weights), one fresh process trains the gro
 prints: seconds per optimizer step (the steps after the first, so that setup and the first step's allocations are
 left out) and the process's peak resident memory, before training (teacher and students built) and at the end.
 Peak memory growing by about the students' weights and optimizer state, not by K times one student's activations,
-is what one student's backward before the next student's forward buys.
+is what one student's backward before the next student's forward buys. Also the Trainer-based group with
+`--gradient_checkpointing` (each student's blocks recomputed in its backward): its step time and peak memory.
 
     python benchmarks/bench_group_trainer.py --previous /tmp/previous [--steps 4] [--batch 8]
 """
@@ -32,7 +33,7 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-def worker(group_size: int, steps: int, batch: int) -> dict:
+def worker(group_size: int, steps: int, batch: int, checkpointing: bool = False) -> dict:
     """Train `group_size` students for `steps` steps in this process; their timings and memory, as a dict."""
     import tempfile
 
@@ -58,6 +59,8 @@ def worker(group_size: int, steps: int, batch: int) -> dict:
             output_dir=directory, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-4,
             report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no",
         )  # fmt: skip
+        if checkpointing:
+            args.activation_checkpointing = True
         before = _rss_mib()
         step_times = []
 
@@ -104,11 +107,12 @@ def worker(group_size: int, steps: int, batch: int) -> dict:
     }
 
 
-def run(implementation: str, path: str | None, group_size: int, steps: int, batch: int) -> dict:
+def run(implementation: str, path: str | None, group_size: int, steps: int, batch: int, checkpointing=False) -> dict:
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, __file__, "--worker", str(group_size), "--steps", str(steps), "--batch", str(batch)]
+    command += ["--checkpointing"] if checkpointing else []
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return {"implementation": implementation, **json.loads(output.strip().splitlines()[-1])}
 
@@ -119,9 +123,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (>= 2)")
     parser.add_argument("--batch", type=int, default=8, help="batch size")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker is not None:
-        print(json.dumps(worker(options.worker, options.steps, options.batch)))
+        print(json.dumps(worker(options.worker, options.steps, options.batch, options.checkpointing)))
         return
     if options.steps < 2:
         parser.error(f"--steps {options.steps}: must be >= 2 (the first step is left out of the per-step time)")
@@ -130,18 +135,30 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; ViT-B/32 geometry, batch {options.batch}"
     )
-    implementations = [("Trainer-based", None)] + ([("previous loop", options.previous)] if options.previous else [])
+    implementations = [("Trainer-based", None, False)]
+    implementations += [("previous loop", options.previous, False)] if options.previous else []
+    implementations += [("+ checkpointing", None, True)]
     rows = {}
     for group_size in (1, 3, 6):
-        for name, path in implementations:
-            row = run(name, path, group_size, options.steps, options.batch)
+        for name, path, checkpointing in implementations:
+            row = run(name, path, group_size, options.steps, options.batch, checkpointing)
             rows[name, group_size] = row
             print(
-                f"  {name:>14}  K={group_size}: {row['seconds_per_step'] * 1e3:8.1f} ms/step   peak RSS "
+                f"  {name:>15}  K={group_size}: {row['seconds_per_step'] * 1e3:8.1f} ms/step   peak RSS "
                 f"{row['peak_rss_mib']:8.0f} MiB (built: {row['rss_before_mib']:6.0f} MiB, "
                 f"+{row['peak_rss_mib'] - row['rss_before_mib']:.0f} MiB in training)",
                 flush=True,
             )
+    for group_size in (1, 3, 6):
+        plain, checkpointed = rows["Trainer-based", group_size], rows["+ checkpointing", group_size]
+        growth = (checkpointed["peak_rss_mib"] - checkpointed["rss_before_mib"]) / (
+            plain["peak_rss_mib"] - plain["rss_before_mib"]
+        )
+        print(
+            f"  K={group_size}: gradient checkpointing / without: per-step time "
+            f"{checkpointed['seconds_per_step'] / plain['seconds_per_step']:.3f}, "
+            f"memory growth in training {growth:.3f}"
+        )
     if options.previous:
         for group_size in (1, 3, 6):
             new, old = rows["Trainer-based", group_size], rows["previous loop", group_size]

@@ -28,30 +28,27 @@ REPORT_FILES = (
 
 
 def write_report(report: Report, output_dir: str | os.PathLike) -> list[str]:
-    """Write `report` into `output_dir` (removing a representations.png an earlier report left when this one has
-    none); returns the names written."""
+    """Write `report` into `output_dir` (removing a figure an earlier report left when this one has none of its
+    kind: representations, budget ranks, learning curves); returns the names written."""
     output_dir = Path(output_dir)
     atomic_write_json(output_dir / "report.json", report.to_dict())
     plot_knee(report, output_dir / "knee.png")
     plot_params_vs_accuracy(report, output_dir / "params_vs_accuracy.png")
     written = ["report.json", "knee.png", "params_vs_accuracy.png"]
-    representations = output_dir / "representations.png"
-    if report.teacher.get("diagnostics") and any(row.get("diagnostics") for row in report.rows):
-        plot_representations(report, representations)
-        written.append(representations.name)
-    else:
-        representations.unlink(missing_ok=True)
-    budget = output_dir / "budget_ranks.png"
-    if report.budget_students:
-        plot_budget_ranks(report, budget)
-        written.append(budget.name)
-    else:
-        budget.unlink(missing_ok=True)
-    curves = output_dir / "learning_curves.png"
-    if report.learning_curves:
-        plot_learning_curves(report, curves)
-        written.append(curves.name)
-    else:
-        curves.unlink(missing_ok=True)
+    optional = (
+        (
+            "representations.png",
+            report.teacher.get("diagnostics") and any(row.get("diagnostics") for row in report.rows),
+            plot_representations,
+        ),
+        ("budget_ranks.png", report.budget_students, plot_budget_ranks),
+        ("learning_curves.png", report.learning_curves, plot_learning_curves),
+    )
+    for name, shown, plot in optional:
+        if shown:
+            plot(report, output_dir / name)
+            written.append(name)
+        else:
+            (output_dir / name).unlink(missing_ok=True)
     (output_dir / "report.md").write_text(report.markdown())
     return written + ["report.md"]

@@ -12,6 +12,9 @@ flow. What a group needs beyond one model goes through Trainer's hooks, not a pa
   named. Trainer's own clipping and optimizer step then find no gradient left (`_clip_grad_norm` reports the
   students' norms);
 - `log`: each student's loss and gradient norm beside Trainer's group figures (`loss/<key>`, `grad_norm/<key>`);
+- `evaluate` (at Trainer's evaluation steps): every active student on the validation split, logged as
+  `eval_<key>_accuracy` / `eval_<key>_loss`; each student's best step (`load_best_model_at_end`) and early stopping
+  are its own, since Trainer's `EarlyStoppingCallback` and best checkpoint would stop or rewind the whole group;
 - `_save_checkpoint` and the `_load_*` methods: the group's state as a `GroupCheckpoint` (safetensors plus JSON,
   never a pickle), resumed through Trainer's own resume path (its `trainer_state.json`, its data skipping).
 

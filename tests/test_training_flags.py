@@ -67,9 +67,9 @@ def test_every_refused_field_is_refused_by_name_when_set(tmp_path, name):
 
 def test_a_field_unknown_to_the_tables_is_refused_when_set(tmp_path, monkeypatch):
     args = _args(tmp_path)
-    monkeypatch.delitem(REFUSED, "torch_compile")
-    args.torch_compile = True
-    assert any("does not know" in p for p in check_training_arguments(args) if p.startswith("--torch_compile"))
+    monkeypatch.delitem(REFUSED, "auto_find_batch_size")
+    args.auto_find_batch_size = True
+    assert any("does not know" in p for p in check_training_arguments(args) if p.startswith("--auto_find_batch_size"))
 
 
 @pytest.mark.parametrize("name", sorted(NUMBER_CHANGING))
@@ -191,7 +191,8 @@ def _parse_error(argv) -> str:
             ],
             "--load_best_model_at_end requires the save and eval strategy to match",
         ),
-        (["--torch_compile", "true"], "--torch_compile True is not supported"),
+        (["--torch_compile_backend", "no_such_backend"], "'no_such_backend' is not a torch.compile backend"),
+        (["--auto_find_batch_size", "true"], "--auto_find_batch_size True is not supported"),
         (["--label_smoothing_factor", "1"], "--label_smoothing_factor 1.0: must be in [0, 1)"),
         (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),

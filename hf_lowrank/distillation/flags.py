@@ -6,6 +6,7 @@ change a result), or refused when set to anything but its default, each with its
 A field this table does not know (one a newer transformers added) is refused when it is not at its default.
 """
 
+import functools
 import json
 import math
 from dataclasses import MISSING, fields
@@ -24,6 +25,7 @@ __all__ = [
     "check_training_values",
     "tracker_problems",
     "evaluation_problems",
+    "compile_problems",
     "checkpoint_interval",
     "plain_value",
     "steps_interval",
@@ -59,6 +61,9 @@ NUMBER_CHANGING = {
     "feature_normalization": "the scale of each block term's MSE",
     "temperature": "kd temperature",
     "ce_weight": "weight of the added cross-entropy",
+    "torch_compile": "compile every student and the teacher (each on its own, in place) with torch.compile",
+    "torch_compile_backend": "torch.compile's backend (default inductor)",
+    "torch_compile_mode": "torch.compile's mode",
     "activation_checkpointing": "recompute each student's block activations in its backward (less memory)",
     "activation_checkpointing_kwargs": "torch.utils.checkpoint arguments (default use_reentrant False)",
     "gradient_checkpointing": "the former name of activation_checkpointing",
@@ -127,9 +132,6 @@ REFUSED = {
     "fp16": "fp16 needs one loss scaler per student, which accelerate does not give; use --bf16",
     "bf16_full_eval": "evaluation follows --bf16",
     "fp16_full_eval": "evaluation follows --bf16",
-    "torch_compile": _NOT_IMPLEMENTED,
-    "torch_compile_backend": _NOT_IMPLEMENTED,
-    "torch_compile_mode": _NOT_IMPLEMENTED,
     "use_liger_kernel": "text models only",
     "liger_kernel_config": "text models only",
     "neftune_noise_alpha": "text models only",
@@ -287,6 +289,31 @@ def plain_value(value):
     return getattr(value, "value", value)
 
 
+def compile_problems(args: TrainingArguments) -> list[str]:
+    """`--torch_compile` where no compiler works: a one-parameter stand-in compiled and run with the backend and
+    mode asked for, before any work; the first line of its error, naming the flags."""
+    if not args.torch_compile:
+        return []
+    return list(_compile_problems(args.torch_compile_backend or "inductor", args.torch_compile_mode))
+
+
+@functools.lru_cache(maxsize=None)
+def _compile_problems(backend: str, mode: str | None) -> tuple[str, ...]:
+    """`compile_problems` of one backend and mode, tried once per process."""
+    import torch._dynamo
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        known = ", ".join(torch._dynamo.list_backends())
+        return (f"--torch_compile_backend {backend!r} is not a torch.compile backend; use one of: {known}",)
+    try:
+        torch._dynamo.reset()
+        torch.compile(torch.nn.Linear(2, 2), backend=backend, mode=mode)(torch.zeros(1, 2))
+    except Exception as error:  # whatever the compiler raises (a missing C++ compiler, a bad mode, ...)
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return (f"--torch_compile with backend {backend!r} and mode {mode!r} does not work here: {first}",)
+    return ()
+
+
 EVALUATION_METRICS = ("loss", "accuracy")
 
 
@@ -369,7 +396,7 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
         problems.append(
             f"--{field.name} {plain_value(value)!r} is not supported ({reason}); leave it at {plain_value(default)!r}"
         )
-    problems += tracker_problems(args.report_to) + evaluation_problems(args)
+    problems += tracker_problems(args.report_to) + evaluation_problems(args) + compile_problems(args)
     if plain_value(args.save_strategy) not in ("steps", "epoch", "no"):
         problems.append(
             f"--save_strategy {plain_value(args.save_strategy)!r} is not supported; use steps, epoch or no"

@@ -185,6 +185,8 @@ class GroupDistillationTrainer(Trainer):
     distillation (the teacher's forward once per batch); without one, on the labels with the model's own loss (the
     teacher's fine-tuning). `nested`: every student distils through truncated views of its factors, the ranks of
     each batch drawn by the schedule. `checkpoint`: where the group's state is saved at Trainer's save steps.
+    `compile_options` (`torch.compile`'s backend and mode): every student and the teacher compiled in place, each on
+    its own (the group's `forward(index, ...)` is not compiled: it would specialise on every student).
 
     With an `eval_dataset` (a validation split) and `args.eval_strategy`, every active student is evaluated at
     Trainer's evaluation steps (accuracy, and its training loss on the validation data), logged as
@@ -208,6 +210,7 @@ class GroupDistillationTrainer(Trainer):
         nested: NestedRankSchedule | None = None,
         checkpoint: GroupCheckpoint | None = None,
         callbacks: list[TrainerCallback] | None = None,
+        compile_options: dict | None = None,
     ):
         if nested is not None and teacher_model is None:
             raise ValueError("nested-rank training distils from a teacher; give teacher_model=.")
@@ -234,6 +237,10 @@ class GroupDistillationTrainer(Trainer):
         self.final_tokens = FinalTokenRecorder(self.teacher_model) if teacher_model is not None else None
         self.nested = nested
         self.checkpoint = checkpoint
+        if compile_options is not None:  # each student and the teacher, in place (hooks and parameter names kept)
+            for model in [*students.values(), *([self.teacher_model] if self.teacher_model is not None else [])]:
+                if getattr(model, "_compiled_call_impl", None) is None:  # (the teacher serves every group)
+                    model.compile(**compile_options)
         self.runs = [
             StudentRun(
                 key,

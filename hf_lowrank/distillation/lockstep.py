@@ -111,6 +111,8 @@ class LockstepTrainer:
         args.remove_unused_columns = False
         args.push_to_hub = False
         args.run_name = f"{self.args.run_name}/{run_slug(self.description)}" if self.args.run_name else None
+        # The group trainer compiles each model itself (compile_options); accelerate must not compile the group.
+        args.torch_compile, args.torch_compile_backend, args.torch_compile_mode = False, None, None
         args.label_names = ["labels"]
         if checkpoint is None:
             args.save_strategy = SaveStrategy.NO
@@ -164,6 +166,7 @@ class LockstepTrainer:
                 nested=self.nested,
                 checkpoint=checkpoint,
                 callbacks=self.callbacks,
+                compile_options=compile_options(self.args),
             )
             self.trainer = trainer
             saved = self._resume(checkpoint, list(models))
@@ -190,6 +193,14 @@ class LockstepTrainer:
 
     def close(self) -> None:
         """Nothing to release: each `train` call removes its hooks when it ends."""
+
+
+def compile_options(args: TrainingArguments) -> dict | None:
+    """`torch.compile`'s options that `--torch_compile`, `--torch_compile_backend` and `--torch_compile_mode` ask
+    for (None: no compilation)."""
+    if not args.torch_compile:
+        return None
+    return {"backend": args.torch_compile_backend or "inductor", "mode": args.torch_compile_mode}
 
 
 @contextlib.contextmanager

@@ -52,6 +52,7 @@ BEFORE_RECORDED = {
     "label_smoothing_factor": 0.0,
     "activation_checkpointing": False,
     "gradient_checkpointing": False,
+    "torch_compile": False,
 }
 
 

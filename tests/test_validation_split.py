@@ -55,6 +55,7 @@ def test_a_sweep_evaluates_its_students_on_the_validation_split(tmp_path):
     for record in results.ranks:
         assert [step for step, _, _ in record.validation_history] == [2, 4]
         assert record.stopped_step == 4 and record.steps == 4
+        assert record.examples_per_process == [4 * 32]  # no batch drawn once every student had stopped
         best = max(record.validation_history, key=lambda entry: entry[1])  # the first of equals: strictly better
         assert record.best_step == best[0]
     report = (tmp_path / "report.md").read_text()
@@ -80,3 +81,24 @@ def test_a_validation_split_the_data_cannot_give_is_refused_before_any_work(tmp_
         run_sweep(*sweep_script.parse(argv))
     assert str(error.value).endswith(message) and "\n" not in str(error.value)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_a_two_process_sweep_evaluates_on_the_whole_validation_split_and_stops_together(tmp_path):
+    """DDP over gloo: the validation split (31 examples: one process gets a padded last batch) is sharded and gathered
+    without that padding (accuracies in 31sts), and every student stops early at the same step on both processes."""
+    import os
+    import subprocess
+
+    from sweep_helpers import SWEEP_SCRIPT, TWO_PROCESSES
+
+    argv = sweep_argv(
+        tmp_path, "--ranks", 2, "--per_device_train_batch_size", 16, "--per_device_eval_batch_size", 5,
+        "--validation_split", 31, "--eval_strategy", "steps", "--eval_steps", 2, "--save_steps", 2,
+        "--early_stopping_patience", 1, "--early_stopping_threshold", 10,
+    )  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([*TWO_PROCESSES, str(SWEEP_SCRIPT), *argv], check=True, env=env, capture_output=True, timeout=600)
+    (record,) = json.loads((tmp_path / "results.json").read_text())["ranks"]
+    assert [step for step, _, _ in record["validation_history"]] == [2, 4] and record["stopped_step"] == 4
+    assert all(round(accuracy * 31, 6).is_integer() for _, accuracy, _ in record["validation_history"])
+    assert record["examples_per_process"] == [4 * 16, 4 * 16]

@@ -453,6 +453,8 @@ class GroupDistillationTrainer(Trainer):
             metrics[f"{metric_key_prefix}_{name}"] = sum(values) / len(values) if values else float("nan")
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
+        if not self.active_runs():  # every student stopped early: no further batch is drawn
+            self.control.should_training_stop = True
         return metrics
 
     def _judge(self, run: StudentRun, accuracy: float, loss: float) -> None:

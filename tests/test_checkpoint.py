@@ -184,6 +184,21 @@ def test_only_the_latest_checkpoint_is_kept_and_another_groups_is_not_resumed(tm
     assert outcome["rank-4"].loss_history == expected["rank-4"].loss_history
 
 
+def test_save_total_limit_keeps_that_many_latest_checkpoints_and_resumes_the_latest(tmp_path):
+    args = _args(tmp_path, num_train_epochs=2, save_steps=1, save_total_limit=3)
+    data = pixel_dataset(22, tester.image_size, tester.num_labels)
+    teacher = _teacher()
+    checkpoint = GroupCheckpoint(tmp_path / "checkpoint", {"ranks": [1, 4]})
+    with pytest.raises(Killed):
+        _train(args, teacher, data, checkpoint, kill_after_batches=9)
+    names = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
+    assert names == ["latest.json", "step-000002", "step-000003", "step-000004"]
+    assert checkpoint.load()[0].step == 4
+    _, outcome = _train(args, teacher, data, checkpoint)
+    _, expected = _train(args, teacher, data)
+    assert outcome["rank-4"].loss_history == expected["rank-4"].loss_history
+
+
 def test_a_half_written_checkpoint_is_never_read(tmp_path):
     checkpoint = GroupCheckpoint(tmp_path, {"ranks": [1]})
     checkpoint.save(TrainingPosition(step=2), {"m": {"w": torch.ones(2)}})

@@ -194,7 +194,6 @@ def _parse_error(argv) -> str:
         (["--torch_compile_backend", "no_such_backend"], "'no_such_backend' is not a torch.compile backend"),
         (["--auto_find_batch_size", "true"], "--auto_find_batch_size True is not supported"),
         (["--label_smoothing_factor", "1"], "--label_smoothing_factor 1.0: must be in [0, 1)"),
-        (["--save_total_limit", "3"], "--save_total_limit 3 is not supported"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),
         (["--optim", "lomo"], "--optim 'lomo'"),
         (["--optim", "schedule_free_adamw"], "schedule-free optimizers need train/eval switches"),
@@ -248,6 +247,7 @@ _OTHER_VALUES = {
     "ddp_timeout": 60,
     "ddp_find_unused_parameters": False,
     "report_to": ["tensorboard"],
+    "save_total_limit": 3,
     "local_rank": 0,
 }
 

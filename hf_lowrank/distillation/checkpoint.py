@@ -105,10 +105,11 @@ class GroupCheckpoint:
         self.identity = json.loads(json.dumps(identity))
         self.is_main_process = is_main_process
 
-    def save(self, position: TrainingPosition, runs: dict[str, dict], trainer_state=None) -> None:
+    def save(self, position: TrainingPosition, runs: dict[str, dict], trainer_state=None, keep: int = 1) -> None:
         """Write `runs` (key -> nested state with tensors) at `position`, and `trainer_state` (a transformers
         `TrainerState`: Trainer resumes from the directory) as trainer_state.json; then point latest.json at it and
-        remove older checkpoints. A crash at any moment leaves the previous checkpoint or this one, never a mix."""
+        remove the checkpoints older than the `keep` latest (`--save_total_limit`). A crash at any moment leaves the
+        previous checkpoint or this one, never a mix."""
         if not self.is_main_process:
             return
         name = f"step-{position.step:06d}"
@@ -130,8 +131,9 @@ class GroupCheckpoint:
         shutil.rmtree(self.directory / name, ignore_errors=True)
         os.replace(tmp, self.directory / name)
         _write_json(self.directory / LATEST, {"checkpoint": name})
+        kept = sorted(c.name for c in self.directory.iterdir() if c.is_dir() and c.name.startswith("step-"))[-keep:]
         for child in self.directory.iterdir():
-            if child.is_dir() and child.name != name:
+            if child.is_dir() and child.name not in {name, *kept}:  # older ones, and any half-written .tmp
                 shutil.rmtree(child, ignore_errors=True)
 
     def latest(self) -> Path | None:

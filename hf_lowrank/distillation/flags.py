@@ -86,6 +86,7 @@ HONOURED = {
     "output_dir": "where the sweep writes",
     "save_strategy": "mid-training checkpoints: steps, epoch or no",
     "save_steps": "checkpoint every this many optimizer steps (< 1: a fraction of the steps)",
+    "save_total_limit": "mid-training checkpoints kept (default: the latest only); a resume starts from the latest",
     "logging_steps": "loss history every this many optimizer steps (< 1: a fraction of the steps)",
     "logging_strategy": "loss history every logging_steps, at epoch ends, or none",
     "logging_first_step": "the first optimizer step's loss in the history too",
@@ -146,7 +147,6 @@ REFUSED = {
     "batch_eval_metrics": "the sweep's evaluation is its own",
     "save_only_model": "a checkpoint always holds the full training state",
     "save_on_each_node": "only the main process writes",
-    "save_total_limit": "only the latest checkpoint is kept (1 is accepted)",
     "enable_jit_checkpoint": _NOT_IMPLEMENTED,
     "hub_strategy": "the sweep pushes once, at the end",
     "hub_always_push": "the sweep pushes once, at the end",
@@ -169,7 +169,7 @@ REFUSED = {
     "debug": _NOT_IMPLEMENTED,
 }
 # Values of a refused field that mean what the sweep does anyway.
-_ACCEPTED = {"save_total_limit": (None, 1)}
+_ACCEPTED: dict = {}
 
 # The package each tracker needs (pip name), by its report_to name: a missing one is named before any work.
 TRACKER_PACKAGES = {

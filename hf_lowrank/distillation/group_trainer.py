@@ -536,7 +536,7 @@ class GroupDistillationTrainer(Trainer):
         epoch, batch = self._batch_position()
         position = TrainingPosition(self.state.global_step, epoch, batch, self.examples_seen)
         runs = {run.key: self._run_state(run) for run in self.runs}
-        self.checkpoint.save(position, runs, self.state)
+        self.checkpoint.save(position, runs, self.state, keep=self.args.save_total_limit or 1)
         self.accelerator.wait_for_everyone()
 
     def resume_from(self, position: TrainingPosition, states: dict[str, dict]) -> None:

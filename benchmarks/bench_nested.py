@@ -167,7 +167,6 @@ def vit_b32_steps(steps: int) -> list[str]:
         start = time.perf_counter()
         trainer.train(students, data)
         seconds = (time.perf_counter() - start) / (steps + 1)
-        trainer.close()
         memory = (
             f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
             if torch.cuda.is_available()

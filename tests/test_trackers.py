@@ -8,8 +8,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hf_lowrank import FactorizedViTForImageClassification
 from hf_lowrank.distillation import DistillationConfig, LockstepTrainer, check_training_arguments, distillation_loss
-from hf_lowrank.distillation.group_trainer import run_slug
 from hf_lowrank.distillation.sampling import epoch_permutation
+from hf_lowrank.distillation.student_group import run_slug
 from hf_lowrank.sweep import run_sweep
 
 import sweep as sweep_script  # scripts/sweep.py

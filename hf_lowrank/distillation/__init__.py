@@ -6,8 +6,10 @@
 - `trainer`: `DistillationTrainer` (a transformers `Trainer`) for one student.
 - `group_trainer`: `GroupDistillationTrainer` (a transformers `Trainer`): a group of students on the same batches,
   one teacher pass per batch, each student clipped and stopped alone, checkpointed as a `GroupCheckpoint`.
+- `student_group`, `group_evaluation`: the group's students and records, its callbacks, its evaluation.
 - `lockstep`: `LockstepTrainer`, the sweep's entry point: one `GroupDistillationTrainer` per group, resumed.
-- `flags`: what the group's training does with every `TrainingArguments` field (honoured, harmless, refused).
+- `flags`: what the group's training does with every `TrainingArguments` field (honoured, harmless, refused);
+  `feature_checks`: trackers, evaluation and compile settings that cannot work.
 - `sampling`: the seeded data order, a function of (seed, epoch); `checkpoint`: mid-training checkpoints;
   `rng`: a model's private RNG stream.
 - `nested`: `NestedRankSchedule`, the ranks each batch of nested-rank training distils.
@@ -18,7 +20,7 @@ from .checkpoint import CheckpointError, GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .evaluation import EvalResult, evaluate_models, example_noise
 from .flags import HARMLESS, HONOURED, NUMBER_CHANGING, REFUSED, check_training_arguments, plain_value
-from .group_trainer import GroupDistillationTrainer, StudentGroup
+from .group_trainer import GroupDistillationTrainer
 from .lockstep import LockstepTrainer, TrainResult, build_optimizer, num_update_steps
 from .losses import (
     DISTILLATION_MODES,
@@ -32,6 +34,7 @@ from .losses import (
 from .nested import NESTED_DISTRIBUTIONS, NESTED_STRATEGIES, NestedRankSchedule
 from .rng import RNGStream
 from .sampling import derived_seed
+from .student_group import StudentGroup
 from .targets import (
     BlockOutputRecorder,
     FinalTokenRecorder,

@@ -6,7 +6,6 @@ change a result), or refused when set to anything but its default, each with its
 A field this table does not know (one a newer transformers added) is refused when it is not at its default.
 """
 
-import functools
 import json
 import math
 from dataclasses import MISSING, fields
@@ -23,9 +22,6 @@ __all__ = [
     "REFUSED",
     "check_training_arguments",
     "check_training_values",
-    "tracker_problems",
-    "evaluation_problems",
-    "compile_problems",
     "checkpoint_interval",
     "plain_value",
     "steps_interval",
@@ -171,62 +167,6 @@ REFUSED = {
 # Values of a refused field that mean what the sweep does anyway.
 _ACCEPTED: dict = {}
 
-# The package each tracker needs (pip name), by its report_to name: a missing one is named before any work.
-TRACKER_PACKAGES = {
-    "tensorboard": "tensorboard",
-    "trackio": "trackio",
-    "wandb": "wandb",
-    "mlflow": "mlflow",
-    "comet_ml": "comet_ml",
-    "clearml": "clearml",
-    "neptune": "neptune",
-    "codecarbon": "codecarbon",
-    "dvclive": "dvclive",
-    "swanlab": "swanlab",
-    "azure_ml": "azureml-core",
-    "dagshub": "dagshub mlflow",
-    "flyte": "flytekit",
-}
-
-
-def tracker_problems(report_to) -> list[str]:
-    """A tracker of `report_to` that is not installed (or not known to transformers), as '--report_to NAME: ...'
-    naming the pip package."""
-    from transformers.integrations import integration_utils
-
-    available = {
-        "tensorboard": integration_utils.is_tensorboard_available,
-        "trackio": integration_utils.is_trackio_available,
-        "wandb": integration_utils.is_wandb_available,
-        "mlflow": integration_utils.is_mlflow_available,
-        "comet_ml": integration_utils.is_comet_available,
-        "clearml": integration_utils.is_clearml_available,
-        "neptune": integration_utils.is_neptune_available,
-        "codecarbon": integration_utils.is_codecarbon_available,
-        "dvclive": integration_utils.is_dvclive_available,
-        "swanlab": integration_utils.is_swanlab_available,
-        "azure_ml": integration_utils.is_azureml_available,
-        "dagshub": integration_utils.is_dagshub_available,
-        "flyte": integration_utils.is_flytekit_available,
-    }
-    problems = []
-    for name in [report_to] if isinstance(report_to, str) else list(report_to or []):
-        if name in ("none", "all") or (name == "kubeflow" and integration_utils.is_kubeflow_available()):
-            continue
-        if name == "kubeflow":
-            problems.append(
-                "--report_to kubeflow reports only inside a Kubeflow trainer job (no KUBEFLOW_TRAINER_SERVER_URL)"
-            )
-            continue
-        if name not in available:
-            known = sorted([*available, "kubeflow"])
-            problems.append(f"--report_to {name!r} is not a tracker transformers knows; use one of {known}")
-        elif not available[name]():
-            problems.append(
-                f"--report_to {name}: the {name} package is not installed (pip install {TRACKER_PACKAGES[name]})"
-            )
-    return problems
-
 
 def _default(field):
     return field.default_factory() if field.default_factory is not MISSING else field.default
@@ -289,58 +229,6 @@ def plain_value(value):
     return getattr(value, "value", value)
 
 
-def compile_problems(args: TrainingArguments) -> list[str]:
-    """`--torch_compile` where no compiler works: a one-parameter stand-in compiled and run with the backend and
-    mode asked for, before any work; the first line of its error, naming the flags."""
-    if not args.torch_compile:
-        return []
-    return list(_compile_problems(args.torch_compile_backend or "inductor", args.torch_compile_mode))
-
-
-@functools.lru_cache(maxsize=None)
-def _compile_problems(backend: str, mode: str | None) -> tuple[str, ...]:
-    """`compile_problems` of one backend and mode, tried once per process."""
-    import torch._dynamo
-
-    if backend not in torch._dynamo.list_backends(exclude_tags=()):
-        known = ", ".join(torch._dynamo.list_backends())
-        return (f"--torch_compile_backend {backend!r} is not a torch.compile backend; use one of: {known}",)
-    try:
-        torch._dynamo.reset()
-        torch.compile(torch.nn.Linear(2, 2), backend=backend, mode=mode)(torch.zeros(1, 2))
-    except Exception as error:  # whatever the compiler raises (a missing C++ compiler, a bad mode, ...)
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return (f"--torch_compile with backend {backend!r} and mode {mode!r} does not work here: {first}",)
-    return ()
-
-
-EVALUATION_METRICS = ("loss", "accuracy")
-
-
-def evaluation_problems(args: TrainingArguments) -> list[str]:
-    """Evaluation-during-training settings that cannot work, naming the flags."""
-    problems = []
-    evaluating = plain_value(args.eval_strategy) != "no"
-    if plain_value(args.eval_strategy) not in ("steps", "epoch", "no"):
-        problems.append(
-            f"--eval_strategy {plain_value(args.eval_strategy)!r} is not supported; use steps, epoch or no"
-        )
-    metric = args.metric_for_best_model
-    if metric is not None and metric.removeprefix("eval_") not in EVALUATION_METRICS:
-        problems.append(f"--metric_for_best_model {metric!r}: must be one of {list(EVALUATION_METRICS)}")
-    patience = getattr(args, "early_stopping_patience", None)
-    if patience is not None and not evaluating:
-        problems.append(
-            f"--early_stopping_patience {patience} needs evaluation during training: add --eval_strategy steps (or "
-            "epoch) and a validation split"
-        )
-    if args.load_best_model_at_end and not evaluating:
-        problems.append(
-            "--load_best_model_at_end needs evaluation during training: add --eval_strategy steps or epoch"
-        )
-    return problems
-
-
 def check_training_values(args: TrainingArguments) -> list[str]:
     """Values that would train nothing or nonsense, each as 'name: value (what is valid)'."""
     problems = []
@@ -396,6 +284,8 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
         problems.append(
             f"--{field.name} {plain_value(value)!r} is not supported ({reason}); leave it at {plain_value(default)!r}"
         )
+    from .feature_checks import compile_problems, evaluation_problems, tracker_problems  # (they use plain_value)
+
     problems += tracker_problems(args.report_to) + evaluation_problems(args) + compile_problems(args)
     if plain_value(args.save_strategy) not in ("steps", "epoch", "no"):
         problems.append(

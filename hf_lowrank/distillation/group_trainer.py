@@ -26,14 +26,11 @@ stopped student is not moved.
 import functools
 import math
 import os
-import re
 import time
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -42,10 +39,11 @@ from ..data import batch_size, collate_examples, model_inputs
 from ..models import BlockLayout, truncated_view
 from .checkpoint import GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
-from .flags import plain_value
+from .group_evaluation import GroupEvaluationMixin
 from .nested import NestedRankSchedule
 from .rng import RNGStream
 from .sampling import EpochShuffleSampler
+from .student_group import GroupFlow, GroupProgress, StudentGroup, StudentRun, run_slug
 from .targets import (
     BlockOutputRecorder,
     FinalTokenRecorder,
@@ -56,131 +54,10 @@ from .targets import (
 )
 
 
-__all__ = ["GroupDistillationTrainer", "StudentGroup", "StudentRun", "run_slug"]
+__all__ = ["GroupDistillationTrainer"]
 
 
-def run_slug(description: str) -> str:
-    """A group's description as a tracker run's name: 'students [1, 2] seed 0' -> 'students-1-2-seed-0'."""
-    return re.sub(r"[^A-Za-z0-9._]+", "-", description).strip("-") or "training"
-
-
-class StudentGroup(nn.Module):
-    """Trainer's `model` for a group: the students in one module, so that Trainer places, wraps (DDP) and optimizes
-    them together. `forward(index, **inputs)` runs student `index` alone."""
-
-    def __init__(self, students: dict[str, nn.Module]):
-        super().__init__()
-        self.keys = list(students)
-        self.students = nn.ModuleList(students.values())
-        self.config = None  # the students' configs are their own; Trainer reads `model.config` where it exists
-
-    def forward(self, index: int, **inputs):
-        return self.students[index](**inputs)
-
-    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers=1, offload=False):
-        """Trainer's `--gradient_checkpointing` / `--activation_checkpointing`: every student recomputes its blocks'
-        activations in the backward (transformers' own checkpointing of each student)."""
-        for student in self.students:
-            if not getattr(student, "supports_gradient_checkpointing", False):
-                raise ValueError(f"{type(student).__name__} does not support gradient checkpointing.")
-            student.activation_checkpointing_enable(
-                activation_checkpointing_kwargs=activation_checkpointing_kwargs,
-                every_n_layers=every_n_layers,
-                offload=offload,
-            )
-
-
-@dataclass
-class StudentRun:
-    """One student's part of a group's training: its RNG stream, block recorder and record."""
-
-    key: str
-    index: int
-    rng: RNGStream
-    recorder: BlockOutputRecorder | None
-    seconds: float = 0.0  # its own forward and backward (the shared teacher forward and optimizer step excluded)
-    last_loss: float = float("nan")
-    error: str | None = None
-    history: list[tuple[int, float]] = field(default_factory=list)  # (optimizer step, mean loss since last log)
-    loss_sum: float = 0.0  # sum of per-step mean losses since the last log
-    grad_norm: float | None = None  # before clipping, at the last optimizer step
-    validation: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, loss)
-    best_value: float | None = None  # the best validation metric so far (metric_for_best_model)
-    best_step: int | None = None
-    patience: int = 0  # evaluations without improvement (early stopping)
-    stopped_step: int | None = None  # early-stopped at this optimizer step
-    best_state: dict | None = None  # the weights of best_step (load_best_model_at_end), on the CPU
-
-    @property
-    def active(self) -> bool:
-        return self.error is None and self.stopped_step is None
-
-    def record(self) -> dict:
-        return {
-            "seconds": self.seconds,
-            "last_loss": self.last_loss,
-            "error": self.error,
-            "history": self.history,
-            "loss_sum": self.loss_sum,
-            "validation": self.validation,
-            "best_value": self.best_value,
-            "best_step": self.best_step,
-            "patience": self.patience,
-            "stopped_step": self.stopped_step,
-        }
-
-    def restore_record(self, record: dict) -> None:
-        self.seconds, self.last_loss, self.error = record["seconds"], record["last_loss"], record["error"]
-        self.history = [tuple(entry) for entry in record["history"]]
-        self.loss_sum = record["loss_sum"]
-        self.validation = [tuple(entry) for entry in record["validation"]]
-        self.best_value, self.best_step = record["best_value"], record["best_step"]
-        self.patience, self.stopped_step = record["patience"], record["stopped_step"]
-
-
-class _GroupFlow(TrainerCallback):
-    """The group's additions to Trainer's flow: log the last step (the loss a sweep records), and stop when every
-    student has stopped."""
-
-    def __init__(self, trainer: "GroupDistillationTrainer"):
-        self.trainer = trainer
-
-    def on_step_end(self, args, state, control, **kwargs):
-        logging = plain_value(args.logging_strategy) != "no"
-        if not self.trainer.active_runs():
-            control.should_training_stop = True
-        if control.should_training_stop or state.global_step >= state.max_steps:
-            control.should_log = control.should_log or logging
-        return control
-
-
-class _GroupProgress(TrainerCallback):
-    """The progress bar (in place of Trainer's), named after the group, with each student's latest loss instead of
-    printed logs."""
-
-    def __init__(self, description: str, disabled: bool):
-        self.description, self.disabled, self.bar = description, disabled, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and not self.disabled:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is not None and logs:
-            losses = {key[5:]: f"{value:.3g}" for key, value in logs.items() if key.startswith("loss/")}
-            self.bar.set_postfix(dict(list(losses.items())[:6]))
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class GroupDistillationTrainer(Trainer):
+class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
     """Trains `students` (key -> model) on the same batches: with a `teacher_model`, by `args.distillation_mode`
     distillation (the teacher's forward once per batch); without one, on the labels with the model's own loss (the
     teacher's fine-tuning). `nested`: every student distils through truncated views of its factors, the ranks of
@@ -226,8 +103,8 @@ class GroupDistillationTrainer(Trainer):
         self.model_accepts_loss_kwargs = False  # the loss is per batch; training_step scales it by the window
         self.remove_callback(PrinterCallback)
         self.remove_callback(ProgressCallback)
-        self.add_callback(_GroupProgress(f"{description} ({len(students)} models)", args.disable_tqdm))
-        self.add_callback(_GroupFlow(self))
+        self.add_callback(GroupProgress(f"{description} ({len(students)} models)", args.disable_tqdm))
+        self.add_callback(GroupFlow(self))
         self.description = description
         self._name_tracker_runs(args, description)
         self.teacher_model = prepare_teacher(teacher_model, self.accelerator.device) if teacher_model else None
@@ -378,9 +255,12 @@ class GroupDistillationTrainer(Trainer):
             run.grad_norm = norm
             # With accumulation, the students after this one still hold the window's earlier gradients: set aside.
             others = [
-                p for other in self.runs if other is not run
-                for p in self.group.students[other.index].parameters() if p.grad is not None
-            ]  # fmt: skip
+                p
+                for other in self.runs
+                if other is not run and self.args.gradient_accumulation_steps > 1
+                for p in self.group.students[other.index].parameters()
+                if p.grad is not None
+            ]  # fmt: skip  (without accumulation no other student holds a gradient here)
             set_aside = [p.grad for p in others]
             for parameter in others:
                 parameter.grad = None
@@ -397,104 +277,6 @@ class GroupDistillationTrainer(Trainer):
 
     def _get_grad_norm(self, model, grad_norm=None):
         return self._clip_grad_norm(model) if grad_norm is None else grad_norm
-
-    # ---- evaluation during training, each student's best step and early stopping ----
-    def _best_metric(self) -> tuple[str, bool]:
-        """The metric ranking a student's evaluations ("loss" or "accuracy") and whether greater is better."""
-        name = (self.args.metric_for_best_model or "loss").removeprefix("eval_")
-        greater = self.args.greater_is_better
-        return name, (name != "loss") if greater is None else greater
-
-    @torch.no_grad()
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Every active student's accuracy and loss (its training loss: distillation from the teacher, or the labels'
-        cross-entropy without one) on the validation data, gathered over the processes; the teacher runs once per
-        batch. Logged, and passed to the callbacks' `on_evaluate`, as Trainer's own `evaluate` does."""
-        loader = self.get_eval_dataloader(eval_dataset)
-        runs = self.active_runs()
-        correct = {run.key: torch.zeros((), device=self.args.device) for run in runs}
-        losses = {run.key: torch.zeros((), device=self.args.device) for run in runs}
-        count = torch.zeros((), device=self.args.device)
-        self.group.eval()
-        for batch in loader:
-            batch = self._prepare_inputs(batch)
-            inputs, labels = model_inputs(batch), batch["labels"]
-            size = torch.tensor(float(labels.shape[0]), device=self.args.device)
-            gathered_labels = self.accelerator.gather_for_metrics(labels)
-            count += gathered_labels.shape[0]
-            targets = None
-            if self.teacher_model is not None:
-                targets = teacher_targets(self.teacher_model, self.teacher_recorder, inputs, self.final_tokens)
-            for run in runs:
-                student = self.group.students[run.index]
-                with self.accelerator.autocast():
-                    if targets is None:
-                        outputs = student(**inputs, labels=labels)
-                        loss = outputs.loss  # the labels' cross-entropy, without smoothing
-                    else:
-                        teacher_logits, teacher_blocks, teacher_tokens = targets
-                        loss, outputs = student_loss(
-                            student, run.recorder, inputs, labels, teacher_logits, teacher_blocks, self.args,
-                            teacher_tokens,
-                        )  # fmt: skip
-                predictions = self.accelerator.gather_for_metrics(outputs.logits.argmax(-1))
-                correct[run.key] += (predictions == gathered_labels).sum()
-                losses[run.key] += self.accelerator.gather(loss.detach().float() * size).sum()
-        self.group.train()
-        examples = max(count.item(), 1.0)
-        metrics = {}
-        for run in runs:
-            accuracy, loss = correct[run.key].item() / examples, losses[run.key].item() / examples
-            metrics[f"{metric_key_prefix}_{run.key}_accuracy"] = accuracy
-            metrics[f"{metric_key_prefix}_{run.key}_loss"] = loss
-            self._judge(run, accuracy, loss)
-        for name in ("accuracy", "loss"):  # the group's means, which Trainer's own best-metric bookkeeping reads
-            values = [metrics[f"{metric_key_prefix}_{run.key}_{name}"] for run in runs]
-            metrics[f"{metric_key_prefix}_{name}"] = sum(values) / len(values) if values else float("nan")
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
-        if not self.active_runs():  # every student stopped early: no further batch is drawn
-            self.control.should_training_stop = True
-        return metrics
-
-    def _judge(self, run: StudentRun, accuracy: float, loss: float) -> None:
-        """Record one evaluation of `run`: its best step (strictly better than the best so far, as Trainer decides
-        its best checkpoint) and its early-stopping patience (improvement beyond `early_stopping_threshold`, as
-        `EarlyStoppingCallback` decides)."""
-        step = self.state.global_step
-        run.validation.append((step, accuracy, loss))
-        name, greater = self._best_metric()
-        value = accuracy if name == "accuracy" else loss
-        better = (lambda a, b: a > b) if greater else (lambda a, b: a < b)
-        patience = getattr(self.args, "early_stopping_patience", None)
-        if patience:
-            threshold = self.args.early_stopping_threshold
-            if run.best_value is None or (better(value, run.best_value) and abs(value - run.best_value) > threshold):
-                run.patience = 0
-            else:
-                run.patience += 1
-        if run.best_value is None or better(value, run.best_value):
-            run.best_value, run.best_step = value, step
-            if self.args.load_best_model_at_end:
-                student = self.group.students[run.index]
-                run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
-        if patience and run.patience >= patience:
-            run.stopped_step = step
-            self.accelerator.print(
-                f"{run.key}: stopped early at optimizer step {step}: validation {name} has not improved by more than "
-                f"{self.args.early_stopping_threshold} for {patience} evaluations (best {run.best_value:.4g} at step "
-                f"{run.best_step}); the others go on."
-            )
-
-    def train(self, *args, **kwargs):
-        """Trainer's `train`; then, with `load_best_model_at_end`, every student that was evaluated gets the weights
-        of its own best step back."""
-        output = super().train(*args, **kwargs)
-        if self.args.load_best_model_at_end:
-            for run in self.runs:
-                if run.best_state is not None and run.error is None:
-                    self.group.students[run.index].load_state_dict(run.best_state)
-        return output
 
     # ---- logging ----
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -24,9 +24,10 @@ from ..models import BlockLayout
 from .checkpoint import CheckpointError, GroupCheckpoint
 from .config import DistillationConfig
 from .flags import check_training_arguments
-from .group_trainer import GroupDistillationTrainer, run_slug
+from .group_trainer import GroupDistillationTrainer
 from .nested import NestedRankSchedule
 from .rng import RNGStream
+from .student_group import run_slug
 
 
 __all__ = ["LockstepTrainer", "RNGStream", "TrainResult", "build_optimizer", "num_update_steps"]
@@ -190,9 +191,6 @@ class LockstepTrainer:
                 run.stopped_step,
             )  # fmt: skip
         return results
-
-    def close(self) -> None:
-        """Nothing to release: each `train` call removes its hooks when it ends."""
 
 
 def compile_options(args: TrainingArguments) -> dict | None:

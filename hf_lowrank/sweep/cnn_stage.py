@@ -26,7 +26,6 @@ def run_cnn_stage(ctx: SweepContext) -> None:
     trainer = LockstepTrainer(accelerator, args, teacher=ctx.teacher, description=f"distilling CNN students {pending}")
     checkpoint = ctx.store.checkpoint({"stage": "cnn", "seed": args.seed})
     outcomes = trainer.train({f"cnn-{c}": s for c, s in students.items()}, ctx.processed["train"], checkpoint)
-    trainer.close()
     evaluations = ctx.evaluate(students, "evaluating CNN students")
     for capacity, student in students.items():
         outcome, evaluation = outcomes[f"cnn-{capacity}"], evaluations[capacity]

@@ -150,9 +150,7 @@ def distil(
         block_layout=ctx.layout,
         nested=nested,
     )
-    outcomes = trainer.train(students, ctx.processed["train"], checkpoint, ctx.processed.get("validation"))
-    trainer.close()
-    return outcomes
+    return trainer.train(students, ctx.processed["train"], checkpoint, ctx.processed.get("validation"))
 
 
 def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:

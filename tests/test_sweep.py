@@ -310,7 +310,8 @@ def test_help_lists_the_sweep_and_method_flags_first_and_hides_refused_ones(caps
     order = [text.index(f"\n{group}:\n") for group in ("sweep", "distillation", "training")]
     assert order == sorted(order)
     assert text.index("--ranks") < text.index("--distillation_mode") < text.index("--learning_rate")
-    assert "--fp16" not in text and "--deepspeed" not in text and "--save_steps" in text
+    assert "--deepspeed" not in text and "--fsdp" not in text and "--save_steps" in text
+    assert "--fp16" in text and "--torch_compile" in text
     assert "--eval_strategy" in text and "--report_to" in text and "--early_stopping_patience" in text  # honoured now
     assert len(text.splitlines()) < 640  # refused flags hidden: every flag would be about 1,000 lines
 

@@ -168,7 +168,7 @@ def _parse_error(argv) -> str:
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--fp16", "true"], "--fp16 True is not supported (fp16 needs one loss scaler per student"),
+        (["--fsdp", "full_shard"], "--fsdp True is not supported (FSDP and DeepSpeed own the clipping"),
         (["--eval_strategy", "steps"], "--eval_strategy steps needs a validation split to evaluate on"),
         (["--validation_split", "0.2"], "--validation_split 0.2 without --eval_strategy steps or epoch"),
         (["--validation_split", "0"], "--validation_split 0.0: must be a fraction in (0, 1) or a count"),
@@ -192,7 +192,7 @@ def _parse_error(argv) -> str:
             "--load_best_model_at_end requires the save and eval strategy to match",
         ),
         (["--torch_compile_backend", "no_such_backend"], "'no_such_backend' is not a torch.compile backend"),
-        (["--auto_find_batch_size", "true"], "--auto_find_batch_size True is not supported"),
+        (["--auto_find_batch_size", "true"], "halved on an out-of-memory error would train the ranks of one sweep"),
         (["--label_smoothing_factor", "1"], "--label_smoothing_factor 1.0: must be in [0, 1)"),
         (["--resume_from_checkpoint", "x"], "resuming is automatic"),
         (["--optim", "lomo"], "--optim 'lomo'"),
@@ -212,6 +212,18 @@ def test_refused_flags_stop_the_sweep_before_any_work(tmp_path, argv, message):
         check_arguments(*sweep_script.parse(["--output_dir", str(tmp_path / "out"), *map(str, argv)]))
     assert message in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variable", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_sharding_asked_of_accelerate_launch_is_refused_not_ignored(tmp_path, monkeypatch, variable):
+    """`accelerate launch --use_fsdp` (or its config file) reaches the sweep only through the environment; on a CPU
+    accelerate would replicate without a word. Refused before any work, naming the setting."""
+    from hf_lowrank.sweep.run import check_arguments
+
+    monkeypatch.setenv(variable, "true")
+    with pytest.raises(SweepError) as error:
+        check_arguments(*sweep_script.parse(["--output_dir", str(tmp_path / "out")]))
+    assert f"{variable}=true, is not supported (FSDP and DeepSpeed own the clipping" in str(error.value)
     assert not (tmp_path / "out").exists()
 
 

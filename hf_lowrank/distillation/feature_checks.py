@@ -3,13 +3,21 @@ evaluation setting that cannot work, a `torch.compile` backend that does not wor
 `flags.check_training_arguments`; each returns its problems as lines naming the flags."""
 
 import functools
+import os
 
 from transformers import TrainingArguments
 
 from .flags import plain_value
 
 
-__all__ = ["EVALUATION_METRICS", "TRACKER_PACKAGES", "compile_problems", "evaluation_problems", "tracker_problems"]
+__all__ = [
+    "EVALUATION_METRICS",
+    "TRACKER_PACKAGES",
+    "compile_problems",
+    "evaluation_problems",
+    "launcher_problems",
+    "tracker_problems",
+]
 
 
 # The package each tracker needs (pip name), by its report_to name: a missing one is named before any work.
@@ -92,6 +100,26 @@ def _compile_problems(backend: str, mode: str | None) -> tuple[str, ...]:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return (f"--torch_compile with backend {backend!r} and mode {mode!r} does not work here: {first}",)
     return ()
+
+
+# What `accelerate launch` (its config file or flags) asks for through the environment, which TrainingArguments does
+# not show: FSDP would be applied to GPU processes and silently ignored on CPUs (a replicated run).
+_LAUNCHER_FLAGS = {
+    "ACCELERATE_USE_FSDP": "FSDP (--use_fsdp or distributed_type: FSDP in its config)",
+    "ACCELERATE_USE_DEEPSPEED": "DeepSpeed (--use_deepspeed or distributed_type: DEEPSPEED in its config)",
+    "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM (--use_megatron_lm)",
+}
+
+
+def launcher_problems() -> list[str]:
+    """Sharded training asked of `accelerate launch` through its environment, as one line each."""
+    from .flags import REFUSED
+
+    return [
+        f"accelerate launch with {what}, {name}=true, is not supported ({REFUSED['fsdp']})"
+        for name, what in _LAUNCHER_FLAGS.items()
+        if os.environ.get(name, "false").lower() in ("true", "1")
+    ]
 
 
 EVALUATION_METRICS = ("loss", "accuracy")

@@ -46,6 +46,8 @@ NUMBER_CHANGING = {
     "gradient_accumulation_steps": "batches per optimizer step (accelerate's accumulate)",
     "max_grad_norm": "gradient clipping per model (0: none)",
     "bf16": "bf16 mixed precision through accelerate",
+    "fp16": "float16 autocast of the students, each with its own loss scaler: an overflow skips that student's step "
+    "and halves its scale, the others untouched",
     "tf32": "TF32 matmuls on Ampere+ GPUs (set by TrainingArguments itself)",
     "seed": "model RNG streams and, without data_seed, the data order",
     "data_seed": "the data order",
@@ -125,15 +127,23 @@ HARMLESS = {
 }
 
 _NOT_IMPLEMENTED = "not wired into the sweep's group trainer yet"
+# FSDP / DeepSpeed: the group trainer clips and steps each student right after its backward and drops its gradients,
+# which a sharded engine (its own reduce-scatter, clipping and optimizer step) would have to follow; that path was
+# never run on a GPU, and accelerate cannot shard on a CPU (its FSDP plugin applies to GPU-class processes only).
+_SHARDING = (
+    "FSDP and DeepSpeed own the clipping and optimizer step that the group trainer does per student, and "
+    "accelerate does not shard on CPUs; use DDP: one copy of the group per process"
+)
 REFUSED = {
-    "fp16": "fp16 needs one loss scaler per student, which accelerate does not give; use --bf16",
-    "bf16_full_eval": "evaluation follows --bf16",
-    "fp16_full_eval": "evaluation follows --bf16",
+    "bf16_full_eval": "evaluation follows --bf16 / --fp16",
+    "fp16_full_eval": "evaluation follows --bf16 / --fp16",
     "use_liger_kernel": "text models only",
     "liger_kernel_config": "text models only",
     "neftune_noise_alpha": "text models only",
     "torch_empty_cache_steps": _NOT_IMPLEMENTED,
-    "auto_find_batch_size": _NOT_IMPLEMENTED,
+    "auto_find_batch_size": "a batch size halved on an out-of-memory error would train the ranks of one sweep (and a "
+    "resumed run) with different batch sizes, so the curve would compare unlike students; choose "
+    "--per_device_train_batch_size and --gradient_accumulation_steps",
     "optim_target_modules": "GaLore / APOLLO optimizers are not supported",
     "prediction_loss_only": "the sweep's evaluation is its own",
     "eval_do_concat_batches": "the sweep's evaluation is its own",
@@ -159,9 +169,9 @@ REFUSED = {
     "ddp_broadcast_buffers": _NOT_IMPLEMENTED,
     "ddp_static_graph": _NOT_IMPLEMENTED,
     "ddp_backend": "the launcher chooses the backend",
-    "fsdp": _NOT_IMPLEMENTED,
-    "fsdp_config": _NOT_IMPLEMENTED,
-    "deepspeed": _NOT_IMPLEMENTED,
+    "fsdp": _SHARDING,
+    "fsdp_config": _SHARDING,
+    "deepspeed": _SHARDING,
     "debug": _NOT_IMPLEMENTED,
 }
 # Values of a refused field that mean what the sweep does anyway.
@@ -277,6 +287,8 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
     for field in fields(args):
         if not field.init or field.name in HONOURED or field.name in HARMLESS:
             continue
+        if field.name == "fsdp_config" and args.fsdp:  # (filled in by TrainingArguments: --fsdp says it)
+            continue
         value, default = getattr(args, field.name), _default(field)
         if _is_default(field.name, value, default):
             continue
@@ -284,9 +296,15 @@ def check_training_arguments(args: TrainingArguments) -> list[str]:
         problems.append(
             f"--{field.name} {plain_value(value)!r} is not supported ({reason}); leave it at {plain_value(default)!r}"
         )
-    from .feature_checks import compile_problems, evaluation_problems, tracker_problems  # (they use plain_value)
+    from .feature_checks import (  # (they use plain_value)
+        compile_problems,
+        evaluation_problems,
+        launcher_problems,
+        tracker_problems,
+    )
 
-    problems += tracker_problems(args.report_to) + evaluation_problems(args) + compile_problems(args)
+    problems += launcher_problems() + tracker_problems(args.report_to) + evaluation_problems(args)
+    problems += compile_problems(args)
     if plain_value(args.save_strategy) not in ("steps", "epoch", "no"):
         problems.append(
             f"--save_strategy {plain_value(args.save_strategy)!r} is not supported; use steps, epoch or no"

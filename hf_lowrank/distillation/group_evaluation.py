@@ -43,7 +43,7 @@ class GroupEvaluationMixin:
                 targets = teacher_targets(self.teacher_model, self.teacher_recorder, inputs, self.final_tokens)
             for run in runs:
                 student = self.group.students[run.index]
-                with self.accelerator.autocast():
+                with self.autocast():
                     if targets is None:
                         outputs = student(**inputs, labels=labels)
                         loss = outputs.loss  # the labels' cross-entropy, without smoothing

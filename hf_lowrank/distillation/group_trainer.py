@@ -21,8 +21,16 @@ flow. What a group needs beyond one model goes through Trainer's hooks, not a pa
 One optimizer holds every student's parameters: AdamW's update is elementwise per parameter and skips a parameter
 without a gradient, so a student trained in a group equals the same student trained alone, bit for bit, and a
 stopped student is not moved.
+
+`--fp16` is the group's own, not accelerate's: the students' forward passes run under float16 autocast and each
+student has its own `GradScaler`, so a gradient overflow in one student skips that student's step and halves its
+scale alone (the others, and the group's schedule, go on), and its scale is part of its checkpoint. (Accelerate
+has one scaler for the whole model, and ignores fp16 on a CPU without a word.) The teacher runs in its own dtype,
+under --fp16 as under --bf16.
 """
 
+import contextlib
+import copy
 import functools
 import math
 import os
@@ -91,6 +99,12 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
     ):
         if nested is not None and teacher_model is None:
             raise ValueError("nested-rank training distils from a teacher; give teacher_model=.")
+        # --fp16 is the group's own (float16 autocast, one loss scaler per student): accelerate's single scaler would
+        # couple the students, and on a CPU accelerate ignores fp16 without a word.
+        self.fp16 = bool(args.fp16)
+        if self.fp16:
+            args = copy.copy(args)  # (TrainingArguments.__post_init__ must not run again)
+            args.fp16, args.mixed_precision = False, "no"
         self.group = StudentGroup(students)
         super().__init__(
             model=self.group,
@@ -127,6 +141,8 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
             )
             for index, (key, model) in enumerate(students.items())
         ]
+        for run in self.runs:
+            run.scaler = torch.amp.GradScaler(self.accelerator.device.type) if self.fp16 else None
         self.examples_seen = 0
         self._resume_states: tuple[TrainingPosition, dict] | None = None
         self._micro_batch = 0  # batches of the optimizer step under way
@@ -138,6 +154,12 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
         for callback in self.callback_handler.callbacks:
             if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
                 callback.logging_dir = os.path.join(args.output_dir, "runs", run_slug(description))
+
+    def autocast(self):
+        """The students' mixed precision: float16 autocast with --fp16, accelerate's (bf16) otherwise."""
+        if self.fp16:
+            return torch.autocast(self.accelerator.device.type, dtype=torch.float16)
+        return self.accelerator.autocast()
 
     # ---- the data order ----
     def _get_train_sampler(self, train_dataset=None):
@@ -223,9 +245,11 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
         for run in active:
             start = time.perf_counter()
             with run.rng.active():
-                loss = self._student_loss(model, run, forward_inputs, labels, targets)
+                with self.autocast() if self.fp16 else contextlib.nullcontext():  # (bf16: accelerate's wrapper)
+                    loss = self._student_loss(model, run, forward_inputs, labels, targets)
                 if loss.requires_grad:  # (a student frozen entirely has nothing to train)
-                    self.accelerator.backward(loss / window)
+                    scaled = loss / window
+                    self.accelerator.backward(run.scaler.scale(scaled) if run.scaler is not None else scaled)
             if run.recorder is not None:
                 run.recorder.clear()  # block outputs a checkpointed backward recomputed
             run.last_loss = loss.item()
@@ -241,32 +265,44 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
     # ---- each student's own clipping, optimizer step and stopping ----
     def _step_student(self, run: StudentRun) -> None:
         """Clip `run`'s gradient by its own norm, stop it when the norm is not finite, else step the optimizer with
-        only this student's parameters holding gradients (the others are skipped) and drop its gradients."""
+        only this student's parameters holding gradients (the others are skipped) and drop its gradients.
+
+        With --fp16 the gradient is first unscaled by the student's own loss scaler; a non-finite gradient of a
+        finite loss is then an fp16 overflow: this student's step is skipped and its scale halved (GradScaler's rule),
+        the other students are untouched. A non-finite loss still stops the student."""
         parameters = [p for p in self.group.students[run.index].parameters() if p.requires_grad]
+        # With accumulation, the students after this one still hold the window's earlier gradients: set aside.
+        others = [
+            p
+            for other in self.runs
+            if other is not run and self.args.gradient_accumulation_steps > 1
+            for p in self.group.students[other.index].parameters()
+            if p.grad is not None
+        ]  # fmt: skip  (without accumulation no other student holds a gradient here)
+        set_aside = [p.grad for p in others]
+        for parameter in others:
+            parameter.grad = None
+        if run.scaler is not None and parameters:
+            run.scaler.unscale_(self._optimizer())  # (only this student's parameters hold gradients)
         max_norm = self.args.max_grad_norm if self.args.max_grad_norm and self.args.max_grad_norm > 0 else math.inf
-        norm = float(self.accelerator.clip_grad_norm_(parameters, max_norm)) if parameters else 0.0
-        if not math.isfinite(norm):
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, max_norm)) if parameters else 0.0
+        overflow = run.scaler is not None and math.isfinite(run.last_loss)
+        if not math.isfinite(norm) and not overflow:
             run.error = (
                 f"{run.key}: the loss or its gradient became non-finite at optimizer step "
                 f"{self.state.global_step + 1} (loss {run.last_loss}); this model was stopped, the others go on."
             )
             self.accelerator.print(run.error)
+        elif run.scaler is not None and parameters:
+            run.scaler.step(self._optimizer())  # skipped on an overflow
+            run.scaler.update()
+            run.skipped_steps += not math.isfinite(norm)
+            run.grad_norm = norm if math.isfinite(norm) else run.grad_norm
         else:
             run.grad_norm = norm
-            # With accumulation, the students after this one still hold the window's earlier gradients: set aside.
-            others = [
-                p
-                for other in self.runs
-                if other is not run and self.args.gradient_accumulation_steps > 1
-                for p in self.group.students[other.index].parameters()
-                if p.grad is not None
-            ]  # fmt: skip  (without accumulation no other student holds a gradient here)
-            set_aside = [p.grad for p in others]
-            for parameter in others:
-                parameter.grad = None
             self.optimizer.step()
-            for parameter, grad in zip(others, set_aside):
-                parameter.grad = grad
+        for parameter, grad in zip(others, set_aside):
+            parameter.grad = grad
         for parameter in parameters:
             parameter.grad = None
 

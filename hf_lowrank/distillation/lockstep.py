@@ -46,6 +46,7 @@ class TrainResult:
     validation_history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, loss)
     best_step: int | None = None  # its best evaluation's step (metric_for_best_model), with evaluation
     stopped_step: int | None = None  # early-stopped at this optimizer step
+    skipped_steps: int = 0  # optimizer steps its fp16 loss scaler skipped (a gradient overflow)
 
 
 def num_update_steps(args: DistillationConfig, batches_per_epoch: int) -> int:
@@ -188,7 +189,7 @@ class LockstepTrainer:
             steps = run.stopped_step if run.stopped_step is not None else trainer.state.global_step
             results[run.key] = TrainResult(
                 status, steps, run.seconds, run.error, run.history, per_process, run.validation, run.best_step,
-                run.stopped_step,
+                run.stopped_step, run.skipped_steps,
             )  # fmt: skip
         return results
 

@@ -5,6 +5,7 @@ callbacks (its progress bar, its additions to Trainer's flow)."""
 import re
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
@@ -68,6 +69,8 @@ class StudentRun:
     patience: int = 0  # evaluations without improvement (early stopping)
     stopped_step: int | None = None  # early-stopped at this optimizer step
     best_state: dict | None = None  # the weights of best_step (load_best_model_at_end), on the CPU
+    scaler: torch.amp.GradScaler | None = None  # its own loss scaler, with --fp16
+    skipped_steps: int = 0  # optimizer steps its loss scaler skipped (an fp16 gradient overflow)
 
     @property
     def active(self) -> bool:
@@ -85,6 +88,8 @@ class StudentRun:
             "best_step": self.best_step,
             "patience": self.patience,
             "stopped_step": self.stopped_step,
+            "skipped_steps": self.skipped_steps,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def restore_record(self, record: dict) -> None:
@@ -94,6 +99,9 @@ class StudentRun:
         self.validation = [tuple(entry) for entry in record["validation"]]
         self.best_value, self.best_step = record["best_value"], record["best_step"]
         self.patience, self.stopped_step = record["patience"], record["stopped_step"]
+        self.skipped_steps = record.get("skipped_steps", 0)
+        if self.scaler is not None and record.get("scaler"):
+            self.scaler.load_state_dict(record["scaler"])
 
 
 class GroupFlow(TrainerCallback):

@@ -125,6 +125,7 @@ class StudentResult:
     validation_history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, accuracy, loss)
     best_step: int | None = None  # its best validation step (metric_for_best_model), with evaluation
     stopped_step: int | None = None  # early-stopped at this optimizer step
+    skipped_steps: int = 0  # optimizer steps skipped by its fp16 loss scaler (gradient overflow), with --fp16
     model_dir: str | None = None
     accuracy: float | None = None
     normalized_accuracy: float | None = None

@@ -17,6 +17,7 @@ from transformers import HfArgumentParser
 
 from .. import cli_errors
 from ..distillation import HARMLESS, HONOURED, DistillationConfig
+from ..distillation.feature_checks import launcher_problems
 from ..hub import HubPushError
 from .arguments import SweepArguments, SweepError
 from .run import run_sweep
@@ -167,6 +168,9 @@ def parse(argv: list[str], prog: str | None = None) -> tuple[SweepArguments, Dis
         parser.prog = prog
     known = _known_keys(parser)
     argv = _expand_config(list(argv), known)
+    launcher = launcher_problems()  # (before TrainingArguments, which fails on its own when deepspeed is missing)
+    if launcher:
+        raise SweepError(launcher[0])
     try:
         *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except SweepError:

@@ -53,6 +53,7 @@ BEFORE_RECORDED = {
     "activation_checkpointing": False,
     "gradient_checkpointing": False,
     "torch_compile": False,
+    "fp16": False,
 }
 
 

@@ -205,6 +205,7 @@ def student_record(ctx: SweepContext, rank: int, seed: int, student, outcome, ev
         validation_history=outcome.validation_history,
         best_step=outcome.best_step,
         stopped_step=outcome.stopped_step,
+        skipped_steps=outcome.skipped_steps,
         config=StudentConfig(
             rank=rank,
             bridge=ctx.sweep.student_bridge,

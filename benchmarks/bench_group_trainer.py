@@ -6,10 +6,14 @@ students of ViT-B/32 geometry, random weights), one fresh process trains the gro
 prints: seconds per optimizer step (the steps after the first, so that setup and the first step's allocations are
 left out) and the process's peak resident memory, before training (teacher and students built) and at the end.
 Peak memory growing by about the students' weights and optimizer state, not by K times one student's activations,
-is what one student's backward before the next student's forward buys. Also the Trainer-based group with
-`--gradient_checkpointing` (each student's blocks recomputed in its backward): its step time and peak memory.
+is what one student's backward before the next student's forward buys. Also the Trainer-based group with each of
+`--variants`, against it without: `checkpointing` (`--gradient_checkpointing`: each student's blocks recomputed in
+its backward), `compile` (`--torch_compile`, inductor: every student and the teacher compiled; the first step,
+which compiles, is left out of the per-step time and reported apart) and `fp16` (`--fp16`: float16 autocast, a loss
+scaler per student): step time and peak memory.
 
-    python benchmarks/bench_group_trainer.py --previous /tmp/previous [--steps 4] [--batch 8]
+    python benchmarks/bench_group_trainer.py --previous /tmp/previous [--steps 4] [--batch 8] \
+        [--variants checkpointing compile fp16] [--group_sizes 1 3 6]
 """
 
 import argparse
@@ -33,7 +37,14 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-def worker(group_size: int, steps: int, batch: int, checkpointing: bool = False) -> dict:
+VARIANTS = {
+    "checkpointing": {"activation_checkpointing": True},
+    "compile": {"torch_compile": True, "torch_compile_backend": "inductor"},
+    "fp16": {"fp16": True},
+}
+
+
+def worker(group_size: int, steps: int, batch: int, variant: str | None = None) -> dict:
     """Train `group_size` students for `steps` steps in this process; their timings and memory, as a dict."""
     import tempfile
 
@@ -59,8 +70,8 @@ def worker(group_size: int, steps: int, batch: int, checkpointing: bool = False)
             output_dir=directory, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-4,
             report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no",
         )  # fmt: skip
-        if checkpointing:
-            args.activation_checkpointing = True
+        for name, value in VARIANTS.get(variant, {}).items():  # (set after construction, as the CLI's would be)
+            setattr(args, name, value)
         before = _rss_mib()
         step_times = []
 
@@ -101,18 +112,19 @@ def worker(group_size: int, steps: int, batch: int, checkpointing: bool = False)
     return {
         "students": group_size,
         "seconds_per_step": sum(later) / len(later),
+        "first_step_seconds": step_times[0] if step_times else float("nan"),
         "total_seconds": total,
         "rss_before_mib": before,
         "peak_rss_mib": peak,
     }
 
 
-def run(implementation: str, path: str | None, group_size: int, steps: int, batch: int, checkpointing=False) -> dict:
+def run(implementation: str, path: str | None, group_size: int, steps: int, batch: int, variant=None) -> dict:
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, __file__, "--worker", str(group_size), "--steps", str(steps), "--batch", str(batch)]
-    command += ["--checkpointing"] if checkpointing else []
+    command += ["--variant", variant] if variant else []
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return {"implementation": implementation, **json.loads(output.strip().splitlines()[-1])}
 
@@ -122,12 +134,18 @@ def main() -> None:
     parser.add_argument("--previous", help="a checkout of the previous implementation (its repository root)")
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (>= 2)")
     parser.add_argument("--batch", type=int, default=8, help="batch size")
+    parser.add_argument(
+        "--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS), help="Trainer-based variants to run"
+    )
+    parser.add_argument("--group_sizes", nargs="+", type=int, default=[1, 3, 6], help="students per group (<= 6)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker is not None:
-        print(json.dumps(worker(options.worker, options.steps, options.batch, options.checkpointing)))
+        print(json.dumps(worker(options.worker, options.steps, options.batch, options.variant)))
         return
+    if not set(options.group_sizes) <= set(range(1, len(RANKS) + 1)):
+        parser.error(f"--group_sizes {options.group_sizes}: each must be in 1..{len(RANKS)}")
     if options.steps < 2:
         parser.error(f"--steps {options.steps}: must be >= 2 (the first step is left out of the per-step time)")
     import torch
@@ -135,32 +153,34 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; ViT-B/32 geometry, batch {options.batch}"
     )
-    implementations = [("Trainer-based", None, False)]
-    implementations += [("previous loop", options.previous, False)] if options.previous else []
-    implementations += [("+ checkpointing", None, True)]
+    implementations = [("Trainer-based", None, None)]
+    implementations += [("previous loop", options.previous, None)] if options.previous else []
+    implementations += [(f"+ {variant}", None, variant) for variant in options.variants]
     rows = {}
-    for group_size in (1, 3, 6):
-        for name, path, checkpointing in implementations:
-            row = run(name, path, group_size, options.steps, options.batch, checkpointing)
+    for group_size in options.group_sizes:
+        for name, path, variant in implementations:
+            row = run(name, path, group_size, options.steps, options.batch, variant)
             rows[name, group_size] = row
             print(
                 f"  {name:>15}  K={group_size}: {row['seconds_per_step'] * 1e3:8.1f} ms/step   peak RSS "
                 f"{row['peak_rss_mib']:8.0f} MiB (built: {row['rss_before_mib']:6.0f} MiB, "
-                f"+{row['peak_rss_mib'] - row['rss_before_mib']:.0f} MiB in training)",
+                f"+{row['peak_rss_mib'] - row['rss_before_mib']:.0f} MiB in training); first step "
+                f"{row['first_step_seconds']:.1f} s",
                 flush=True,
             )
-    for group_size in (1, 3, 6):
-        plain, checkpointed = rows["Trainer-based", group_size], rows["+ checkpointing", group_size]
-        growth = (checkpointed["peak_rss_mib"] - checkpointed["rss_before_mib"]) / (
-            plain["peak_rss_mib"] - plain["rss_before_mib"]
-        )
-        print(
-            f"  K={group_size}: gradient checkpointing / without: per-step time "
-            f"{checkpointed['seconds_per_step'] / plain['seconds_per_step']:.3f}, "
-            f"memory growth in training {growth:.3f}"
-        )
+    for group_size in options.group_sizes:
+        plain = rows["Trainer-based", group_size]
+        for variant in options.variants:
+            other = rows[f"+ {variant}", group_size]
+            growth = (other["peak_rss_mib"] - other["rss_before_mib"]) / (
+                plain["peak_rss_mib"] - plain["rss_before_mib"]
+            )
+            print(
+                f"  K={group_size}: {variant} / without: per-step time "
+                f"{other['seconds_per_step'] / plain['seconds_per_step']:.3f}, memory growth in training {growth:.3f}"
+            )
     if options.previous:
-        for group_size in (1, 3, 6):
+        for group_size in options.group_sizes:
             new, old = rows["Trainer-based", group_size], rows["previous loop", group_size]
             print(
                 f"  K={group_size}: Trainer-based / previous per-step time "

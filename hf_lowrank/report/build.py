@@ -73,6 +73,7 @@ class Report:
     # each student evaluated during training (primary seed): rank, validation_history (step, accuracy, loss),
     # best_step, stopped_step
     learning_curves: list[dict] = field(default_factory=list)
+    rank_search: list[dict] = field(default_factory=list)  # --ranks auto: the ranks chosen, in order, and why
     notes: list[str] = field(default_factory=list)
     method: str = METHOD
     summary: CurveSummary | None = None
@@ -265,5 +266,6 @@ def build_report(
             for r in sorted(done, key=lambda r: r.rank)
             if r.seed == results.primary_seed and r.validation_history
         ],
+        rank_search=list(results.rank_search),
         summary=section.summary,
     )

@@ -105,6 +105,7 @@ def render_markdown(report: Report) -> str:
     lines += ["", "![parameters against accuracy](params_vs_accuracy.png)", ""]
     lines += nested_lines(report) + preview_lines(report) + budget_lines(report)
     lines += _learning_curve_lines(report)
+    lines += _rank_search_lines(report)
     lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
     lines += _per_seed_lines(report)
     if report.failed:
@@ -143,6 +144,24 @@ def _learning_curve_lines(report: Report) -> list[str]:
             f"{_fmt(best[1] if best else None, '.4f')} | {history[-1][1]:.4f} | "
             f"{_fmt(curve['stopped_step'], 'd', 'did not stop')} |"
         )
+    return lines + [""]
+
+
+def _rank_search_lines(report: Report) -> list[str]:
+    """--ranks auto: every rank the search trained, in order, and why it was chosen."""
+    if not report.rank_search:
+        return []
+    lines = [
+        "## Ranks chosen (--ranks auto)",
+        "",
+        "Round 0 is the coarse grid; each later round adds a rank between the two measured ranks around a quantity "
+        "whose 95% interval is still wider than the tolerance (first seed's students; 200 bootstrap resamples).",
+        "",
+        "| order | rank | round | for | why |",
+        "| ---: | ---: | ---: | --- | --- |",
+    ]
+    for order, choice in enumerate(report.rank_search, 1):
+        lines.append(f"| {order} | {choice['rank']} | {choice['round']} | {choice['target']} | {choice['reason']} |")
     return lines + [""]
 
 

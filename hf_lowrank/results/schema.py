@@ -220,6 +220,8 @@ class SweepResults:
     nested: list[StudentResult] = field(default_factory=list)  # --curve both: the nested curve's students
     nested_training: dict = field(default_factory=dict)  # str(seed) -> the nested run: steps, seconds, schedule
     stage_seconds: dict = field(default_factory=dict)  # "preview", "lockstep-seed-0", "nested-seed-0": wall seconds
+    # --ranks auto: every rank the search chose, in order: {"rank", "round", "target", "reason"} (round 0: the grid)
+    rank_search: list[dict] = field(default_factory=list)
 
     @property
     def primary_seed(self) -> int:

@@ -272,6 +272,26 @@ def check_nested(sweep) -> None:
             raise SweepError(f"--nested_weights {sweep.nested_weights}: must be finite, >= 0 and not all 0.")
 
 
+def check_rank_search(sweep) -> None:
+    """--ranks auto (`adaptive_ranks`), --rank_tolerance and --max_students: valid values, and what the search can
+    be combined with."""
+    if not sweep.adaptive_ranks:
+        return
+    if sweep.ranks:
+        raise SweepError(f"--ranks auto and --ranks {sweep.ranks}: give one of them.")
+    if not (math.isfinite(sweep.rank_tolerance) and sweep.rank_tolerance > 0):
+        raise SweepError(f"--rank_tolerance {sweep.rank_tolerance!r}: must be a finite number of octaves > 0.")
+    if sweep.max_students is not None and sweep.max_students < 3:
+        raise SweepError(f"--max_students {sweep.max_students}: must be an integer >= 3 (a curve needs 3 ranks).")
+    if sweep.curve != "lockstep":
+        raise SweepError(
+            f"--ranks auto with --curve {sweep.curve}: nested training draws from a rank list fixed up front; give "
+            "--ranks, or use --curve lockstep."
+        )
+    if sweep.preview_only:
+        raise SweepError("--ranks auto with --preview_only: the search reads trained students; give --ranks.")
+
+
 def check_patterns(sweep) -> None:
     """--block_pattern and --exclude_modules are regular expressions: a malformed one is refused by name."""
     for flag, patterns in (("block_pattern", [sweep.block_pattern]), ("exclude_modules", sweep.exclude_modules)):
@@ -318,6 +338,9 @@ def inert_flags(sweep) -> dict[str, str]:
     elif sweep.nested_strategy == "sum":
         for name in ("nested_samples", "nested_distribution"):
             inert[name] = "it applies to --nested_strategy sample, and this run uses sum"
+    if not sweep.adaptive_ranks:
+        for name in ("rank_tolerance", "max_students"):
+            inert[name] = "it applies to --ranks auto, and this run sweeps the ranks given (or the default ones)"
     if sweep.teacher_finetune != "lora":
         inert["lora_rank"] = f"it applies to --teacher_finetune lora, and this run uses {sweep.teacher_finetune}"
     if sweep.teacher_finetune == "none":

@@ -15,6 +15,7 @@ from .argument_checks import (
     check_inert,
     check_nested,
     check_patterns,
+    check_rank_search,
     check_values,
 )
 
@@ -75,7 +76,26 @@ class SweepArguments:
         default=None,
         metadata={
             "help": "Ranks to sweep (default: powers of two up to the smallest encoder linear's min(in, out), and "
-            "that number: 1, 2, 4, ..., 48 for the embedded teachers)."
+            "that number: 1, 2, 4, ..., 48 for the embedded teachers), or 'auto': a coarse grid (1, 4, 16, ..., "
+            "the largest rank), then, round by round, a rank where r_85, r_95 or the knee are still uncertain (see "
+            "--rank_tolerance, --max_students)."
+        },
+    )
+    adaptive_ranks: bool = field(
+        default=False, metadata={"help": "Set by --ranks auto: choose the ranks adaptively (--ranks auto's help)."}
+    )
+    rank_tolerance: float = field(
+        default=1.0,
+        metadata={
+            "help": "--ranks auto: a quantity (r_85, r_95, knee) is settled when its 95%% bootstrap interval spans at "
+            "most this many octaves of rank (log2(high / low)), or when no integer rank is left around it."
+        },
+    )
+    max_students: int | None = field(
+        default=None,
+        metadata={
+            "help": "--ranks auto: at most this many ranks trained per seed, the coarse grid included (default 6; "
+            "at least 3)."
         },
     )
     exclude_modules: list[str] | None = field(
@@ -294,6 +314,7 @@ class SweepArguments:
         check_patterns(self)
         check_factorization(self)
         check_nested(self)
+        check_rank_search(self)
         check_inert(self)
         if self.teacher_finetune != "none":  # else they are inert, recorded at their defaults (None)
             recipe = EMBEDDED_TEACHER_RECIPE if self.teacher is None else PRETRAINED_TEACHER_RECIPE

@@ -159,6 +159,20 @@ def _expand_config(argv: list[str], known: set[str]) -> list[str]:
     return argv
 
 
+def _ranks_auto(argv: list[str]) -> list[str]:
+    """`--ranks auto` (or `--ranks=auto`) as the flag it stands for, `--adaptive_ranks true`."""
+    result, position = [], 0
+    while position < len(argv):
+        arg = argv[position]
+        if arg == "--ranks=auto" or (arg == "--ranks" and argv[position + 1 : position + 2] == ["auto"]):
+            result += ["--adaptive_ranks", "true"]
+            position += 1 if arg == "--ranks=auto" else 2
+            continue
+        result.append(arg)
+        position += 1
+    return result
+
+
 def parse(argv: list[str], prog: str | None = None) -> tuple[SweepArguments, DistillationConfig]:
     """(SweepArguments, DistillationConfig) from command-line flags (and a --config YAML file). Bad values raise
     `SweepError`; argparse's own refusals (a missing value, a value not among the choices) exit with status 2 and one
@@ -168,6 +182,7 @@ def parse(argv: list[str], prog: str | None = None) -> tuple[SweepArguments, Dis
         parser.prog = prog
     known = _known_keys(parser)
     argv = _expand_config(list(argv), known)
+    argv = _ranks_auto(argv)
     launcher = launcher_problems()  # (before TrainingArguments, which fails on its own when deepspeed is missing)
     if launcher:
         raise SweepError(launcher[0])

@@ -21,9 +21,13 @@ __all__ = [
 ]
 
 
-# Arguments a rerun may change without touching finished results: lists that can grow, and output-only flags.
+# Arguments a rerun may change without touching finished results: lists that can grow, output-only flags, and the
+# rank search's settings (they choose which ranks are trained, not how a rank's student trains).
 GROWABLE_OR_OUTPUT_ONLY = (
     "ranks",
+    "adaptive_ranks",
+    "rank_tolerance",
+    "max_students",
     "seeds",
     "cnn_students",
     "overwrite_output_dir",

@@ -38,6 +38,7 @@ from .families import teacher_modality
 from .fingerprint import fingerprint
 from .nested_stage import run_nested_stage
 from .preview_stage import run_preview_stage
+from .rank_search_stage import run_rank_search
 from .store import TEACHER_DIR, SweepStore, check_writable
 from .students import run_student_group, student_groups, student_max_rank
 from .teacher_stage import run_teacher_stage, teacher_source
@@ -104,7 +105,9 @@ def _timed(ctx: SweepContext, stage: str):
 
 def _student_stages(ctx: SweepContext) -> None:
     """The preview of every rank, then every (rank, seed) not finished yet, in lock-step groups (`student_groups`),
-    and per seed the budget students (`--param_budget`, whose uniform ranks join the swept ones)."""
+    and per seed the budget students (`--param_budget`, whose uniform ranks join the swept ones). With --ranks auto
+    the preview covers the default grid, and the first seed's students are chosen by the rank search (the other
+    seeds train the same ranks)."""
     ctx.factorization = TeacherFactorization(ctx)
     plans = budget_plans(ctx)  # before any work: a budget outside the valid range is refused now
     ranks = ctx.sweep.ranks or default_ranks(student_max_rank(ctx))
@@ -114,13 +117,20 @@ def _student_stages(ctx: SweepContext) -> None:
     ctx.factorization.release()
     if ctx.sweep.preview_only:
         return
-    finished = ctx.store.finished()
+    finished, searched = ctx.store.finished(), None
     for seed in ctx.sweep.seeds or [ctx.args.seed]:
         if ctx.sweep.curve in ("nested", "both"):
             with _timed(ctx, f"nested-seed-{seed}"):
                 run_nested_stage(ctx, ranks, seed)
         if ctx.sweep.curve == "nested":
             continue
+        if ctx.sweep.adaptive_ranks:
+            if searched is None:  # the first seed searches; later seeds train the ranks it chose
+                with _timed(ctx, f"lockstep-seed-{seed}"):
+                    searched = run_rank_search(ctx, seed, [plan.uniform_rank for plan in plans])
+                run_budget_stage(ctx, plans, seed)
+                continue
+            ranks = searched
         pending = [rank for rank in ranks if (rank, seed) not in finished]
         if len(pending) < len(ranks):
             ctx.accelerator.print(

@@ -8,7 +8,9 @@ one teacher (the first sweep trains it, the others take it with --teacher):
 - nested: one student at rank 48, --nested_samples 2 ranks per batch, the same 20 epochs (equal optimizer steps
   per student);
 - nested + fine-tune: the same, then every rank fine-tuned alone for --finetune_steps steps;
-- nested, equal compute: as many student forward/backward passes as the lock-step sweep (epochs x ranks / 2).
+- nested, equal compute: as many student forward/backward passes as the lock-step sweep (epochs x ranks / 2);
+- with `--runs ... sandwich inplace`: nested with the sandwich rule (rank 1 and rank 48 every batch), and the same
+  with in-place distillation (each smaller view also distils rank 48's logits, weight 1).
 
 Printed: accuracy per rank with 95% intervals and the difference to the lock-step student of that rank (paired
 bootstrap over the 360 test images), region, knee and AURAC per curve, and the wall-clock seconds of each curve's
@@ -16,7 +18,8 @@ training stage (results.json `stage_seconds`: students' training with the teache
 with its ratio to the lock-step stage. Then, on ViT-B/32 geometry with random weights, the time per optimizer step
 and peak memory of nested training (one student, two views) against lock-step training of six students.
 
-    python benchmarks/bench_nested.py [--families vit dinov2] [--finetune_steps 100] [--vit_b32_steps 3]
+    python benchmarks/bench_nested.py [--families vit dinov2] [--finetune_steps 100] [--vit_b32_steps 3] \
+        [--runs lockstep nested finetune equal sandwich inplace]
 """
 
 import argparse
@@ -57,20 +60,22 @@ def rank_text(value):
     return "-" if value is None else f"{value:.1f}"
 
 
-def family(name: str, out: Path, finetune_steps: int, extra: list[str]) -> list[str]:
+RUNS = ("lockstep", "nested", "finetune", "equal", "sandwich", "inplace")
+
+
+def family(name: str, out: Path, finetune_steps: int, extra: list[str], chosen=RUNS[:4]) -> list[str]:
+    """The sweeps of `chosen` (RUNS: lockstep, nested, nested + fine-tune, nested at equal compute, nested with the
+    sandwich rule, nested with the sandwich rule and in-place distillation of weight 1) on the embedded `name`."""
+    nested = ["--curve", "nested", "--nested_finetune_steps", "0"]
     runs = {
         "lockstep": ["--curve", "lockstep"],
-        "nested": ["--curve", "nested", "--nested_finetune_steps", "0"],
+        "nested": nested,
         f"nested + {finetune_steps} fine-tune": ["--curve", "nested", "--nested_finetune_steps", str(finetune_steps)],
-        "nested, equal compute": [
-            "--curve",
-            "nested",
-            "--nested_finetune_steps",
-            "0",
-            "--num_train_epochs",
-            str(EPOCHS * len(RANKS) // 2),
-        ],  # fmt: skip
+        "nested, equal compute": [*nested, "--num_train_epochs", str(EPOCHS * len(RANKS) // 2)],
+        "nested, sandwich": [*nested, "--nested_sandwich", "true"],
+        "nested, sandwich + in-place": [*nested, "--nested_sandwich", "true", "--nested_inplace_weight", "1"],
     }
+    runs = {label: flags for (label, flags), key in zip(runs.items(), RUNS) if key in chosen}
     results, reports, walls = {}, {}, {}
     for i, (label, flags) in enumerate(runs.items()):
         directory = out / f"{name}-{i}"
@@ -183,12 +188,17 @@ def main() -> None:
     parser.add_argument("--finetune_steps", type=int, default=100)
     parser.add_argument("--vit_b32_steps", type=int, default=3, help="0: skip the ViT-B/32 part")
     parser.add_argument("--output_dir", default="outputs/bench_nested")
+    parser.add_argument(
+        "--runs", nargs="+", default=list(RUNS[:4]), choices=RUNS, help="the curves to train (lockstep first)"
+    )
     parser.add_argument("extra", nargs="*", help="further scripts/sweep.py flags for every run (after --)")
     args = parser.parse_args()
+    if "lockstep" not in args.runs:
+        parser.error(f"--runs {args.runs}: must include lockstep (it trains the teacher)")
     out = Path(args.output_dir)
     lines = []
     for name in args.families:
-        table = family(name, out, args.finetune_steps, args.extra)
+        table = family(name, out, args.finetune_steps, args.extra, args.runs)
         print("\n".join(table), flush=True)
         lines += table
     if args.vit_b32_steps:

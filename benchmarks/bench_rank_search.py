@@ -78,10 +78,11 @@ def main() -> None:
     for family in options.families:
         with tempfile.TemporaryDirectory() as directory:
             dense_dir, auto_dir = Path(directory) / "dense", Path(directory) / "auto"
-            base = ["--teacher_architecture", family, "--disable_tqdm", "true"]
-            dense_results, dense_report, _ = _sweep(["--output_dir", dense_dir, *base])
+            quiet = ["--disable_tqdm", "true"]
+            dense_argv = ["--output_dir", dense_dir, "--teacher_architecture", family, *quiet]
+            dense_results, dense_report, _ = _sweep(dense_argv)
             auto_argv = [
-                "--output_dir", auto_dir, *base, "--teacher", dense_dir / "teacher", "--teacher_finetune", "none",
+                "--output_dir", auto_dir, *quiet, "--teacher", dense_dir / "teacher", "--teacher_finetune", "none",
                 "--init", "svd", "--ranks", "auto", "--max_students", options.max_students,
                 "--rank_tolerance", options.rank_tolerance,
             ]  # fmt: skip

@@ -48,6 +48,7 @@ from ..models import BlockLayout, truncated_view
 from .checkpoint import GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
 from .group_evaluation import GroupEvaluationMixin
+from .losses import kd_loss
 from .nested import NestedRankSchedule
 from .rng import RNGStream
 from .sampling import EpochShuffleSampler
@@ -202,19 +203,24 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
         teacher_logits, teacher_blocks, teacher_tokens = targets
 
         def loss_of_view():
-            loss, _ = student_loss(
+            return student_loss(
                 forward, run.recorder, inputs, labels, teacher_logits, teacher_blocks, self.args, teacher_tokens
             )
-            return loss
 
         if self.nested is None:
-            return loss_of_view()
+            return loss_of_view()[0]
         epoch, batch = self._batch_position()
         views = self.nested.views(epoch, batch)
-        total = 0.0
-        for rank, weight in views:  # one backward of the weighted sum (DDP: one gradient reduction)
+        total, largest_logits = 0.0, None
+        for rank, weight in views:  # largest first; one backward of the weighted sum (DDP: one gradient reduction)
             with truncated_view(self.group.students[run.index], rank):
-                total = total + weight * loss_of_view()
+                loss, outputs = loss_of_view()
+            if largest_logits is not None:  # in-place distillation from the largest view (inplace_weight > 0)
+                inplace = kd_loss(outputs.logits, largest_logits, self.args.temperature)
+                loss = loss + self.nested.inplace_weight * inplace
+            elif self.nested.inplace_weight and rank == self.nested.ranks[-1]:
+                largest_logits = outputs.logits.detach()  # (batch, num_labels)
+            total = total + weight * loss
         return total / sum(weight for _, weight in views)
 
     def _label_loss(self, forward, inputs: dict, labels: torch.Tensor) -> torch.Tensor:

@@ -260,6 +260,13 @@ def check_nested(sweep) -> None:
     given = sweep.nested_samples != _default("nested_samples", sweep)
     if sweep.nested_samples < 1 or (given and count is not None and sweep.nested_samples > count):
         raise SweepError(f"--nested_samples {sweep.nested_samples}: must be in [1, {count or 'the number of ranks'}].")
+    if sweep.nested_sandwich and sweep.nested_samples < 2:
+        raise SweepError(
+            f"--nested_sandwich with --nested_samples {sweep.nested_samples}: the sandwich rule distils the smallest "
+            "and the largest rank every batch; use --nested_samples 2 or more."
+        )
+    if not (math.isfinite(sweep.nested_inplace_weight) and sweep.nested_inplace_weight >= 0):
+        raise SweepError(f"--nested_inplace_weight {sweep.nested_inplace_weight}: must be a finite number >= 0.")
     if sweep.nested_weights is not None:
         if sweep.nested_strategy != "sum":
             raise SweepError("--nested_weights applies to --nested_strategy sum; leave it unset with sample.")
@@ -333,10 +340,17 @@ def inert_flags(sweep) -> dict[str, str]:
             f"{', '.join(sweep.preview_inits) or 'none'})"
         )
     if sweep.curve == "lockstep":
-        for name in ("nested_strategy", "nested_samples", "nested_distribution", "nested_finetune_steps"):
+        for name in (
+            "nested_strategy",
+            "nested_samples",
+            "nested_distribution",
+            "nested_finetune_steps",
+            "nested_sandwich",
+            "nested_inplace_weight",
+        ):
             inert[name] = "it applies to --curve nested or both, and this run trains --curve lockstep"
     elif sweep.nested_strategy == "sum":
-        for name in ("nested_samples", "nested_distribution"):
+        for name in ("nested_samples", "nested_distribution", "nested_sandwich"):
             inert[name] = "it applies to --nested_strategy sample, and this run uses sum"
     if not sweep.adaptive_ranks:
         for name in ("rank_tolerance", "max_students"):

@@ -191,6 +191,21 @@ class SweepArguments:
             "choices": list(NESTED_DISTRIBUTIONS),
         },
     )
+    nested_sandwich: bool = field(
+        default=False,
+        metadata={
+            "help": "Nested, sample: distil the smallest rank at every batch as well as the largest (the sandwich "
+            "rule of slimmable networks); --nested_samples above 2 draws the others from between them."
+        },
+    )
+    nested_inplace_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Nested: in-place distillation: every smaller rank of a batch also distils the largest rank's "
+            "logits (detached), a KD term (--temperature) of this weight beside its loss against the teacher "
+            "(0: none)."
+        },
+    )
     nested_weights: list[float] | None = field(
         default=None,
         metadata={"help": "Nested, sum: one loss weight per rank of --ranks, in increasing rank order (default: 1)."},

@@ -33,6 +33,8 @@ def schedule_of(ctx: SweepContext, ranks: list[int], seed: int) -> NestedRankSch
         samples_per_step=min(sweep.nested_samples, len(ranks)),
         distribution=sweep.nested_distribution,
         weights=tuple(sweep.nested_weights) if sweep.nested_weights else None,
+        always_smallest=sweep.nested_sandwich,
+        inplace_weight=sweep.nested_inplace_weight,
         seed=seed,
     )
 

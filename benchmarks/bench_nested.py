@@ -9,8 +9,9 @@ one teacher (the first sweep trains it, the others take it with --teacher):
   per student);
 - nested + fine-tune: the same, then every rank fine-tuned alone for --finetune_steps steps;
 - nested, equal compute: as many student forward/backward passes as the lock-step sweep (epochs x ranks / 2);
-- with `--runs ... sandwich inplace`: nested with the sandwich rule (rank 1 and rank 48 every batch), and the same
-  with in-place distillation (each smaller view also distils rank 48's logits, weight 1).
+- with `--runs ... sandwich inplace`: nested with the sandwich rule (rank 1 and rank 48 every batch, and two ranks
+  drawn from between them), and the same with in-place distillation (each smaller view also distils rank 48's
+  logits, weight 1).
 
 Printed: accuracy per rank with 95% intervals and the difference to the lock-step student of that rank (paired
 bootstrap over the 360 test images), region, knee and AURAC per curve, and the wall-clock seconds of each curve's
@@ -65,15 +66,17 @@ RUNS = ("lockstep", "nested", "finetune", "equal", "sandwich", "inplace")
 
 def family(name: str, out: Path, finetune_steps: int, extra: list[str], chosen=RUNS[:4]) -> list[str]:
     """The sweeps of `chosen` (RUNS: lockstep, nested, nested + fine-tune, nested at equal compute, nested with the
-    sandwich rule, nested with the sandwich rule and in-place distillation of weight 1) on the embedded `name`."""
+    sandwich rule and 4 ranks per batch, the same with in-place distillation of weight 1) on the embedded `name`."""
     nested = ["--curve", "nested", "--nested_finetune_steps", "0"]
+    # the smallest and the largest rank, and two drawn from between them, every batch (slimmable networks' rule)
+    sandwich = [*nested, "--nested_sandwich", "true", "--nested_samples", "4"]
     runs = {
         "lockstep": ["--curve", "lockstep"],
         "nested": nested,
         f"nested + {finetune_steps} fine-tune": ["--curve", "nested", "--nested_finetune_steps", str(finetune_steps)],
         "nested, equal compute": [*nested, "--num_train_epochs", str(EPOCHS * len(RANKS) // 2)],
-        "nested, sandwich": [*nested, "--nested_sandwich", "true"],
-        "nested, sandwich + in-place": [*nested, "--nested_sandwich", "true", "--nested_inplace_weight", "1"],
+        "nested, sandwich (4/batch)": [*sandwich],
+        "nested, sandwich + in-place": [*sandwich, "--nested_inplace_weight", "1"],
     }
     runs = {label: flags for (label, flags), key in zip(runs.items(), RUNS) if key in chosen}
     results, reports, walls = {}, {}, {}

@@ -6,8 +6,8 @@ import functools
 import pytest
 import torch
 from accelerate import Accelerator
+from test_group_evaluation import _students
 
-from hf_lowrank import FactorizedViTForImageClassification
 from hf_lowrank.distillation import DistillationConfig, GroupDistillationTrainer, LockstepTrainer
 
 from sweep_helpers import pixel_dataset
@@ -32,10 +32,6 @@ def _setup():
     torch.manual_seed(0)
     teacher = tester.create_teacher()
     return teacher, pixel_dataset(20, tester.image_size, tester.num_labels)
-
-
-def _students(teacher, ranks=(1, 3)):
-    return {f"rank-{r}": FactorizedViTForImageClassification.from_teacher(teacher, rank=r) for r in ranks}
 
 
 def _assert_equal_weights(a, b):

@@ -93,3 +93,26 @@ def test_bad_rank_search_settings_are_refused_before_any_work(tmp_path, extra, m
         sweep_script.parse(sweep_argv(tmp_path / "out", *extra))
     assert message in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_an_adaptive_sweep_killed_in_a_later_round_resumes_to_the_same_choices_and_students(planted_sweep, tmp_path):
+    """kill -9 while round 1's student (rank 2) trains, after a mid-training checkpoint: the rerun makes the same
+    round-0 and round-1 decisions from the recorded students, resumes rank 2 from its checkpoint, and ends with the
+    uninterrupted sweep's choices and students."""
+    from test_sweep import _checkpoint_identity, _kill_when
+
+    argv, expected = planted_sweep
+    killed = tmp_path / "killed"
+    argv = [argv[0], killed, *argv[2:], "--save_steps", 4]
+    _kill_when(
+        [str(a) for a in argv], killed, lambda out: (_checkpoint_identity(out) or {}).get("runs") == ["rank-002"]
+    )
+    recorded = read_results_payload(killed / "results.json")
+    assert sorted(r["rank"] for r in recorded["ranks"]) == [1, 4, 16, 48]  # killed inside round 1
+    resumed = _run(argv)
+    assert resumed["rank_search"] == expected["rank_search"]
+    for mine, theirs in zip(resumed["ranks"], expected["ranks"]):
+        assert (mine["rank"], mine["correct"], mine["loss_history"]) == (
+            theirs["rank"], theirs["correct"], theirs["loss_history"]
+        )  # fmt: skip

@@ -1,13 +1,16 @@
-"""`--ranks auto` against the dense rank grid, side by side in one run, on the embedded teachers.
+"""`--ranks auto`, per-student early stopping and both, against the dense rank grid, side by side in one run.
 
 For each embedded family (`--families`, default vit and dinov2): one sweep trains the teacher and the dense default
-grid (1, 2, 4, ..., 48) in lock-step; a second sweep, from that same teacher (`--teacher OUT/teacher
---teacher_finetune none --init svd`, so the students start as the dense sweep's do), chooses its ranks with
-`--ranks auto`. Printed for each: the region [r_85, r_95] and the knee with their 95% intervals, whether the
-adaptive estimates lie inside the dense sweep's intervals, AURAC, the students trained, their optimizer steps and
-the seconds of the student stage (results.json's `stage_seconds`, lock-step stage only: preview and teacher apart).
+grid (1, 2, 4, ..., 48) in lock-step; then, from that same teacher (`--teacher OUT/teacher --teacher_finetune none
+--init svd`, so the students start as the dense sweep's do), one sweep per `--modes`: `auto` (`--ranks auto`),
+`early` (per-student early stopping on a 10% validation split: evaluated every `--eval_steps`, stopped after
+`--patience` evaluations without a better validation accuracy) and `auto+early`. Printed for each: the region
+[r_85, r_95] and the knee with their 95% intervals, whether each estimate lies inside the dense sweep's interval,
+AURAC, the students trained, their optimizer steps and the seconds of the student stage (results.json's
+`stage_seconds`, lock-step stage only: preview and teacher apart).
 
-    python benchmarks/bench_rank_search.py [--families vit dinov2] [--max_students 6] [--rank_tolerance 1.0]
+    python benchmarks/bench_rank_search.py [--families vit dinov2] [--modes auto early auto+early] \
+        [--max_students 6] [--rank_tolerance 1.0] [--patience 3] [--eval_steps 20]
 """
 
 import argparse
@@ -66,47 +69,76 @@ def _row(name: str, results: dict, report: dict) -> dict:
     }
 
 
+def _early(options) -> list:
+    return [
+        "--validation_split", 0.1, "--eval_strategy", "steps", "--eval_steps", options.eval_steps,
+        "--early_stopping_patience", options.patience, "--metric_for_best_model", "accuracy",
+    ]  # fmt: skip
+
+
+def _auto(options) -> list:
+    return ["--ranks", "auto", "--max_students", options.max_students, "--rank_tolerance", options.rank_tolerance]
+
+
+# The cheaper modes: the sweep flags each adds to the dense sweep's (from the same teacher).
+MODES = {
+    "auto": _auto,
+    "early": _early,  # each student stops after --patience evaluations without a better validation accuracy
+    "auto+early": lambda options: [*_auto(options), *_early(options)],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=["vit", "dinov2"], help="embedded teacher families")
     parser.add_argument("--max_students", type=int, default=6, help="--ranks auto's student budget")
     parser.add_argument("--rank_tolerance", type=float, default=1.0, help="--ranks auto's tolerance, in octaves")
+    parser.add_argument(
+        "--modes", nargs="+", default=["auto"], choices=list(MODES), help="cheaper modes beside the dense grid"
+    )
+    parser.add_argument("--patience", type=int, default=3, help="early stopping: evaluations without improvement")
+    parser.add_argument("--eval_steps", type=int, default=20, help="early stopping: steps between evaluations")
     options = parser.parse_args()
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; embedded digits data, default settings")
     for family in options.families:
         with tempfile.TemporaryDirectory() as directory:
-            dense_dir, auto_dir = Path(directory) / "dense", Path(directory) / "auto"
+            dense_dir = Path(directory) / "dense"
             quiet = ["--disable_tqdm", "true"]
-            dense_argv = ["--output_dir", dense_dir, "--teacher_architecture", family, *quiet]
-            dense_results, dense_report, _ = _sweep(dense_argv)
-            auto_argv = [
-                "--output_dir", auto_dir, *quiet, "--teacher", dense_dir / "teacher", "--teacher_finetune", "none",
-                "--init", "svd", "--ranks", "auto", "--max_students", options.max_students,
-                "--rank_tolerance", options.rank_tolerance,
-            ]  # fmt: skip
-            auto_results, auto_report, _ = _sweep(auto_argv)
+            dense_results, dense_report, _ = _sweep(
+                ["--output_dir", dense_dir, "--teacher_architecture", family, *quiet]
+            )
             dense = _row("dense grid", dense_results, dense_report)
-            adaptive = _row("--ranks auto", auto_results, auto_report)
+            rows, searches = [dense], {}
+            for mode in options.modes:
+                argv = [
+                    "--output_dir", Path(directory) / mode, *quiet, "--teacher", dense_dir / "teacher",
+                    "--teacher_finetune", "none", "--init", "svd", *MODES[mode](options),
+                ]  # fmt: skip
+                results, report, _ = _sweep(argv)
+                rows.append(_row(mode, results, report))
+                searches[mode] = results["rank_search"]
             print(f"\n{family}: teacher accuracy {dense_results['teacher']['accuracy']:.4f}")
-            for row in (dense, adaptive):
+            for row in rows:
                 estimates = "  ".join(f"{key} {_text(*value)}" for key, value in row["estimates"].items())
                 print(
                     f"  {row['name']:>13}: {len(row['ranks'])} students {row['ranks']}, {row['steps']} optimizer "
                     f"steps, {row['seconds']:.1f} s student stage; AURAC {row['aurac']:.3f}\n    {estimates}"
                 )
-            for key, (value, _, _) in adaptive["estimates"].items():
-                _, low, high = dense["estimates"][key]
-                inside = value is not None and low is not None and low <= value <= high
-                print(f"  {key}: --ranks auto's estimate inside the dense grid's interval: {inside}")
-            print(
-                f"  --ranks auto / dense: students {len(adaptive['ranks']) / len(dense['ranks']):.2f}, optimizer "
-                f"steps {adaptive['steps'] / dense['steps']:.2f}, student-stage seconds "
-                f"{adaptive['seconds'] / dense['seconds']:.2f}"
-            )
-            for choice in auto_results["rank_search"]:
-                print(f"    round {choice['round']}: rank {choice['rank']} ({choice['target']}: {choice['reason']})")
+            for row in rows[1:]:
+                inside = []
+                for key, (value, _, _) in row["estimates"].items():
+                    _, low, high = dense["estimates"][key]
+                    inside.append(f"{key} {value is not None and low is not None and low <= value <= high}")
+                print(
+                    f"  {row['name']} / dense: students {len(row['ranks']) / len(dense['ranks']):.2f}, optimizer "
+                    f"steps {row['steps'] / dense['steps']:.2f}, student-stage seconds "
+                    f"{row['seconds'] / dense['seconds']:.2f}; estimate inside the dense interval: {', '.join(inside)}"
+                )
+            for mode, choices in searches.items():
+                for choice in choices:
+                    print(f"    {mode}, round {choice['round']}: rank {choice['rank']} ({choice['reason']})")
 
 
 if __name__ == "__main__":

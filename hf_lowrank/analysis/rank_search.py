@@ -60,11 +60,11 @@ def _between(a: int, b: int) -> int | None:
     return min(max(round(math.sqrt(a * b)), a + 1), b - 1)
 
 
-def _proposal(target: str, point, interval, ranks: list[int], max_rank: int, tolerance: float, level: float):
+def _proposal(target: str, point, interval, ranks: list[int], max_rank: int, tolerance: float, levels: tuple):
     """The rank `target` asks for next, and why; (None, why it is settled) when it asks for none."""
     lo, hi, _ = interval
     smallest, largest = ranks[0], ranks[-1]
-    name = {"r_low": f"r_{round(level[0] * 100)}", "r_high": f"r_{round(level[1] * 100)}", "knee": "knee"}[target]
+    name = {"r_low": f"r_{round(levels[0] * 100)}", "r_high": f"r_{round(levels[1] * 100)}", "knee": "knee"}[target]
     if point is None:
         if target != "knee" and largest < max_rank:
             rank = min(max_rank, 2 * largest)

@@ -15,8 +15,9 @@ flow. What a group needs beyond one model goes through Trainer's hooks, not a pa
 - `evaluate` (at Trainer's evaluation steps): every active student on the validation split, logged as
   `eval_<key>_accuracy` / `eval_<key>_loss`; each student's best step (`load_best_model_at_end`) and early stopping
   are its own, since Trainer's `EarlyStoppingCallback` and best checkpoint would stop or rewind the whole group;
-- `_save_checkpoint` and the `_load_*` methods: the group's state as a `GroupCheckpoint` (safetensors plus JSON,
-  never a pickle), resumed through Trainer's own resume path (its `trainer_state.json`, its data skipping).
+- `_save_checkpoint` and the `_load_*` methods (`GroupCheckpointMixin`, group_checkpointing.py): the group's
+  state as a `GroupCheckpoint` (safetensors plus JSON, never a pickle), resumed through Trainer's own resume path
+  (its `trainer_state.json`, its data skipping).
 
 One optimizer holds every student's parameters: AdamW's update is elementwise per parameter and skips a parameter
 without a gradient, so a student trained in a group equals the same student trained alone, bit for bit, and a
@@ -47,6 +48,7 @@ from ..data import batch_size, collate_examples, model_inputs
 from ..models import BlockLayout, truncated_view
 from .checkpoint import GroupCheckpoint, TrainingPosition
 from .config import DistillationConfig
+from .group_checkpointing import GroupCheckpointMixin
 from .group_evaluation import GroupEvaluationMixin
 from .losses import kd_loss
 from .nested import NestedRankSchedule
@@ -66,7 +68,7 @@ from .targets import (
 __all__ = ["GroupDistillationTrainer"]
 
 
-class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
+class GroupDistillationTrainer(GroupCheckpointMixin, GroupEvaluationMixin, Trainer):
     """Trains `students` (key -> model) on the same batches: with a `teacher_model`, by `args.distillation_mode`
     distillation (the teacher's forward once per batch); without one, on the labels with the model's own loss (the
     teacher's fine-tuning). `nested`: every student distils through truncated views of its factors, the ranks of
@@ -336,68 +338,6 @@ class GroupDistillationTrainer(GroupEvaluationMixin, Trainer):
                 run.loss_sum = 0.0
             self._logged_step = self.state.global_step
         super().log(logs, start_time)
-
-    # ---- checkpoints: the group's state as a GroupCheckpoint, resumed through Trainer's resume path ----
-    def _optimizer(self) -> torch.optim.Optimizer:
-        return getattr(self.optimizer, "optimizer", self.optimizer)  # accelerate's wrapper
-
-    def _run_state(self, run: StudentRun) -> dict:
-        """Everything a resumed run needs for this student (its optimizer state by parameter name)."""
-        student, optimizer = self.group.students[run.index], self._optimizer()
-        moments = {name: dict(optimizer.state[p]) for name, p in student.named_parameters() if p in optimizer.state}
-        return {
-            "model": student.state_dict(),
-            "optimizer": moments,
-            "scheduler": self.lr_scheduler.state_dict(),
-            "rng": run.rng.state_dict(),
-            "record": {**run.record(), "logged_step": self._logged_step},
-            "best": run.best_state or {},
-        }
-
-    def _save_checkpoint(self, model, trial=None) -> None:
-        if self.checkpoint is None:
-            return
-        epoch, batch = self._batch_position()
-        position = TrainingPosition(self.state.global_step, epoch, batch, self.examples_seen)
-        runs = {run.key: self._run_state(run) for run in self.runs}
-        self.checkpoint.save(position, runs, self.state, keep=self.args.save_total_limit or 1)
-        self.accelerator.wait_for_everyone()
-
-    def resume_from(self, position: TrainingPosition, states: dict[str, dict]) -> None:
-        """Resume from these states (a `GroupCheckpoint.load`): applied by Trainer's `_load_*` hooks in `train`."""
-        self._resume_states = (position, states)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
-        position, states = self._resume_states
-        for run in self.runs:
-            self.group.students[run.index].load_state_dict(states[run.key]["model"])
-            run.restore_record(states[run.key]["record"])
-            run.best_state = states[run.key]["best"] or None
-        self.examples_seen = position.examples
-        self._logged_step = states[self.runs[0].key]["record"].get("logged_step", position.step)
-
-    def _load_optimizer_and_scheduler(self, checkpoint) -> None:
-        _, states = self._resume_states
-        optimizer = self._optimizer()
-        for run in self.runs:
-            state = states[run.key]
-            for name, parameter in self.group.students[run.index].named_parameters():
-                if name in state["optimizer"]:
-                    optimizer.state[parameter] = {
-                        key: value.to(parameter.device) if key != "step" and torch.is_tensor(value) else value
-                        for key, value in state["optimizer"][name].items()
-                    }
-        self.lr_scheduler.load_state_dict(states[self.runs[0].key]["scheduler"])
-        for group, lr in zip(optimizer.param_groups, self.lr_scheduler.get_last_lr()):
-            group["lr"] = lr
-
-    def _load_rng_state(self, checkpoint) -> None:
-        _, states = self._resume_states
-        for run in self.runs:
-            run.rng.load_state_dict(states[run.key]["rng"])
-
-    def _load_scaler(self, checkpoint) -> None:
-        pass
 
     def close(self) -> None:
         for recorder in (self.teacher_recorder, self.final_tokens, *(run.recorder for run in self.runs)):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hf_lowrank.analysis import summarize_curve
-from hf_lowrank.analysis.rank_search import coarse_grid, propose_ranks, search_ranks
+from hf_lowrank.analysis.rank_search import coarse_grid, preview_at_teacher, propose_ranks, search_ranks
 
 
 NUM_EXAMPLES = 600
@@ -80,6 +80,34 @@ def test_search_on_a_planted_curve_finds_r95_below_the_planted_rank_with_fewer_s
     assert summary.r_high <= 8 and abs(summary.r_high - 7.2) < abs(dense_summary.r_high - 7.2)
     assert len(ranks) < len(dense)
     assert [p.round for p in chosen] == sorted(p.round for p in chosen) and chosen[0].target == "grid"
+
+
+def test_preview_at_teacher_is_the_tail_of_ranks_whose_previews_all_reach_the_level():
+    previews = {1: 0.3, 2: 0.995, 4: 0.98, 8: 0.99, 16: 1.01, 32: 0.999}
+    assert preview_at_teacher(previews, 0.99) == {8: 0.99, 16: 1.01, 32: 0.999}  # 2 is above it, but 4 is not
+    assert preview_at_teacher(previews, 0.97) == {2: 0.995, 4: 0.98, 8: 0.99, 16: 1.01, 32: 0.999}
+    assert preview_at_teacher(previews, 2) == {} and preview_at_teacher({}, 0.99) == {}
+    assert preview_at_teacher({4: 0.5, 8: 1.0, 16: 0.98}, 0.99) == {}  # the largest rank is below the level
+
+
+def test_untrained_ranks_join_the_first_round_outside_the_budget_and_cut_the_coarse_grid():
+    measured = []
+
+    def measure(ranks):
+        measured.append(list(ranks))
+        return {rank: planted(rank) for rank in ranks}
+
+    untrained = {16: "preview at the teacher", 32: "preview at the teacher", 64: "preview at the teacher"}
+    chosen = search_ranks(measure, TEACHER, max_rank=64, tolerance=0.5, max_students=3, untrained=untrained)
+    assert measured[0] == [1, 4, 16, 32, 64]  # the coarse grid (1, 4, 16, 64) stops below 16
+    targets = {p.rank: p.target for p in chosen}
+    assert [rank for rank, target in targets.items() if target == "preview"] == [16, 32, 64]
+    trained = [p.rank for p in chosen if p.target != "preview"]
+    assert len(trained) == 3 and len(chosen) == 6  # the budget counts trained ranks only
+    assert [p.rank for p in chosen] == [rank for ranks in measured for rank in ranks]
+    # Without them the same budget trains 3 ranks of the plain coarse grid and nothing else.
+    plain = search_ranks(lambda ranks: {r: planted(r) for r in ranks}, TEACHER, 64, tolerance=0.5, max_students=3)
+    assert [p.rank for p in plain] == [1, 4, 64]
 
 
 def test_the_search_is_seeded_and_a_resumed_search_chooses_the_same_ranks():

@@ -10,6 +10,10 @@ its estimate, spans at most `tolerance` octaves of rank (log2(b / a) <= toleranc
 Otherwise the widest such gap gets the next rank (the geometric mean of its ends, rounded); a threshold not reached
 by the largest measured rank asks for a larger one, one already reached at the smallest measured rank for a smaller
 one.
+
+Ranks whose training-free preview already reaches the teacher (`untrained`) need no training: they are measured at
+initialisation, at the cost of an evaluation, outside the student budget, and the coarse grid stops below the
+smallest of them.
 """
 
 import math
@@ -23,15 +27,16 @@ from .summary import summarize_checked
 from .validation import check_thresholds
 
 
-__all__ = ["RankProposal", "SEARCH_TARGETS", "coarse_grid", "propose_ranks", "search_ranks"]
+__all__ = ["RankProposal", "SEARCH_TARGETS", "coarse_grid", "preview_at_teacher", "propose_ranks", "search_ranks"]
 
 SEARCH_TARGETS = ("r_low", "r_high", "knee")
 
 
 @dataclass(frozen=True)
 class RankProposal:
-    """A rank to train, the quantity it serves (`"grid"` for the coarse grid), why, in words, and the round that
-    chose it (0: the coarse grid)."""
+    """A rank to train, the quantity it serves (`"grid"` for the coarse grid, `"preview"` for a rank measured
+    untrained because its preview reached the teacher), why, in words, and the round that chose it (0: the coarse
+    grid)."""
 
     rank: int
     target: str
@@ -51,6 +56,19 @@ def coarse_grid(max_rank: int, base: int = 4) -> list[int]:
         ranks.append(rank)
         rank *= base
     return ranks + [max_rank]
+
+
+def preview_at_teacher(previews: dict[int, float], level: float) -> dict[int, float]:
+    """The ranks whose training-free preview is at the teacher: the longest tail of the previewed ranks (rank ->
+    accuracy as a fraction of the teacher's) whose every preview is >= `level`; rank -> its preview, empty if the
+    largest previewed rank is below `level` (a level above 1 keeps every rank trained unless a preview beats the
+    teacher by that much)."""
+    tail: dict[int, float] = {}
+    for rank in sorted(previews, reverse=True):
+        if not previews[rank] >= level:
+            break
+        tail[rank] = previews[rank]
+    return dict(sorted(tail.items()))
 
 
 def _between(a: int, b: int) -> int | None:
@@ -154,32 +172,44 @@ def search_ranks(
     high: float = 0.95,
     seed: int = 0,
     initial=(),
+    untrained: dict[int, str] | None = None,
     report: Callable[[str], None] = lambda line: None,
 ) -> list[RankProposal]:
     """The adaptive search: the coarse grid of `max_rank` (with the ranks of `initial`), then `propose_ranks`
-    rounds until every quantity is settled or `max_students` ranks were chosen. Returns every chosen rank, in order.
+    rounds until every quantity is settled or `max_students` ranks were trained. Returns every chosen rank, in
+    order.
 
-    `measure(ranks)` trains the students of `ranks` (or reads those finished earlier: a resumed sweep measures the
-    same ranks again and gets the same answers, so it chooses the same ranks) and returns rank -> `(num_examples,)`
-    0/1 correctness for each that trained (a failed one is left out, and never proposed again). `report` gets a
-    line per round."""
+    `untrained`: rank -> why it needs no training (its preview reached the teacher). Those ranks join the coarse
+    round, are not counted in `max_students`, and the coarse grid stops below the smallest of them.
+    `measure(ranks)` trains the students of `ranks` (or, for an `untrained` rank, measures it at initialisation; or
+    reads those finished earlier: a resumed sweep measures the same ranks again and gets the same answers, so it
+    chooses the same ranks) and returns rank -> `(num_examples,)` 0/1 correctness for each that finished (a failed
+    one is left out, and never proposed again). `report` gets a line per round."""
     if isinstance(max_students, bool) or not isinstance(max_students, int) or max_students < 3:
         raise ValueError(f"max_students must be an integer >= 3 (a curve needs three ranks); got {max_students!r}.")
-    grid = sorted(set(coarse_grid(max_rank)) | {int(rank) for rank in initial})
+    untrained = {int(rank): why for rank, why in (untrained or {}).items()}
+    cut = min(untrained, default=max_rank + 1)  # the coarse grid trains ranks below the previews at the teacher
+    grid = sorted({r for r in coarse_grid(max_rank) if r < cut} | {int(r) for r in initial if int(r) not in untrained})
     if len(grid) > max_students:  # keep the ends and the smallest ranks: the region is usually low
         grid = sorted(grid[: max_students - 1] + [grid[-1]])
     chosen = [RankProposal(rank, "grid", "coarse grid", 0) for rank in grid]
-    report(f"rank search, round 0: coarse grid {grid}")
-    correct = dict(measure(grid))
-    for round in range(1, max_students):
-        if len(chosen) >= max_students or len(correct) < 2:
+    chosen += [RankProposal(rank, "preview", why, 0) for rank, why in sorted(untrained.items())]
+    chosen.sort(key=lambda proposal: proposal.rank)
+    report(f"rank search, round 0: coarse grid {grid}" + (f", untrained {sorted(untrained)}" if untrained else ""))
+    correct = dict(measure([proposal.rank for proposal in chosen]))
+
+    def trained() -> int:
+        return sum(proposal.target != "preview" for proposal in chosen)
+
+    for round in range(1, max_students + 1):
+        if trained() >= max_students or len(correct) < 2:
             break
         measured = sorted(correct)
         proposals, settled = propose_ranks(
             measured, [correct[rank] for rank in measured], teacher_correct, max_rank, tolerance, low, high,
             seed=seed, exclude=[p.rank for p in chosen], round=round,
         )  # fmt: skip
-        proposals = proposals[: max_students - len(chosen)]
+        proposals = proposals[: max_students - trained()]
         for line in settled:
             report(f"rank search, round {round}: {line}")
         if not proposals:

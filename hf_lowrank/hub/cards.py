@@ -220,6 +220,7 @@ def student_card(
         rank=record.rank,
         init_note=_init_note(record.config.init),
         curve_note=_curve_note(record),
+        untrained=record.config.untrained,
         accuracy_interval=fmt_interval(row["accuracy_interval"], 4),
         sweep_ranks=", ".join(map(str, report.ranks)),
         low=f"{report.thresholds['low']:.0%}",

@@ -154,8 +154,10 @@ def _rank_search_lines(report: Report) -> list[str]:
     lines = [
         "## Ranks chosen (--ranks auto)",
         "",
-        "Round 0 is the coarse grid; each later round adds a rank between the two measured ranks around a quantity "
-        "whose 95% interval is still wider than the tolerance (first seed's students; 200 bootstrap resamples).",
+        "Round 0 is the coarse grid, with the ranks whose training-free preview already reached the teacher (for "
+        "`preview`: measured untrained, 0 optimizer steps); each later round adds a rank between two measured ranks "
+        "farther apart than the tolerance around a quantity's estimate or its 95% interval (first seed's students; "
+        "200 bootstrap resamples).",
         "",
         "| order | rank | round | for | why |",
         "| ---: | ---: | ---: | --- | --- |",

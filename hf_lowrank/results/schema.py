@@ -105,6 +105,7 @@ class StudentConfig:
     curve: str = "lockstep"  # trained alone at its rank (lockstep) or truncated from a nested student (nested)
     nested_rank: int | None = None  # nested: the rank of the student it was truncated from
     finetune_steps: int = 0  # nested: optimizer steps it was fine-tuned alone after truncation
+    untrained: bool = False  # --ranks auto: saved at initialisation, its preview at the teacher (no distillation)
 
 
 @dataclass

@@ -290,6 +290,12 @@ def check_rank_search(sweep) -> None:
         raise SweepError(f"--rank_tolerance {sweep.rank_tolerance!r}: must be a finite number of octaves > 0.")
     if sweep.max_students is not None and sweep.max_students < 3:
         raise SweepError(f"--max_students {sweep.max_students}: must be an integer >= 3 (a curve needs 3 ranks).")
+    level = sweep.rank_search_preview_level
+    if not (math.isfinite(level) and level > 0):
+        raise SweepError(
+            f"--rank_search_preview_level {level!r}: must be a finite fraction of the teacher's accuracy > 0 (0.99 "
+            "by default; 2 trains every rank)."
+        )
     if sweep.curve != "lockstep":
         raise SweepError(
             f"--ranks auto with --curve {sweep.curve}: nested training draws from a rank list fixed up front; give "
@@ -353,7 +359,7 @@ def inert_flags(sweep) -> dict[str, str]:
         for name in ("nested_samples", "nested_distribution", "nested_sandwich"):
             inert[name] = "it applies to --nested_strategy sample, and this run uses sum"
     if not sweep.adaptive_ranks:
-        for name in ("rank_tolerance", "max_students"):
+        for name in ("rank_tolerance", "max_students", "rank_search_preview_level"):
             inert[name] = "it applies to --ranks auto, and this run sweeps the ranks given (or the default ones)"
     if sweep.teacher_finetune != "lora":
         inert["lora_rank"] = f"it applies to --teacher_finetune lora, and this run uses {sweep.teacher_finetune}"

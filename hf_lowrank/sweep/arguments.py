@@ -87,15 +87,25 @@ class SweepArguments:
     rank_tolerance: float = field(
         default=1.0,
         metadata={
-            "help": "--ranks auto: a quantity (r_85, r_95, knee) is settled when its 95%% bootstrap interval spans at "
-            "most this many octaves of rank (log2(high / low)), or when no integer rank is left around it."
+            "help": "--ranks auto: a quantity (r_85, r_95, knee) is settled when the measured ranks around its "
+            "estimate and its 95%% bootstrap interval are at most this many octaves apart (log2(b / a)), or when no "
+            "integer rank is left between them."
         },
     )
     max_students: int | None = field(
         default=None,
         metadata={
             "help": "--ranks auto: at most this many ranks trained per seed, the coarse grid included (default 6; "
-            "at least 3)."
+            "at least 3); the ranks kept untrained (--rank_search_preview_level) are not counted."
+        },
+    )
+    rank_search_preview_level: float = field(
+        default=0.99,
+        metadata={
+            "help": "--ranks auto: a rank whose training-free preview (of --init) reaches this fraction of the "
+            "teacher's accuracy, as every larger previewed rank does, is not distilled: its student is measured and "
+            "saved at initialisation, outside --max_students, and the coarse grid stops below it (2: train every "
+            "rank)."
         },
     )
     exclude_modules: list[str] | None = field(

@@ -28,6 +28,7 @@ GROWABLE_OR_OUTPUT_ONLY = (
     "adaptive_ranks",
     "rank_tolerance",
     "max_students",
+    "rank_search_preview_level",
     "seeds",
     "cnn_students",
     "overwrite_output_dir",

@@ -38,7 +38,7 @@ from .families import teacher_modality
 from .fingerprint import fingerprint
 from .nested_stage import run_nested_stage
 from .preview_stage import run_preview_stage
-from .rank_search_stage import run_rank_search
+from .rank_search_stage import run_rank_search, train_searched_ranks
 from .store import TEACHER_DIR, SweepStore, check_writable
 from .students import run_student_group, student_groups, student_max_rank
 from .teacher_stage import run_teacher_stage, teacher_source
@@ -124,13 +124,15 @@ def _student_stages(ctx: SweepContext) -> None:
                 run_nested_stage(ctx, ranks, seed)
         if ctx.sweep.curve == "nested":
             continue
-        if ctx.sweep.adaptive_ranks:
-            if searched is None:  # the first seed searches; later seeds train the ranks it chose
-                with _timed(ctx, f"lockstep-seed-{seed}"):
+        if ctx.sweep.adaptive_ranks:  # the first seed searches; later seeds train (or keep untrained) its ranks
+            with _timed(ctx, f"lockstep-seed-{seed}"):
+                if searched is None:
                     searched = run_rank_search(ctx, seed, [plan.uniform_rank for plan in plans])
-                run_budget_stage(ctx, plans, seed)
-                continue
-            ranks = searched
+                else:
+                    kept = {choice["rank"] for choice in ctx.results.rank_search if choice["target"] == "preview"}
+                    train_searched_ranks(ctx, searched, seed, kept)
+            run_budget_stage(ctx, plans, seed)
+            continue
         pending = [rank for rank in ranks if (rank, seed) not in finished]
         if len(pending) < len(ranks):
             ctx.accelerator.print(

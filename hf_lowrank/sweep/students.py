@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from ..distillation import LockstepTrainer, derived_seed
+from ..distillation import LockstepTrainer, TrainResult, derived_seed
 from ..models import (
     BridgedViTForImageClassification,
     count_parameters,
@@ -25,6 +25,7 @@ __all__ = [
     "distil",
     "group_checkpoint",
     "run_student_group",
+    "run_untrained_group",
     "seed_arguments",
     "seeded",
     "student_dir",
@@ -185,10 +186,29 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     ctx.store.remove_checkpoint()  # every student of the group is recorded
 
 
+def run_untrained_group(ctx: SweepContext, group: list[int], seed: int) -> None:
+    """Evaluate, save and record the students of `group` as initialised, with no distillation (0 optimizer steps):
+    `--ranks auto`'s ranks whose training-free preview already reaches the teacher."""
+    init = ctx.sweep.init
+    decompositions = ctx.factorization.decompositions(init)
+    students = {}
+    for rank in group:
+        with seeded(seed, rank):
+            students[rank] = context_student(ctx, rank, init, decompositions)
+    evaluations = ctx.evaluate(students, f"evaluating untrained students (preview at the teacher), ranks {group}")
+    for rank, student in students.items():
+        outcome = TrainResult(status="done", steps=0, train_seconds=0.0)
+        directory = student_dir(rank, seed, ctx.results.primary_seed)
+        ctx.results.record_student(
+            student_record(ctx, rank, seed, student, outcome, evaluations[rank], directory, untrained=True)
+        )
+        ctx.store.write()
+
+
 def student_record(ctx: SweepContext, rank: int, seed: int, student, outcome, evaluation, directory: str, **made):
     """The `StudentResult` of a trained student (`outcome`: its `TrainResult`); when it finished (`evaluation`
     given), saved into `directory` with its measurements and diagnostics. `made`: how it was made, beyond the
-    sweep's arguments (`StudentConfig` fields: curve, nested_rank, finetune_steps)."""
+    sweep's arguments (`StudentConfig` fields: curve, nested_rank, finetune_steps, untrained)."""
     teacher = ctx.results.teacher
     parameters = count_parameters(ctx.accelerator.unwrap_model(student))
     record = StudentResult(

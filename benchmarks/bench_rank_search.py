@@ -1,15 +1,21 @@
-"""`--ranks auto`, per-student early stopping and both, against the dense rank grid, side by side in one run.
+"""The cheaper ways to the effective-rank region against the full sweep and one rank at a time, side by side in one
+run: `--ranks auto`, per-student early stopping, nested training, and their combinations.
 
 For each embedded family (`--families`, default vit and dinov2): one sweep trains the teacher and the dense default
-grid (1, 2, 4, ..., 48) in lock-step; then, from that same teacher (`--teacher OUT/teacher --teacher_finetune none
---init svd`, so the students start as the dense sweep's do), one sweep per `--modes`: `auto` (`--ranks auto`),
+grid (1, 2, 4, ..., 48) in lock-step (the full sweep); then, from that same teacher (`--teacher OUT/teacher
+--teacher_finetune none --init svd`, so every student starts as the full sweep's do), one sweep per `--modes`:
+`one-at-a-time` (the dense grid, one student per group: the baseline the issue's target is against), `auto`
+(`--ranks auto`: the ranks whose svd preview reaches the teacher measured untrained, the others searched),
 `early` (per-student early stopping on a 10% validation split: evaluated every `--eval_steps`, stopped after
-`--patience` evaluations without a better validation accuracy) and `auto+early`. Printed for each: the region
-[r_85, r_95] and the knee with their 95% intervals, whether each estimate lies inside the dense sweep's interval,
-AURAC, the students trained, their optimizer steps and the seconds of the student stage (results.json's
-`stage_seconds`, lock-step stage only: preview and teacher apart).
+`--patience` evaluations without a better validation accuracy), `auto+early`, `nested` (`--curve nested`, its
+defaults) and `nested+remedies` (the sandwich rule with 4 ranks per batch and in-place distillation). Printed for
+each: the region [r_85, r_95] and the knee with their 95% intervals, whether each estimate lies inside the full
+sweep's interval, AURAC, the students recorded and trained, their optimizer steps (nested: the nested run's plus
+each rank's fine-tune), the seconds of the training stage (results.json's `stage_seconds`: the lock-step or nested
+stage, with its evaluations and saving; preview and teacher apart, printed beside) and its ratio to the full sweep
+and to one-at-a-time.
 
-    python benchmarks/bench_rank_search.py [--families vit dinov2] [--modes auto early auto+early] \
+    python benchmarks/bench_rank_search.py [--families vit dinov2] [--modes one-at-a-time auto early ...] \
         [--max_students 6] [--rank_tolerance 1.0] [--patience 3] [--eval_steps 20]
 """
 
@@ -57,13 +63,19 @@ def _text(value, low, high) -> str:
 
 
 def _row(name: str, results: dict, report: dict) -> dict:
-    stage = sum(seconds for key, seconds in results["stage_seconds"].items() if key.startswith("lockstep"))
+    stages = results["stage_seconds"]
+    stage = sum(seconds for key, seconds in stages.items() if key.startswith(("lockstep", "nested")))
     students = results["ranks"]
+    steps = sum(record["steps"] for record in students)
+    for run in results.get("nested_training", {}).values():  # each rank's steps count the shared nested run's
+        steps -= run["steps"] * (len(students) - 1)
     return {
         "name": name,
         "ranks": sorted(record["rank"] for record in students),
-        "steps": sum(record["steps"] for record in students),
+        "trained": sum(record["steps"] > 0 for record in students),
+        "steps": steps,
         "seconds": stage,
+        "preview": stages.get("preview", 0.0),
         "aurac": report.get("aurac"),
         "estimates": _estimates(report),
     }
@@ -80,11 +92,16 @@ def _auto(options) -> list:
     return ["--ranks", "auto", "--max_students", options.max_students, "--rank_tolerance", options.rank_tolerance]
 
 
-# The cheaper modes: the sweep flags each adds to the dense sweep's (from the same teacher).
+# The modes: the sweep flags each adds to the dense sweep's (from the same teacher).
 MODES = {
+    "one-at-a-time": lambda options: ["--lockstep_group_size", 1],  # the baseline: every rank's student alone
     "auto": _auto,
     "early": _early,  # each student stops after --patience evaluations without a better validation accuracy
     "auto+early": lambda options: [*_auto(options), *_early(options)],
+    "nested": lambda options: ["--curve", "nested"],
+    "nested+remedies": lambda options: (
+        ["--curve", "nested", "--nested_sandwich", "true", "--nested_samples", 4] + ["--nested_inplace_weight", 1]
+    ),  # the sandwich rule, 4 ranks per batch, and in-place distillation
 }
 
 
@@ -94,7 +111,7 @@ def main() -> None:
     parser.add_argument("--max_students", type=int, default=6, help="--ranks auto's student budget")
     parser.add_argument("--rank_tolerance", type=float, default=1.0, help="--ranks auto's tolerance, in octaves")
     parser.add_argument(
-        "--modes", nargs="+", default=["auto"], choices=list(MODES), help="cheaper modes beside the dense grid"
+        "--modes", nargs="+", default=list(MODES), choices=list(MODES), help="modes beside the full sweep"
     )
     parser.add_argument("--patience", type=int, default=3, help="early stopping: evaluations without improvement")
     parser.add_argument("--eval_steps", type=int, default=20, help="early stopping: steps between evaluations")
@@ -109,7 +126,7 @@ def main() -> None:
             dense_results, dense_report, _ = _sweep(
                 ["--output_dir", dense_dir, "--teacher_architecture", family, *quiet]
             )
-            dense = _row("dense grid", dense_results, dense_report)
+            dense = _row("full sweep", dense_results, dense_report)
             rows, searches = [dense], {}
             for mode in options.modes:
                 argv = [
@@ -118,23 +135,27 @@ def main() -> None:
                 ]  # fmt: skip
                 results, report, _ = _sweep(argv)
                 rows.append(_row(mode, results, report))
-                searches[mode] = results["rank_search"]
+                if results["rank_search"]:
+                    searches[mode] = results["rank_search"]
             print(f"\n{family}: teacher accuracy {dense_results['teacher']['accuracy']:.4f}")
             for row in rows:
                 estimates = "  ".join(f"{key} {_text(*value)}" for key, value in row["estimates"].items())
                 print(
-                    f"  {row['name']:>13}: {len(row['ranks'])} students {row['ranks']}, {row['steps']} optimizer "
-                    f"steps, {row['seconds']:.1f} s student stage; AURAC {row['aurac']:.3f}\n    {estimates}"
+                    f"  {row['name']:>15}: {len(row['ranks'])} students {row['ranks']} ({row['trained']} trained), "
+                    f"{row['steps']} optimizer steps, {row['seconds']:.1f} s training stage (preview "
+                    f"{row['preview']:.1f} s); AURAC {row['aurac']:.3f}\n    {estimates}"
                 )
+            alone = next((row for row in rows if row["name"] == "one-at-a-time"), None)
             for row in rows[1:]:
                 inside = []
                 for key, (value, _, _) in row["estimates"].items():
                     _, low, high = dense["estimates"][key]
                     inside.append(f"{key} {value is not None and low is not None and low <= value <= high}")
+                against = f", / one-at-a-time {row['seconds'] / alone['seconds']:.2f}" if alone else ""
                 print(
-                    f"  {row['name']} / dense: students {len(row['ranks']) / len(dense['ranks']):.2f}, optimizer "
-                    f"steps {row['steps'] / dense['steps']:.2f}, student-stage seconds "
-                    f"{row['seconds'] / dense['seconds']:.2f}; estimate inside the dense interval: {', '.join(inside)}"
+                    f"  {row['name']}: steps / full sweep {row['steps'] / dense['steps']:.2f}; training-stage seconds "
+                    f"/ full sweep {row['seconds'] / dense['seconds']:.2f}{against}; inside the full sweep's "
+                    f"interval: {', '.join(inside)}"
                 )
             for mode, choices in searches.items():
                 for choice in choices:

@@ -67,15 +67,19 @@ RUNS = ("lockstep", "nested", "finetune", "equal", "sandwich", "inplace")
 def family(name: str, out: Path, finetune_steps: int, extra: list[str], chosen=RUNS[:4]) -> list[str]:
     """The sweeps of `chosen` (RUNS: lockstep, nested, nested + fine-tune, nested at equal compute, nested with the
     sandwich rule and 4 ranks per batch, the same with in-place distillation of weight 1) on the embedded `name`."""
-    nested = ["--curve", "nested", "--nested_finetune_steps", "0"]
+    # plain nested training: the largest rank and one drawn, every batch (the default before the remedies)
+    plain = ["--curve", "nested", "--nested_sandwich", "false", "--nested_samples", "2"]
+    plain += ["--nested_inplace_weight", "0"]
+    nested = [*plain, "--nested_finetune_steps", "0"]
     # the smallest and the largest rank, and two drawn from between them, every batch (slimmable networks' rule)
-    sandwich = [*nested, "--nested_sandwich", "true", "--nested_samples", "4"]
+    sandwich = ["--curve", "nested", "--nested_finetune_steps", "0", "--nested_sandwich", "true"]
+    sandwich += ["--nested_samples", "4"]
     runs = {
         "lockstep": ["--curve", "lockstep"],
         "nested": nested,
-        f"nested + {finetune_steps} fine-tune": ["--curve", "nested", "--nested_finetune_steps", str(finetune_steps)],
+        f"nested + {finetune_steps} fine-tune": [*plain, "--nested_finetune_steps", str(finetune_steps)],
         "nested, equal compute": [*nested, "--num_train_epochs", str(EPOCHS * len(RANKS) // 2)],
-        "nested, sandwich (4/batch)": [*sandwich],
+        "nested, sandwich (4/batch)": [*sandwich, "--nested_inplace_weight", "0"],
         "nested, sandwich + in-place": [*sandwich, "--nested_inplace_weight", "1"],
     }
     runs = {label: flags for (label, flags), key in zip(runs.items(), RUNS) if key in chosen}

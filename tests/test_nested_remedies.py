@@ -94,10 +94,12 @@ def test_in_place_distillation_adds_the_largest_views_kd_to_each_smaller_view(tm
             "--nested_samples 1: the",
         ),
         (["--curve", "nested", "--nested_inplace_weight", -1], "--nested_inplace_weight -1.0: must be a finite"),
-        (["--nested_sandwich", "true"], "--nested_sandwich True has no effect: it applies to --curve nested"),
+        # the sandwich rule is on by default: one rank per batch cannot hold the smallest and the largest
+        (["--curve", "nested", "--nested_samples", 1], "use --nested_samples 2 or more, or --nested_sandwich false"),
+        (["--nested_sandwich", "false"], "--nested_sandwich False has no effect: it applies to --curve nested"),
         (
-            ["--curve", "nested", "--nested_strategy", "sum", "--nested_sandwich", "true"],
-            "--nested_sandwich True has no effect: it applies to --nested_strategy sample",
+            ["--curve", "nested", "--nested_strategy", "sum", "--nested_sandwich", "false"],
+            "--nested_sandwich False has no effect: it applies to --nested_strategy sample",
         ),
     ],
 )

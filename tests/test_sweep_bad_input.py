@@ -130,7 +130,7 @@ def test_an_image_teacher_refuses_max_seq_length_before_anything_is_written(tmp_
 
 def test_defaults_that_used_to_be_refused_are_accepted(tmp_path):
     sweep, _ = sweep_script.parse([str(a) for a in sweep_argv(tmp_path, "--curve", "nested", "--ranks", 4)])
-    assert sweep.nested_samples == 2  # the default, capped at the one rank when the schedule is built
+    assert sweep.nested_samples == 4 and sweep.nested_sandwich  # the defaults (samples capped at the one rank)
     sweep, _ = sweep_script.parse([str(a) for a in sweep_argv(tmp_path, "--init_alpha", 0.25)])
     assert sweep.init_alpha == 0.25 and "activation" in sweep.preview_inits  # the default previews use it
 

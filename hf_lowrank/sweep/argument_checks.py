@@ -255,7 +255,7 @@ def check_nested(sweep) -> None:
     if sweep.nested_finetune_steps < 0:
         raise SweepError(f"--nested_finetune_steps {sweep.nested_finetune_steps}: must be an integer >= 0.")
     count = len(sweep.ranks) if sweep.ranks else None
-    # The default (2) is capped at the number of ranks (one rank: every batch distils it alone); a value given is
+    # The default (4) is capped at the number of ranks (one rank: every batch distils it alone); a value given is
     # checked as given.
     given = sweep.nested_samples != _default("nested_samples", sweep)
     if sweep.nested_samples < 1 or (given and count is not None and sweep.nested_samples > count):
@@ -263,7 +263,7 @@ def check_nested(sweep) -> None:
     if sweep.nested_sandwich and sweep.nested_samples < 2:
         raise SweepError(
             f"--nested_sandwich with --nested_samples {sweep.nested_samples}: the sandwich rule distils the smallest "
-            "and the largest rank every batch; use --nested_samples 2 or more."
+            "and the largest rank every batch; use --nested_samples 2 or more, or --nested_sandwich false."
         )
     if not (math.isfinite(sweep.nested_inplace_weight) and sweep.nested_inplace_weight >= 0):
         raise SweepError(f"--nested_inplace_weight {sweep.nested_inplace_weight}: must be a finite number >= 0.")

@@ -187,10 +187,10 @@ class SweepArguments:
         },
     )
     nested_samples: int = field(
-        default=2,
+        default=4,
         metadata={
-            "help": "Nested, sample: ranks distilled per batch (the largest one included; the default 2 is capped "
-            "at the number of ranks)."
+            "help": "Nested, sample: ranks distilled per batch (the largest one included, and the smallest with "
+            "--nested_sandwich; the default 4 is capped at the number of ranks)."
         },
     )
     nested_distribution: str = field(
@@ -202,14 +202,16 @@ class SweepArguments:
         },
     )
     nested_sandwich: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "Nested, sample: distil the smallest rank at every batch as well as the largest (the sandwich "
-            "rule of slimmable networks); --nested_samples above 2 draws the others from between them."
+            "rule of slimmable networks); --nested_samples above 2 draws the others from between them (default "
+            "on, with 4 ranks per batch and --nested_inplace_weight 1: the best nested curve of "
+            "benchmarks/bench_rank_search.py)."
         },
     )
     nested_inplace_weight: float = field(
-        default=0.0,
+        default=1.0,
         metadata={
             "help": "Nested: in-place distillation: every smaller rank of a batch also distils the largest rank's "
             "logits (detached), a KD term (--temperature) of this weight beside its loss against the teacher "

@@ -27,10 +27,10 @@ mode start from it.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -70,20 +70,11 @@ def _starts(family: str, directory: Path, quiet: list) -> tuple[list, list]:
     return [*start, "--ranks", *RANKS], start
 
 
-def _sweep(argv: list[str]) -> tuple[dict, dict, float]:
-    """Run scripts/sweep.py in this process: (results.json, report.json, wall seconds)."""
+def _sweep(argv: list[str]) -> None:
+    """Run scripts/sweep.py in this process (a finished sweep in the same --output_dir is resumed: nothing trained)."""
     import sweep as sweep_script
 
-    start = time.perf_counter()
     sweep_script.main([str(arg) for arg in argv])
-    seconds = time.perf_counter() - start
-    output = Path(argv[argv.index("--output_dir") + 1])
-    report = output / "report.json"  # none after --preview_only
-    return (
-        json.loads((output / "results.json").read_text()),
-        json.loads(report.read_text()) if report.exists() else {},
-        seconds,
-    )
 
 
 def _estimates(report: dict) -> dict:
@@ -149,6 +140,61 @@ MODES = {
 }
 
 
+def _load(directory: Path) -> tuple[dict, dict]:
+    """(results.json, report.json) of a finished sweep directory."""
+    return json.loads((directory / "results.json").read_text()), json.loads((directory / "report.json").read_text())
+
+
+def summarize(family: str, directory: Path, modes: list[str]) -> None:
+    """Print the rows of `family`'s finished sweeps in `directory` (dense/ and one directory per mode; a mode whose
+    sweep did not finish is left out), each against the full sweep and one-at-a-time."""
+    dense_results, dense_report = _load(directory / "dense")
+    rows, searches = [_row("full sweep", dense_results, dense_report)], {}
+    for mode in modes:
+        if not (directory / mode / "report.json").exists():
+            continue
+        results, report = _load(directory / mode)
+        rows.append(_row(mode, results, report))
+        if results["rank_search"]:
+            searches[mode] = results["rank_search"]
+    dense = rows[0]
+    print(f"\n{family}: teacher accuracy {dense_results['teacher']['accuracy']:.4f}")
+    for row in rows:
+        estimates = "  ".join(f"{key} {_text(*value)}" for key, value in row["estimates"].items())
+        print(
+            f"  {row['name']:>15}: {len(row['ranks'])} students {row['ranks']} ({row['trained']} trained), "
+            f"{row['steps']} optimizer steps, {row['seconds']:.1f} s training stage (preview "
+            f"{row['preview']:.1f} s); AURAC {row['aurac']:.3f}\n    {estimates}"
+        )
+    alone = next((row for row in rows if row["name"] == "one-at-a-time"), None)
+    for row in rows[1:]:
+        inside = []
+        for key, (value, _, _) in row["estimates"].items():
+            _, low, high = dense["estimates"][key]
+            inside.append(f"{key} {value is not None and low is not None and low <= value <= high}")
+        against = f", / one-at-a-time {row['seconds'] / alone['seconds']:.2f}" if alone else ""
+        print(
+            f"  {row['name']}: steps / full sweep {row['steps'] / dense['steps']:.2f}; training-stage seconds "
+            f"/ full sweep {row['seconds'] / dense['seconds']:.2f}{against}; inside the full sweep's "
+            f"interval: {', '.join(inside)}"
+        )
+    for mode, choices in searches.items():
+        for choice in choices:
+            print(f"    {mode}, round {choice['round']}: rank {choice['rank']} ({choice['reason']})")
+
+
+def run_family(family: str, directory: Path, options) -> None:
+    """The full sweep of `family`, then one sweep per mode from its teacher, all in `directory`."""
+    quiet = ["--disable_tqdm", "true"]
+    dense_flags, start = _starts(family, directory, quiet)
+    _sweep(["--output_dir", directory / "dense", *dense_flags, *quiet])
+    for mode in options.modes:
+        argv = ["--output_dir", directory / mode, *quiet, *start, *MODES[mode](options)]
+        if mode in ("one-at-a-time", "early") or mode.startswith("nested"):  # the full sweep's ranks
+            argv += dense_flags[dense_flags.index("--ranks") :] if "--ranks" in dense_flags else []
+        _sweep(argv)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=["vit", "dinov2"], help="vit, dinov2 (embedded) or minilm")
@@ -159,51 +205,32 @@ def main() -> None:
     )
     parser.add_argument("--patience", type=int, default=3, help="early stopping: evaluations without improvement")
     parser.add_argument("--eval_steps", type=int, default=20, help="early stopping: steps between evaluations")
+    parser.add_argument(
+        "--output_dir", help="keep every sweep in OUTPUT_DIR/FAMILY/ (default: a temporary directory, removed after)"
+    )
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="train nothing: print the rows of the finished sweeps in --output_dir (e.g. of a run stopped early)",
+    )
     options = parser.parse_args()
+    if options.summarize and not options.output_dir:
+        parser.error("--summarize reads the sweeps of --output_dir: give it.")
     import torch
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; default settings but for the flags named"
     )
     for family in options.families:
-        with tempfile.TemporaryDirectory() as directory:
-            dense_dir = Path(directory) / "dense"
-            quiet = ["--disable_tqdm", "true"]
-            dense_flags, start = _starts(family, Path(directory), quiet)
-            dense_results, dense_report, _ = _sweep(["--output_dir", dense_dir, *dense_flags, *quiet])
-            dense = _row("full sweep", dense_results, dense_report)
-            rows, searches = [dense], {}
-            for mode in options.modes:
-                argv = ["--output_dir", Path(directory) / mode, *quiet, *start, *MODES[mode](options)]
-                if mode in ("one-at-a-time", "early") or mode.startswith("nested"):  # the full sweep's ranks
-                    argv += dense_flags[dense_flags.index("--ranks") :] if "--ranks" in dense_flags else []
-                results, report, _ = _sweep(argv)
-                rows.append(_row(mode, results, report))
-                if results["rank_search"]:
-                    searches[mode] = results["rank_search"]
-            print(f"\n{family}: teacher accuracy {dense_results['teacher']['accuracy']:.4f}")
-            for row in rows:
-                estimates = "  ".join(f"{key} {_text(*value)}" for key, value in row["estimates"].items())
-                print(
-                    f"  {row['name']:>15}: {len(row['ranks'])} students {row['ranks']} ({row['trained']} trained), "
-                    f"{row['steps']} optimizer steps, {row['seconds']:.1f} s training stage (preview "
-                    f"{row['preview']:.1f} s); AURAC {row['aurac']:.3f}\n    {estimates}"
-                )
-            alone = next((row for row in rows if row["name"] == "one-at-a-time"), None)
-            for row in rows[1:]:
-                inside = []
-                for key, (value, _, _) in row["estimates"].items():
-                    _, low, high = dense["estimates"][key]
-                    inside.append(f"{key} {value is not None and low is not None and low <= value <= high}")
-                against = f", / one-at-a-time {row['seconds'] / alone['seconds']:.2f}" if alone else ""
-                print(
-                    f"  {row['name']}: steps / full sweep {row['steps'] / dense['steps']:.2f}; training-stage seconds "
-                    f"/ full sweep {row['seconds'] / dense['seconds']:.2f}{against}; inside the full sweep's "
-                    f"interval: {', '.join(inside)}"
-                )
-            for mode, choices in searches.items():
-                for choice in choices:
-                    print(f"    {mode}, round {choice['round']}: rank {choice['rank']} ({choice['reason']})")
+        with contextlib.ExitStack() as stack:
+            if options.output_dir:
+                directory = Path(options.output_dir) / family
+                directory.mkdir(parents=True, exist_ok=True)
+            else:
+                directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            if not options.summarize:
+                run_family(family, directory, options)
+            summarize(family, directory, options.modes)
 
 
 if __name__ == "__main__":

@@ -154,14 +154,20 @@ def distil(
     return trainer.train(students, ctx.processed["train"], checkpoint, ctx.processed.get("validation"))
 
 
-def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
-    """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
-    students = {}
+def _group_students(ctx: SweepContext, group: list[int], seed: int) -> dict[int, nn.Module]:
+    """rank -> the student of `group` with `seed`, as initialised (`--init`, from the teacher's decompositions)."""
     init = ctx.sweep.init
     decompositions = ctx.factorization.decompositions(init) if ctx.sweep.student_bridge == "none" else None
+    students = {}
     for rank in group:
         with seeded(seed, rank):
             students[rank] = context_student(ctx, rank, init, decompositions)
+    return students
+
+
+def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
+    """Distil the students of `group` with `seed` in lock-step, evaluate them, save each and record it."""
+    students = _group_students(ctx, group, seed)
     outcomes = distil(
         ctx,
         {rank_key(rank): student for rank, student in students.items()},
@@ -189,12 +195,7 @@ def run_student_group(ctx: SweepContext, group: list[int], seed: int) -> None:
 def run_untrained_group(ctx: SweepContext, group: list[int], seed: int) -> None:
     """Evaluate, save and record the students of `group` as initialised, with no distillation (0 optimizer steps):
     `--ranks auto`'s ranks whose training-free preview already reaches the teacher."""
-    init = ctx.sweep.init
-    decompositions = ctx.factorization.decompositions(init)
-    students = {}
-    for rank in group:
-        with seeded(seed, rank):
-            students[rank] = context_student(ctx, rank, init, decompositions)
+    students = _group_students(ctx, group, seed)
     evaluations = ctx.evaluate(students, f"evaluating untrained students (preview at the teacher), ranks {group}")
     for rank, student in students.items():
         outcome = TrainResult(status="done", steps=0, train_seconds=0.0)

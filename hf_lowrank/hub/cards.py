@@ -11,7 +11,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..factorization import INIT_REGISTRY
-from ..report import Report, fmt_interval, knee_text, region_text
+from ..report import Report, fmt_interval, knee_text, latency_conditions, latency_speedup, region_text
 from ..results import BudgetStudentResult, StudentResult, SweepResults
 
 
@@ -257,8 +257,23 @@ def _common_fields(results: SweepResults, record, name: str, repo_id: str | None
         "steps": record.steps,
         "num_processes": results.num_processes,
         "num_seeds": len(results.seeds),
+        **_latency_fields(record.latency, teacher.latency),
         **_task_fields(results),
     }
+
+
+def _latency_fields(latency: dict | None, teacher_latency: dict | None) -> dict:
+    """The card's latency rows (batch size, this student's ms, the teacher's ms, speedup) and their conditions;
+    none when either was not measured (`--measure_latency false`)."""
+    if not latency or not teacher_latency:
+        return {"latency_rows": [], "latency_note": None}
+    rows = [
+        (batch, f"{ms:.2f} ms", f"{teacher_latency['milliseconds'][batch]:.2f} ms", f"{speedup:.2f}x")
+        for batch, ms in latency["milliseconds"].items()
+        if (speedup := latency_speedup(latency, teacher_latency, batch)) is not None
+    ]
+    note = f"Latency: {latency_conditions(latency)}; this student in its {latency['layout']}, the teacher dense."
+    return {"latency_rows": rows, "latency_note": note}
 
 
 def _rank_range(layer_ranks: dict[str, int | None]) -> str:

@@ -35,14 +35,17 @@ from .factorize import (
     DEFAULT_EXCLUDE_MODULES,
     FactorizationReport,
     LayerFactorization,
+    break_even_rank,
     energy_rank,
     factorization_report,
     factorize_model,
+    merge_factorized,
     name_matches,
     plan_factorization,
     truncate_factorized,
 )
 from .factorized_linear import FactorizedLinear, check_rank
+from .inference_layout import INFERENCE_BACKENDS, check_backend, inference_layout
 from .modeling_bridged_vit import BridgedViTForImageClassification, BridgedViTOutput, BridgedViTPreTrainedModel
 from .modeling_factorized_vit import (
     FactorizedViTForImageClassification,
@@ -64,6 +67,11 @@ from .teacher_weights import copy_teacher_weights
 
 
 __all__ = [
+    "INFERENCE_BACKENDS",
+    "break_even_rank",
+    "check_backend",
+    "inference_layout",
+    "merge_factorized",
     "largest_rank",
     "truncated_student",
     "truncated_view",

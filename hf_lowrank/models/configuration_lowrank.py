@@ -29,6 +29,9 @@ class LowRankConfig(PretrainedConfig):
         The transformers class the student is built from (its task model; `LowRankModel` keeps its backbone).
     factorized_layers (`dict[str, int]`, *optional*):
         Layer name (relative to the base architecture, e.g. ``"vit.layers.0.attention.q_proj"``) -> rank.
+    merged_layers (`dict[str, int]`, *optional*):
+        Layer name -> the rank it had, for the layers `for_inference` merged back to a dense `nn.Linear` (at or above
+        their break-even rank: the same function, fewer parameters and operations dense). Not in `factorized_layers`.
     block_layout (`dict`, *optional*):
         The `BlockLayout` (blocks, attention_output, mlp_output) of the base architecture, recorded so that a
         loaded student knows its blocks; defaults to hf_lowrank's table entry for the base `model_type`.
@@ -52,6 +55,7 @@ class LowRankConfig(PretrainedConfig):
     base_config: dict | PretrainedConfig | None = None
     base_architecture: str = "ViTForImageClassification"
     factorized_layers: dict[str, int] | None = None
+    merged_layers: dict[str, int] | None = None
     block_layout: dict | None = None
 
     def __post_init__(self, **kwargs):
@@ -94,11 +98,15 @@ class LowRankConfig(PretrainedConfig):
             )
 
     def validate_factorized_layers(self):
-        for name, rank in (self.factorized_layers or {}).items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"`factorized_layers` keys must be layer names, got {name!r}.")
-            if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-                raise ValueError(f"`factorized_layers[{name!r}]` must be a positive integer rank, got {rank!r}.")
+        _check_layer_ranks("factorized_layers", self.factorized_layers)
+
+    def validate_merged_layers(self):
+        _check_layer_ranks("merged_layers", self.merged_layers)
+        both = sorted(set(self.merged_layers or {}) & set(self.factorized_layers or {}))
+        if both:
+            raise ValueError(
+                f"`merged_layers` and `factorized_layers` both name {both[:4]}: a layer is one or the other."
+            )
 
     def validate_block_layout(self):
         if self.block_layout is None:
@@ -116,3 +124,12 @@ class LowRankConfig(PretrainedConfig):
     def layout(self) -> BlockLayout | None:
         """The base architecture's `BlockLayout` (None when neither recorded nor in hf_lowrank's table)."""
         return BlockLayout(**self.block_layout) if self.block_layout is not None else None
+
+
+def _check_layer_ranks(field: str, ranks) -> None:
+    """A layer name -> positive integer rank mapping (or None), the error naming `field` and the entry."""
+    for name, rank in (ranks or {}).items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`{field}` keys must be layer names, got {name!r}.")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"`{field}[{name!r}]` must be a positive integer rank, got {rank!r}.")

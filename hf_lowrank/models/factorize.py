@@ -27,9 +27,11 @@ __all__ = [
     "DEFAULT_EXCLUDE_MODULES",
     "FactorizationReport",
     "LayerFactorization",
+    "break_even_rank",
     "energy_rank",
     "factorization_report",
     "factorize_model",
+    "merge_factorized",
     "name_matches",
     "plan_factorization",
     "truncate_factorized",
@@ -91,7 +93,7 @@ class LayerFactorization:
     @property
     def break_even_rank(self) -> float:
         """r* = in * out / (in + out): at or above it the factorized layer is no smaller than the dense one."""
-        return self.in_features * self.out_features / (self.in_features + self.out_features)
+        return break_even_rank(self)
 
 
 @dataclass
@@ -306,6 +308,30 @@ def truncate_factorized(model: nn.Module, rank: int) -> dict[str, int]:
     if not ranks:
         raise ValueError(f"{type(model).__name__} has no FactorizedLinear layer to truncate.")
     return ranks
+
+
+def break_even_rank(layer: FactorizedLinear | nn.Linear) -> float:
+    """r* = in * out / (in + out) of a layer's shape: at or above it a rank-r factorization has no fewer parameters
+    (nor multiply-accumulates per token) than the dense layer."""
+    return layer.in_features * layer.out_features / (layer.in_features + layer.out_features)
+
+
+@torch.no_grad()
+def merge_factorized(model: nn.Module) -> dict[str, int]:
+    """Replace, in place, every `FactorizedLinear` of `model` whose rank is at or above its break-even rank
+    (`break_even_rank`) by the dense `nn.Linear` computing the same map (`FactorizedLinear.to_linear`); returns
+    layer name -> the rank it had. Layers below their break-even, and a truncated view's layers, are left as they
+    are."""
+    merged = {}
+    for name, module in list(model.named_modules()):
+        if (
+            isinstance(module, FactorizedLinear)
+            and module.active_rank is None
+            and module.rank >= break_even_rank(module)
+        ):
+            model.set_submodule(name, module.to_linear())
+            merged[name] = module.rank
+    return merged
 
 
 def factorization_report(model: nn.Module) -> FactorizationReport:

@@ -33,6 +33,7 @@ from .configuration_lowrank import LowRankConfig
 from .decomposition import InputStatistics, LinearDecomposition, teacher_decompositions
 from .factor_init import init_factors
 from .factorize import DEFAULT_EXCLUDE_MODULES, factorize_model, plan_factorization
+from .inference_layout import inference_layout
 from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
@@ -142,6 +143,27 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
     def record_truncation(self, ranks: dict[str, int]) -> None:
         """Make the config say what `truncate_factorized` left (`ranks`: factorized layer name -> its new rank)."""
         self.config.factorized_layers = {name.removeprefix("model."): r for name, r in ranks.items()}
+
+    def record_merge(self, merged: dict[str, int]) -> None:
+        """Make the config say which factorized layers `for_inference` merged to dense (`merged`: name -> rank)."""
+        merged = {name.removeprefix("model."): rank for name, rank in merged.items()}
+        self.config.merged_layers = {**(self.config.merged_layers or {}), **merged}
+        self.config.factorized_layers = {
+            name: rank for name, rank in (self.config.factorized_layers or {}).items() if name not in merged
+        }
+
+    def for_inference(self, backend: str = "eager", compile_options: dict | None = None) -> "LowRankPreTrainedModel":
+        """This student in its inference layout, in place (see `inference_layout`): every factorized layer at or above
+        its break-even rank merged back to a dense `nn.Linear` (same logits), the config updated (`merged_layers`),
+        so that `save_pretrained` / `from_pretrained` give the same model; compiled with ``backend="inductor"``.
+
+        Example:
+
+        ```python
+        >>> student = LowRankForImageClassification.from_pretrained("out/rank-032").for_inference("inductor")
+        >>> logits = student(pixel_values).logits  # the first call compiles (tens of seconds for a ViT-B)
+        ```"""
+        return inference_layout(self, backend, compile_options)
 
     def __init__(self, config: LowRankConfig):
         super().__init__(config)

@@ -20,12 +20,15 @@ from .formatting import (
     region_words,
     summary_line,
 )
+from .latency import latency_conditions, latency_speedup
 from .markdown import render_markdown
 from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
 from .write import REPORT_FILES, write_report
 
 
 __all__ = [
+    "latency_conditions",
+    "latency_speedup",
     "HEADLINE_KNEE",
     "METHOD",
     "NOT_ESTIMATED",

@@ -42,6 +42,7 @@ TEACHER_FIELDS = (
     "diagnostics",
     "model_type",
     "task",
+    "latency",
 )
 CNN_FIELDS = ("capacity", "status", "error", "parameters", "accuracy", "ece", "noise_accuracy", "diagnostics")
 
@@ -145,6 +146,7 @@ def _row(rank: int, records: list[StudentResult], accuracy: float, teacher_accur
             sigma: _mean([r.noise_accuracy.get(sigma) for r in records]) for sigma in first.noise_accuracy
         },
         "diagnostics": first.diagnostics,
+        "latency": first.latency,
     }
 
 

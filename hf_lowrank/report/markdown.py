@@ -3,6 +3,7 @@
 from .build import Report
 from .factorization_markdown import budget_lines, init_lines, nested_lines, preview_lines
 from .formatting import NOT_ESTIMATED, at_smallest_rank_note, fmt_interval, fmt_rank, knee_text, region_text
+from .latency import latency_lines
 
 
 __all__ = ["render_markdown"]
@@ -106,6 +107,7 @@ def render_markdown(report: Report) -> str:
     lines += nested_lines(report) + preview_lines(report) + budget_lines(report)
     lines += _learning_curve_lines(report)
     lines += _rank_search_lines(report)
+    lines += latency_lines(report)
     lines += _robustness_lines(report) + _representation_lines(report) + _collapse_lines(report)
     lines += _per_seed_lines(report)
     if report.failed:

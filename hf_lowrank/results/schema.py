@@ -80,6 +80,7 @@ class TeacherResult:
     ece: float | None = None
     noise_accuracy: dict[str, float] = field(default_factory=dict)  # str(sigma) -> accuracy
     diagnostics: dict | None = None  # summary of representation diagnostics (final layer, pooled)
+    latency: dict | None = None  # inference.LatencyMeasurement.to_dict() (+ measure_seconds); None: not measured
 
 
 @dataclass
@@ -134,6 +135,7 @@ class StudentResult:
     ece: float | None = None
     noise_accuracy: dict[str, float] = field(default_factory=dict)
     diagnostics: dict | None = None
+    latency: dict | None = None  # in its inference layout: inference.LatencyMeasurement.to_dict(); None: not measured
 
     @classmethod
     def from_dict(cls, payload: dict, where: str = "student record") -> "StudentResult":
@@ -202,6 +204,7 @@ class BudgetStudentResult:
     normalized_accuracy: float | None = None
     correct: list[int] | None = None
     init_accuracy: float | None = None  # right after initialisation, before distillation
+    latency: dict | None = None  # in its inference layout: inference.LatencyMeasurement.to_dict(); None: not measured
 
 
 @dataclass

@@ -147,6 +147,7 @@ def check_values(sweep) -> None:
     need(sweep.max_seq_length >= 2, "max_seq_length", "an integer >= 2")
     need(all(finite(s) and s >= 0 for s in sweep.noise_sigmas), "noise_sigmas", "finite numbers >= 0 (0: none)")
     need(sweep.diagnostics_examples >= 0, "diagnostics_examples", "an integer >= 0 (0: no diagnostics)")
+    need(sweep.latency_repeats >= 1, "latency_repeats", "an integer >= 1 (--measure_latency false: no measurement)")
     need(sweep.max_train_samples is None or sweep.max_train_samples >= 1, "max_train_samples", "an integer >= 1")
     need(sweep.max_test_samples is None or sweep.max_test_samples >= 1, "max_test_samples", "an integer >= 1")
     need(sweep.student_hidden_size is None or sweep.student_hidden_size >= 1, "student_hidden_size", ">= 1")
@@ -361,6 +362,8 @@ def inert_flags(sweep) -> dict[str, str]:
     if not sweep.adaptive_ranks:
         for name in ("rank_tolerance", "max_students", "rank_search_preview_level"):
             inert[name] = "it applies to --ranks auto, and this run sweeps the ranks given (or the default ones)"
+    if not sweep.measure_latency:
+        inert["latency_repeats"] = "it applies to --measure_latency, and this run has --measure_latency false"
     if sweep.teacher_finetune != "lora":
         inert["lora_rank"] = f"it applies to --teacher_finetune lora, and this run uses {sweep.teacher_finetune}"
     if sweep.teacher_finetune == "none":

@@ -324,6 +324,18 @@ class SweepArguments:
             "entropy effective rank) use for the teacher and every student; 0 turns them off."
         },
     )
+    measure_latency: bool = field(
+        default=True,
+        metadata={
+            "help": "Measure the teacher's and every student's forward-pass latency at batch 1 and the eval batch "
+            "(median of --latency_repeats after 3 warm-up passes, on the sweep's device, each student in its eager "
+            "inference layout: layers at or above their break-even rank merged to dense), for report.md and the "
+            "cards (main process only; false: not measured)."
+        },
+    )
+    latency_repeats: int = field(
+        default=10, metadata={"help": "--measure_latency: timed forward passes per model and batch size (>= 1)."}
+    )
     push_ranks: list[str] | None = field(
         default=None,
         metadata={

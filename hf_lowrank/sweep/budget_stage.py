@@ -9,6 +9,7 @@ from ..models import count_parameters
 from ..results import BudgetStudentResult
 from .arguments import SweepError
 from .context import SweepContext
+from .measurements import latency
 from .students import context_student, distil, seeded
 
 
@@ -129,6 +130,7 @@ def run_budget_stage(ctx: SweepContext, plans: list[BudgetPlan], seed: int) -> N
             record.accuracy = evaluation.accuracy
             record.normalized_accuracy = evaluation.accuracy / teacher.accuracy
             record.correct = evaluation.correct.astype(int).tolist()
+            record.latency = latency(ctx, student)
         ctx.results.record_budget_student(record)
         ctx.store.write()
     ctx.store.remove_checkpoint()

@@ -38,6 +38,8 @@ GROWABLE_OR_OUTPUT_ONLY = (
     "preview_inits",
     "preview_only",
     "param_budget",
+    "measure_latency",
+    "latency_repeats",
 )
 
 

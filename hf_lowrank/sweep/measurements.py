@@ -1,13 +1,21 @@
-"""Measurements every model of a sweep gets besides accuracy: calibration, noise robustness and representation
-diagnostics."""
+"""Measurements every model of a sweep gets besides accuracy: calibration, noise robustness, representation
+diagnostics and latency."""
 
+import copy
+import time
+
+from ..data import collate_examples, model_inputs
 from ..diagnostics import diagnose_model
 from ..distillation import EvalResult
+from ..inference import measure_latencies
+from ..models import FactorizedLinear, inference_layout
 from ..results import atomic_write_json
 from .context import SweepContext
 
 
-__all__ = ["diagnose", "robustness"]
+__all__ = ["diagnose", "latency", "robustness"]
+
+LATENCY_WARMUP = 3  # untimed passes before the timed ones (allocator, caches, lazy initialisation)
 
 
 def robustness(evaluation: EvalResult) -> dict:
@@ -33,3 +41,29 @@ def diagnose(ctx: SweepContext, model_dir: str, model) -> dict | None:
         "bandwidth": final["bandwidth"],
         "num_examples": full["num_examples"],
     }
+
+
+def latency(ctx: SweepContext, model, teacher: bool = False) -> dict | None:
+    """`LatencyMeasurement.to_dict()` of `model` at batch 1 and the eval batch (the first test rows) on the sweep's
+    device: a student in its eager inference layout (a copy: `inference_layout`, the layers at or above their
+    break-even rank merged to dense), the teacher as it is. Main process only; None with `--measure_latency false`."""
+    if not ctx.sweep.measure_latency or not ctx.accelerator.is_main_process:
+        return None
+    start = time.perf_counter()
+    model = ctx.accelerator.unwrap_model(model)
+    device = next(model.parameters()).device
+    test = ctx.processed["test"]
+    sizes = sorted({1, min(len(test), ctx.args.per_device_eval_batch_size)})
+    batches = {
+        size: {k: v.to(device) for k, v in model_inputs(collate_examples([test[i] for i in range(size)])).items()}
+        for size in sizes
+    }
+    if teacher:
+        layout = "eager (the dense teacher)"
+    else:
+        factorized = sum(isinstance(m, FactorizedLinear) for m in model.modules())
+        model = inference_layout(copy.deepcopy(model), "eager")
+        merged = factorized - sum(isinstance(m, FactorizedLinear) for m in model.modules())
+        layout = f"eager inference layout ({merged} of {factorized} factorized layers merged to dense)"
+    measured = measure_latencies(model, batches, layout, ctx.sweep.latency_repeats, LATENCY_WARMUP).to_dict()
+    return measured | {"measure_seconds": time.perf_counter() - start}

@@ -16,7 +16,7 @@ from ..results import StudentConfig, StudentResult
 from .arguments import SweepArguments, SweepError
 from .context import SweepContext
 from .families import encoder_linears, student_class, sweep_layout, teacher_modality
-from .measurements import diagnose, robustness
+from .measurements import diagnose, latency, robustness
 
 
 __all__ = [
@@ -246,4 +246,5 @@ def student_record(ctx: SweepContext, rank: int, seed: int, student, outcome, ev
         for key, value in robustness(evaluation).items():
             setattr(record, key, value)
         record.diagnostics = diagnose(ctx, record.model_dir, student)
+        record.latency = latency(ctx, student)
     return record

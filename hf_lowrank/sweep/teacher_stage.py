@@ -32,7 +32,7 @@ from .families import (
     teacher_modality,
     text_length_limit,
 )
-from .measurements import diagnose, robustness
+from .measurements import diagnose, latency, robustness
 from .store import TEACHER_DIR
 from .teacher_checks import check_against_teacher
 
@@ -218,6 +218,7 @@ def run_teacher_stage(ctx: SweepContext, data) -> None:
         correct=evaluation.correct.astype(int).tolist(),
         **robustness(evaluation),
         diagnostics=diagnose(ctx, TEACHER_DIR, ctx.teacher),
+        latency=latency(ctx, ctx.teacher, teacher=True),
     )
     ctx.results.dataset = DatasetInfo(
         name=sweep.dataset,

@@ -1,0 +1,117 @@
+"""Measured latency of a model's forward pass: median wall time of repeated passes after warm-up, with what it was
+measured on (device, threads, torch version, layout), so that a figure is never read without its conditions."""
+
+import platform
+import statistics
+from time import perf_counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+__all__ = ["LatencyMeasurement", "device_name", "measure_latency", "measure_latencies"]
+
+
+@dataclass
+class LatencyMeasurement:
+    """Median forward-pass time of one model at one or more batch sizes, and the conditions it was measured under.
+
+    `milliseconds`: str(batch size) -> median wall time of one forward pass of that many examples (ms)."""
+
+    milliseconds: dict[str, float]
+    layout: str  # what ran, e.g. "eager, 4 of 12 factorized layers merged to dense"
+    device: str  # e.g. "cpu (Intel Xeon ...)" or "cuda (NVIDIA H100 80GB HBM3)"
+    threads: int  # torch.get_num_threads() at measurement
+    torch_version: str
+    dtype: str
+    warmup: int
+    repeats: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def conditions(self) -> str:
+        """The conditions in words: "cpu (Intel Xeon), 2 threads, torch 2.13.0, float32, median of 10 after 3
+        warm-up passes"."""
+        return (
+            f"{self.device}, {self.threads} threads, torch {self.torch_version}, {self.dtype}, median of "
+            f"{self.repeats} after {self.warmup} warm-up passes"
+        )
+
+
+def device_name(device: torch.device) -> str:
+    """The device in words: its type and the processor or GPU model."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    processor = _cpu_model() or platform.processor() or platform.machine()
+    return f"{device.type} ({processor})"
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _check_count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def measure_latency(model: nn.Module, inputs: Mapping[str, torch.Tensor], repeats: int = 10, warmup: int = 3) -> float:
+    """Median wall time (ms) of `model(**inputs)` over `repeats` passes after `warmup` untimed ones (CUDA
+    synchronised around each pass). `inputs` are on the model's device. Raises ValueError for `repeats` < 1 or
+    `warmup` < 0, naming the argument."""
+    _check_count("repeats", repeats, 1)
+    _check_count("warmup", warmup, 0)
+    device = next(iter(inputs.values())).device
+    for _ in range(warmup):
+        model(**inputs)
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = perf_counter()
+        model(**inputs)
+        _synchronize(device)
+        times.append(perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def measure_latencies(
+    model: nn.Module,
+    batches: Mapping[int, Mapping[str, torch.Tensor]],
+    layout: str,
+    repeats: int = 10,
+    warmup: int = 3,
+) -> LatencyMeasurement:
+    """`measure_latency` of `model` at each batch size of `batches` (batch size -> the inputs of a batch that
+    size), with the conditions (`layout`: what `model` is, in words)."""
+    _check_count("repeats", repeats, 1)
+    parameter = next(model.parameters())
+    milliseconds = {
+        str(size): measure_latency(model, inputs, repeats, warmup) for size, inputs in sorted(batches.items())
+    }
+    return LatencyMeasurement(
+        milliseconds=milliseconds,
+        layout=layout,
+        device=device_name(parameter.device),
+        threads=torch.get_num_threads(),
+        torch_version=torch.__version__,
+        dtype=str(parameter.dtype).removeprefix("torch."),
+        warmup=warmup,
+        repeats=repeats,
+    )

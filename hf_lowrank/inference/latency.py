@@ -3,9 +3,9 @@ measured on (device, threads, torch version, layout), so that a figure is never 
 
 import platform
 import statistics
-from time import perf_counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from time import perf_counter
 
 import torch
 from torch import nn

@@ -3,6 +3,15 @@ verified with onnxruntime (`export_onnx`). The inference layout itself is the st
 `hf_lowrank.models.inference_layout`), so that a student loaded with `trust_remote_code` has it."""
 
 from .latency import LatencyMeasurement, device_name, measure_latencies, measure_latency
+from .onnx_export import OnnxExport, OnnxExportError, export_onnx
 
 
-__all__ = ["LatencyMeasurement", "device_name", "measure_latencies", "measure_latency"]
+__all__ = [
+    "LatencyMeasurement",
+    "OnnxExport",
+    "OnnxExportError",
+    "device_name",
+    "export_onnx",
+    "measure_latencies",
+    "measure_latency",
+]

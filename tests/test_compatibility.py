@@ -46,10 +46,12 @@ def test_results_json_of_0_1_0_loads_round_trips_and_reports():
     # Nothing dropped; the one thing added is what 0.1.0 did not record: the teacher's family and task, at the
     # defaults that describe every 0.1.0 sweep (ViT image classifiers), the students' init (the SVD, the only one
     # 0.1.0 had) and how they were trained (lock-step, distilled, no evaluation during training: no validation
-    # split), and empty preview, budget, factorization, nested and rank-search records, no fp16-skipped steps.
-    added = {"model_type": "vit", "task": "image-classification"}
+    # split), and empty preview, budget, factorization, nested and rank-search records, no fp16-skipped steps, no
+    # latency measured.
+    added = {"model_type": "vit", "task": "image-classification", "latency": None}
     made = {"init": "svd", "curve": "lockstep", "nested_rank": None, "finetune_steps": 0, "untrained": False}
     evaluation = {"validation_history": [], "best_step": None, "stopped_step": None, "skipped_steps": 0}
+    evaluation["latency"] = None
     ranks = [{**r, **evaluation, "config": {**r["config"], **made}} for r in payload["ranks"]]
     empty = {"previews": [], "budget_students": [], "factorization": None, "nested": [], "nested_training": {}}
     empty.update(stage_seconds={}, rank_search=[])

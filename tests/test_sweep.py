@@ -264,6 +264,11 @@ def test_bad_sweep_arguments(tmp_path, extra, message):
         (["--max_steps", 0], "--max_steps 0: must be > 0, or -1"),
         (["--noise_sigmas", -0.1], "--noise_sigmas [-0.1]: must be finite numbers >= 0"),
         (["--diagnostics_examples", -5], "--diagnostics_examples -5: must be an integer >= 0"),
+        (["--latency_repeats", 0], "--latency_repeats 0: must be an integer >= 1"),
+        (
+            ["--measure_latency", "false", "--latency_repeats", 5],
+            "--latency_repeats 5 has no effect: it applies to --measure_latency",
+        ),
         (["--learning_rate", "nan"], "--learning_rate nan: must be a finite number > 0"),
         (["--per_device_train_batch_size", 0], "--per_device_train_batch_size 0: must be an integer >= 1"),
         (["--per_device_eval_batch_size", 0], "--per_device_eval_batch_size 0: must be an integer >= 1"),

@@ -1,0 +1,53 @@
+"""The sweep's latency measurements (`--measure_latency`, on by default): the teacher and every student measured at
+batch 1 and the eval batch, each student in its inference layout, shown with their conditions in report.md and on the
+cards."""
+
+import torch
+from transformers import AutoModelForImageClassification
+
+from hf_lowrank import FactorizedLinear
+from hf_lowrank.models import break_even_rank
+
+from sweep_helpers import FINISHED_RANKS
+
+
+def test_the_teacher_and_every_student_are_measured_with_their_conditions(finished_sweep):
+    output_dir, results = finished_sweep
+    eval_batch = min(results["dataset"]["num_test"], results["config"]["training"]["per_device_eval_batch_size"])
+    teacher = results["teacher"]["latency"]
+    assert set(teacher["milliseconds"]) == {"1", str(eval_batch)} and teacher["layout"] == "eager (the dense teacher)"
+    assert teacher["device"].startswith("cpu (") and teacher["torch_version"] == torch.__version__
+    assert (teacher["dtype"], teacher["warmup"], teacher["repeats"]) == ("float32", 3, 10)
+    assert [s["rank"] for s in results["ranks"]] == list(FINISHED_RANKS)
+    for record in results["ranks"]:
+        latency = record["latency"]
+        assert set(latency["milliseconds"]) == set(teacher["milliseconds"])
+        assert all(ms > 0 for ms in latency["milliseconds"].values())
+        student = AutoModelForImageClassification.from_pretrained(output_dir / record["model_dir"])
+        layers = [m for m in student.modules() if isinstance(m, FactorizedLinear)]
+        merged = sum(layer.rank >= break_even_rank(layer) for layer in layers)
+        assert (
+            latency["layout"]
+            == f"eager inference layout ({merged} of {len(layers)} factorized layers merged to dense)"
+        )
+
+
+def test_report_and_cards_show_latency_beside_the_teacher(finished_sweep):
+    output_dir, results = finished_sweep
+    teacher = results["teacher"]["latency"]["milliseconds"]
+    report = (output_dir / "report.md").read_text()
+    assert "## Latency" in report and "median of 10 forward passes after 3 warm-up passes" in report
+    for record in results["ranks"]:
+        mine = record["latency"]["milliseconds"]
+        cells = " | ".join(f"{mine[b]:.2f} | {teacher[b] / mine[b]:.2f}x" for b in teacher)
+        assert (
+            f"| rank {record['rank']} | {record['parameters']:,} | {record['compression']:.2f}x | {cells} |" in report
+        )
+        card = (output_dir / record["model_dir"] / "README.md").read_text()
+        for batch in teacher:
+            speedup = teacher[batch] / mine[batch]
+            row = (
+                f"| latency, batch {batch} (speedup {speedup:.2f}x) | {mine[batch]:.2f} ms | {teacher[batch]:.2f} ms |"
+            )
+            assert row in card
+        assert "this student in its eager inference layout" in card

@@ -57,6 +57,7 @@ def test_layers_at_break_even_merge_to_dense_with_the_same_logits_and_reload(mod
         expected = student(**inputs).logits
         assert student.for_inference() is student
         torch.testing.assert_close(student(**inputs).logits, expected, rtol=0, atol=1e-5)
+        assert not any(getattr(m, "bias_epilogue", False) for m in student.modules())  # eager: addmm is faster
 
     assert student.config.merged_layers == merged
     assert set(student.config.factorized_layers) == set(factors) - set(merged)
@@ -85,6 +86,17 @@ def test_merge_leaves_layers_below_break_even_and_truncated_views_alone():
     assert [type(m) for m in layer] == [FactorizedLinear, nn.Linear, FactorizedLinear]
 
 
+def test_merge_at_a_fraction_of_break_even():
+    # 20 -> 30: break-even 12; rank 10 costs 10 * 50 = 500 multiply-accumulates per token against 600 dense (0.83)
+    for merge_at, merged in ((1.0, {}), (0.8, {"0": 10}), (0.84, {})):
+        model = nn.Sequential(FactorizedLinear(20, 30, 10), FactorizedLinear(20, 30, 9))  # 9: 0.75 of break-even
+        assert merge_factorized(model, merge_at) == merged
+    _, student, _ = _mixed_student("vit")
+    with pytest.raises(ValueError, match=r"merge_at must be a finite number > 0 \(1: the break-even rank\), got 0"):
+        student.for_inference(merge_at=0)
+    assert student.config.merged_layers is None
+
+
 @pytest.mark.parametrize("model_type", ["vit", "bert"])
 def test_the_inductor_layout_gives_the_same_logits(model_type):
     teacher, student, _ = _mixed_student(model_type)
@@ -93,6 +105,8 @@ def test_the_inductor_layout_gives_the_same_logits(model_type):
         expected = student(**inputs).logits
         compiled = student.for_inference("inductor")
         torch.testing.assert_close(compiled(**inputs).logits, expected, rtol=0, atol=1e-5)
+    factorized = [m for m in compiled.modules() if isinstance(m, FactorizedLinear)]
+    assert factorized and all(m.bias_epilogue for m in factorized)  # the bias left to Inductor to fuse
     torch._dynamo.reset()
 
 

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForImageClassification
 
 from hf_lowrank import FactorizedLinear
-from hf_lowrank.models import break_even_rank
+from hf_lowrank.models import DEFAULT_MERGE_AT, break_even_rank
 
 from sweep_helpers import FINISHED_RANKS
 
@@ -25,7 +25,7 @@ def test_the_teacher_and_every_student_are_measured_with_their_conditions(finish
         assert all(ms > 0 for ms in latency["milliseconds"].values())
         student = AutoModelForImageClassification.from_pretrained(output_dir / record["model_dir"])
         layers = [m for m in student.modules() if isinstance(m, FactorizedLinear)]
-        merged = sum(layer.rank >= break_even_rank(layer) for layer in layers)
+        merged = sum(layer.rank >= DEFAULT_MERGE_AT * break_even_rank(layer) for layer in layers)
         assert (
             latency["layout"]
             == f"eager inference layout ({merged} of {len(layers)} factorized layers merged to dense)"

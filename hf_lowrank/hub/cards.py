@@ -258,6 +258,7 @@ def _common_fields(results: SweepResults, record, name: str, repo_id: str | None
         "num_processes": results.num_processes,
         "num_seeds": len(results.seeds),
         **_latency_fields(record.latency, teacher.latency),
+        "for_inference": getattr(getattr(record, "config", None), "bridge", "none") == "none",
         **_task_fields(results),
     }
 

@@ -45,7 +45,7 @@ from .factorize import (
     truncate_factorized,
 )
 from .factorized_linear import FactorizedLinear, check_rank
-from .inference_layout import INFERENCE_BACKENDS, check_backend, inference_layout
+from .inference_layout import DEFAULT_MERGE_AT, INFERENCE_BACKENDS, check_backend, inference_layout
 from .modeling_bridged_vit import BridgedViTForImageClassification, BridgedViTOutput, BridgedViTPreTrainedModel
 from .modeling_factorized_vit import (
     FactorizedViTForImageClassification,
@@ -67,6 +67,7 @@ from .teacher_weights import copy_teacher_weights
 
 
 __all__ = [
+    "DEFAULT_MERGE_AT",
     "INFERENCE_BACKENDS",
     "break_even_rank",
     "check_backend",

@@ -30,8 +30,8 @@ class LowRankConfig(PretrainedConfig):
     factorized_layers (`dict[str, int]`, *optional*):
         Layer name (relative to the base architecture, e.g. ``"vit.layers.0.attention.q_proj"``) -> rank.
     merged_layers (`dict[str, int]`, *optional*):
-        Layer name -> the rank it had, for the layers `for_inference` merged back to a dense `nn.Linear` (at or above
-        their break-even rank: the same function, fewer parameters and operations dense). Not in `factorized_layers`.
+        Layer name -> the rank it had, for the layers `for_inference` merged back to a dense `nn.Linear` (at or near
+        their break-even rank, where dense runs faster: the same function). Not in `factorized_layers`.
     block_layout (`dict`, *optional*):
         The `BlockLayout` (blocks, attention_output, mlp_output) of the base architecture, recorded so that a
         loaded student knows its blocks; defaults to hf_lowrank's table entry for the base `model_type`.

@@ -73,6 +73,10 @@ class FactorizedLinear(nn.Module):
         self.up = nn.Parameter(torch.empty(out_features, rank, **factory))
         self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
         self.active_rank: int | None = None  # a truncated view: only the first r directions (nested training)
+        # The bias added after the second product rather than inside it (`addmm`): a compiler then fuses it into the
+        # next element-wise pass (GELU, residual addition) instead of broadcasting it into the output buffer first.
+        # Set by `inference_layout` for compiled backends; slower in eager mode.
+        self.bias_epilogue = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -87,6 +91,9 @@ class FactorizedLinear(nn.Module):
             r = self.active_rank
             # (..., in_features) -> (..., r) -> (..., out_features)
             return F.linear(F.linear(hidden_states, self.down[:r]), self.up[:, :r], self.bias)
+        if self.bias_epilogue and self.bias is not None:
+            # (..., in_features) -> (..., rank) -> (..., out_features), then + (out_features,)
+            return F.linear(F.linear(hidden_states, self.down), self.up) + self.bias
         # (..., in_features) -> (..., rank) -> (..., out_features)
         return F.linear(F.linear(hidden_states, self.down), self.up, self.bias)
 
@@ -204,6 +211,7 @@ class FactorizedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         view = f", active_rank={self.active_rank}" if self.active_rank is not None else ""
+        view += ", bias_epilogue=True" if self.bias_epilogue else ""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "
             f"bias={self.bias is not None}{view}"

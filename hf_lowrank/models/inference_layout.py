@@ -1,28 +1,39 @@
-"""The inference layout of a student: what runs fastest for the same function.
+"""The inference layout of a student: the same function, in the form that runs fastest.
 
-A factorized layer at or above its break-even rank costs more than the dense layer it replaced, in parameters and in
-multiply-accumulates; `inference_layout` merges each such layer back to a dense `nn.Linear` (`merge_factorized`, the
-function unchanged) and, with the ``"inductor"`` backend, compiles the model with `torch.compile`: Inductor fuses the
-bias additions and activations into one pass after each matrix product (on the CPU, the bias broadcast into the
-output buffer and the separate GELU pass over the 4x-wide MLP activations are most of what the rank does not shrink),
-and the layer norms with the residual additions.
+A factorized layer runs two matrix products, the second writing the full output; near its break-even rank
+(`break_even_rank`) it saves too few multiply-accumulates to pay for that, and at or above it none at all.
+`inference_layout` merges every layer whose rank is at least `merge_at` times its break-even rank back to a dense
+`nn.Linear` (`merge_factorized`: the logits unchanged to float round-off) and, with the ``"inductor"`` backend,
+compiles the model with `torch.compile`. What Inductor changes on a CPU (`benchmarks/bench_inference.py`, the
+profile of the rank-32 ViT-B/32 student): the GELU over the 4x-wide MLP activations, the layer norms and the residual
+additions run fused into a few passes, where eager mode spends a fifth of its time on GELU alone; and each factorized
+layer's bias, added after its second product (`FactorizedLinear.bias_epilogue`) rather than broadcast into the output
+buffer by `addmm` first, joins the next of those passes. The matrix products, attention and the patch embedding stay
+as they are.
 
 Only imports torch and flat siblings (the `trust_remote_code` unit).
 """
 
+import math
+
 from torch import nn
 
 from .factorize import merge_factorized
+from .factorized_linear import FactorizedLinear
 
 
-__all__ = ["INFERENCE_BACKENDS", "check_backend", "inference_layout"]
+__all__ = ["DEFAULT_MERGE_AT", "INFERENCE_BACKENDS", "check_backend", "inference_layout"]
 
-# backend -> what it does beyond merging the layers at or above their break-even rank
+# backend -> what it does beyond merging layers
 INFERENCE_BACKENDS = {
     "eager": "no compilation (saves and loads as an ordinary model)",
-    "inductor": "torch.compile(backend='inductor'): biases, activations and norms fused (compiled in memory; the "
-    "weights save and load as the eager layout)",
+    "inductor": "torch.compile(backend='inductor') in place: biases, activations, norms and residual additions fused "
+    "(the weights save and load as the eager layout)",
 }
+
+# A layer is merged at or above this fraction of its break-even rank: measured on a CPU, a 768 -> 3072 layer at 0.83
+# of its break-even rank (rank 512) ran slower factorized than dense (`benchmarks/bench_inference.py`).
+DEFAULT_MERGE_AT = 0.8
 
 
 def check_backend(backend) -> str:
@@ -32,20 +43,41 @@ def check_backend(backend) -> str:
     return backend
 
 
-def inference_layout(model: nn.Module, backend: str = "eager", compile_options: dict | None = None) -> nn.Module:
-    """`model` in its inference layout, in place: eval mode, every factorized layer at or above its break-even rank
-    merged back to a dense `nn.Linear`, recorded in its config by the student's `record_merge` when the class has
-    one, and compiled in place (`nn.Module.compile`) with `backend` ``"inductor"`` (`compile_options`: further
-    `torch.compile` arguments, e.g. ``{"mode": "max-autotune"}``). Returns `model`.
+def inference_layout(
+    model: nn.Module,
+    backend: str = "eager",
+    merge_at: float = DEFAULT_MERGE_AT,
+    compile_options: dict | None = None,
+) -> nn.Module:
+    """`model` in its inference layout, in place, and returned: eval mode; every factorized layer whose rank is at
+    least `merge_at` times its break-even rank (its multiply-accumulates at least that fraction of the dense
+    layer's) merged back to a dense `nn.Linear`, recorded in the config by the student's `record_merge` when its class
+    has one; compiled in place (`nn.Module.compile`) with `backend` ``"inductor"`` (`compile_options`: further
+    `torch.compile` arguments, e.g. ``{"dynamic": False}``).
 
-    Raises ValueError for a backend other than `INFERENCE_BACKENDS`, before anything is changed."""
+    `merge_at` 1 merges only the layers at or above break-even, so the parameter count never grows; the default 0.8
+    also merges those whose factorization saves under a fifth of the dense layer's work, which measured slower.
+    Compiled students of one class share a forward: more than `torch._dynamo.config.recompile_limit` (8) of them in
+    one process fall back to eager for the rest unless that limit is raised.
+
+    Raises ValueError for a backend other than `INFERENCE_BACKENDS` or a `merge_at` that is not a finite number > 0,
+    before anything is changed."""
     check_backend(backend)
+    if (
+        isinstance(merge_at, bool)
+        or not isinstance(merge_at, (int, float))
+        or not (merge_at > 0 and math.isfinite(merge_at))
+    ):
+        raise ValueError(f"merge_at must be a finite number > 0 (1: the break-even rank), got {merge_at!r}.")
     if compile_options and backend != "inductor":
         raise ValueError(f"compile_options {compile_options!r} need backend='inductor'; got backend {backend!r}.")
-    merged = merge_factorized(model)
+    merged = merge_factorized(model, merge_at)
     if merged and hasattr(model, "record_merge"):
         model.record_merge(merged)
     model.eval()
     if backend == "inductor":
+        for module in model.modules():
+            if isinstance(module, FactorizedLinear):
+                module.bias_epilogue = True  # fused into the next element-wise pass by Inductor
         model.compile(**{"backend": "inductor", **(compile_options or {})})
     return model

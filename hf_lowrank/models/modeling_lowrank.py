@@ -33,7 +33,7 @@ from .configuration_lowrank import LowRankConfig
 from .decomposition import InputStatistics, LinearDecomposition, teacher_decompositions
 from .factor_init import init_factors
 from .factorize import DEFAULT_EXCLUDE_MODULES, factorize_model, plan_factorization
-from .inference_layout import inference_layout
+from .inference_layout import DEFAULT_MERGE_AT, inference_layout
 from .pretrained_source import HUB_KWARGS, resolve_pretrained_source
 from .teacher_weights import copy_teacher_weights
 
@@ -152,10 +152,13 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
             name: rank for name, rank in (self.config.factorized_layers or {}).items() if name not in merged
         }
 
-    def for_inference(self, backend: str = "eager", compile_options: dict | None = None) -> "LowRankPreTrainedModel":
-        """This student in its inference layout, in place (see `inference_layout`): every factorized layer at or above
-        its break-even rank merged back to a dense `nn.Linear` (same logits), the config updated (`merged_layers`),
-        so that `save_pretrained` / `from_pretrained` give the same model; compiled with ``backend="inductor"``.
+    def for_inference(
+        self, backend: str = "eager", merge_at: float = DEFAULT_MERGE_AT, compile_options: dict | None = None
+    ) -> "LowRankPreTrainedModel":
+        """This student in its inference layout, in place (see `inference_layout`): every factorized layer whose rank
+        is at least `merge_at` (0.8) times its break-even rank merged back to a dense `nn.Linear` (same logits), the
+        config updated (`merged_layers`), so that `save_pretrained` / `from_pretrained` give the same model; compiled
+        with ``backend="inductor"``.
 
         Example:
 
@@ -163,7 +166,7 @@ class LowRankPreTrainedModel(FactorizedCheckpointMixin, PreTrainedModel):
         >>> student = LowRankForImageClassification.from_pretrained("out/rank-032").for_inference("inductor")
         >>> logits = student(pixel_values).logits  # the first call compiles (tens of seconds for a ViT-B)
         ```"""
-        return inference_layout(self, backend, compile_options)
+        return inference_layout(self, backend, merge_at, compile_options)
 
     def __init__(self, config: LowRankConfig):
         super().__init__(config)

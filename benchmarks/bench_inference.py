@@ -118,9 +118,10 @@ def main() -> None:
     print(
         f"ViT-B/32 geometry, random weights, {device_name(torch.device('cpu'))}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, float32; median of {args.repeats} interleaved runs after 2 warm-ups "
-        "(the first compiles). plain: the student as trained; layout: for_inference() (layers at or above break-even "
-        "merged); compiled: for_inference('inductor'). Speedups: teacher eager / student eager layout, and teacher "
-        "compiled / student compiled; 'of FLOPs': that speedup / the FLOP ratio."
+        "(the first compiles). plain: the student as trained (its parameters, compression and FLOP ratio); layout: "
+        "for_inference() (layers at or above 0.8 of their break-even rank merged: 'merged'); compiled: "
+        "for_inference('inductor'). Speedups: teacher eager / student eager layout, and teacher compiled / student "
+        "compiled; 'of FLOPs': that speedup / the student's FLOP ratio."
     )
     teacher_flops, teacher_params = vit_forward_flops(teacher), count_parameters(teacher)
     for batch in args.batches:
@@ -148,16 +149,16 @@ def main() -> None:
             f"{'':>9} {compiled_teacher or float('nan'):>11.1f}"
         )
         for rank in args.ranks:
-            layout = variants[(rank, "layout")]
-            flop_ratio = teacher_flops / vit_forward_flops(layout)
+            layout, student = variants[(rank, "layout")], variants[(rank, "plain")]
+            flop_ratio = teacher_flops / vit_forward_flops(student)  # the student's, as trained
             eager_speedup = ms["teacher", "eager"] / ms[rank, "layout"]
             compiled_ms = ms.get((rank, "compiled"), float("nan"))
             compiled_speedup = (compiled_teacher or float("nan")) / compiled_ms
             merged = len(layout.config.merged_layers or {})
             total = merged + len(layout.config.factorized_layers or {})
             print(
-                f"{'rank ' + str(rank):<9} {count_parameters(layout):>11,} "
-                f"{teacher_params / count_parameters(layout):>7.2f}x {flop_ratio:>9.2f}x {ms[rank, 'plain']:>9.1f} "
+                f"{'rank ' + str(rank):<9} {count_parameters(student):>11,} "
+                f"{teacher_params / count_parameters(student):>7.2f}x {flop_ratio:>9.2f}x {ms[rank, 'plain']:>9.1f} "
                 f"{ms[rank, 'layout']:>9.1f} {compiled_ms:>11.1f} {merged:>3}/{total:<3} {eager_speedup:>12.2f}x "
                 f"{eager_speedup / flop_ratio:>8.2f} {compiled_speedup:>15.2f}x {compiled_speedup / flop_ratio:>8.2f}"
             )

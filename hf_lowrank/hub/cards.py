@@ -11,7 +11,15 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..factorization import INIT_REGISTRY
-from ..report import Report, fmt_interval, knee_text, latency_conditions, latency_speedup, region_text
+from ..report import (
+    Report,
+    fmt_interval,
+    knee_text,
+    latency_conditions,
+    latency_speedup,
+    region_text,
+    teacher_milliseconds,
+)
 from ..results import BudgetStudentResult, StudentResult, SweepResults
 
 
@@ -269,11 +277,14 @@ def _latency_fields(latency: dict | None, teacher_latency: dict | None) -> dict:
     if not latency or not teacher_latency:
         return {"latency_rows": [], "latency_note": None}
     rows = [
-        (batch, f"{ms:.2f} ms", f"{teacher_latency['milliseconds'][batch]:.2f} ms", f"{speedup:.2f}x")
+        (batch, f"{ms:.2f} ms", f"{teacher_milliseconds(latency, teacher_latency, batch):.2f} ms", f"{speedup:.2f}x")
         for batch, ms in latency["milliseconds"].items()
         if (speedup := latency_speedup(latency, teacher_latency, batch)) is not None
     ]
-    note = f"Latency: {latency_conditions(latency)}; this student in its {latency['layout']}, the teacher dense."
+    beside = ", timed beside it (passes interleaved)" if latency.get("reference_milliseconds") else ""
+    note = (
+        f"Latency: {latency_conditions(latency)}; this student in its {latency['layout']}, the teacher dense{beside}."
+    )
     return {"latency_rows": rows, "latency_note": note}
 
 

@@ -2,7 +2,7 @@
 verified with onnxruntime (`export_onnx`). The inference layout itself is the students' own (`for_inference`,
 `hf_lowrank.models.inference_layout`), so that a student loaded with `trust_remote_code` has it."""
 
-from .latency import LatencyMeasurement, device_name, measure_latencies, measure_latency
+from .latency import LatencyMeasurement, device_name, measure_latencies, measure_latency, measure_side_by_side
 from .onnx_export import OnnxExport, OnnxExportError, export_onnx
 
 
@@ -14,4 +14,5 @@ __all__ = [
     "export_onnx",
     "measure_latencies",
     "measure_latency",
+    "measure_side_by_side",
 ]

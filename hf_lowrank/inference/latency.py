@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 
-__all__ = ["LatencyMeasurement", "device_name", "measure_latency", "measure_latencies"]
+__all__ = ["LatencyMeasurement", "device_name", "measure_latencies", "measure_latency", "measure_side_by_side"]
 
 
 @dataclass
@@ -28,6 +28,8 @@ class LatencyMeasurement:
     dtype: str
     warmup: int
     repeats: int
+    # str(batch size) -> the reference model's (the teacher's) median, measured side by side with this model's
+    reference_milliseconds: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,19 +78,30 @@ def measure_latency(model: nn.Module, inputs: Mapping[str, torch.Tensor], repeat
     """Median wall time (ms) of `model(**inputs)` over `repeats` passes after `warmup` untimed ones (CUDA
     synchronised around each pass). `inputs` are on the model's device. Raises ValueError for `repeats` < 1 or
     `warmup` < 0, naming the argument."""
+    return measure_side_by_side({"model": model}, inputs, repeats, warmup)["model"]
+
+
+@torch.inference_mode()
+def measure_side_by_side(
+    models: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor], repeats: int = 10, warmup: int = 3
+) -> dict[str, float]:
+    """name -> median wall time (ms) of `model(**inputs)`, the models' passes interleaved (one pass of each per
+    repeat, after `warmup` of each), so that drift in the machine's load hits them alike and their ratio is fair."""
     _check_count("repeats", repeats, 1)
     _check_count("warmup", warmup, 0)
     device = next(iter(inputs.values())).device
-    for _ in range(warmup):
-        model(**inputs)
-    times = []
+    for model in models.values():
+        for _ in range(warmup):
+            model(**inputs)
+    times = {name: [] for name in models}
     for _ in range(repeats):
-        _synchronize(device)
-        start = perf_counter()
-        model(**inputs)
-        _synchronize(device)
-        times.append(perf_counter() - start)
-    return statistics.median(times) * 1e3
+        for name, model in models.items():
+            _synchronize(device)
+            start = perf_counter()
+            model(**inputs)
+            _synchronize(device)
+            times[name].append(perf_counter() - start)
+    return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
 def measure_latencies(
@@ -97,16 +110,20 @@ def measure_latencies(
     layout: str,
     repeats: int = 10,
     warmup: int = 3,
+    reference: nn.Module | None = None,
 ) -> LatencyMeasurement:
-    """`measure_latency` of `model` at each batch size of `batches` (batch size -> the inputs of a batch that
-    size), with the conditions (`layout`: what `model` is, in words)."""
+    """The latency of `model` at each batch size of `batches` (batch size -> the inputs of a batch that size), with
+    the conditions (`layout`: what `model` is, in words); with a `reference` model (the teacher), its latency too,
+    measured side by side (`measure_side_by_side`), in `reference_milliseconds`."""
     _check_count("repeats", repeats, 1)
     parameter = next(model.parameters())
-    milliseconds = {
-        str(size): measure_latency(model, inputs, repeats, warmup) for size, inputs in sorted(batches.items())
+    models = {"model": model} if reference is None else {"model": model, "reference": reference}
+    measured = {
+        str(size): measure_side_by_side(models, inputs, repeats, warmup) for size, inputs in sorted(batches.items())
     }
     return LatencyMeasurement(
-        milliseconds=milliseconds,
+        milliseconds={size: times["model"] for size, times in measured.items()},
+        reference_milliseconds={size: times["reference"] for size, times in measured.items()} if reference else None,
         layout=layout,
         device=device_name(parameter.device),
         threads=torch.get_num_threads(),

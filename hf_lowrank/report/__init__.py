@@ -20,7 +20,7 @@ from .formatting import (
     region_words,
     summary_line,
 )
-from .latency import latency_conditions, latency_speedup
+from .latency import latency_conditions, latency_speedup, teacher_milliseconds
 from .markdown import render_markdown
 from .plots import plot_knee, plot_params_vs_accuracy, plot_representations
 from .write import REPORT_FILES, write_report
@@ -29,6 +29,7 @@ from .write import REPORT_FILES, write_report
 __all__ = [
     "latency_conditions",
     "latency_speedup",
+    "teacher_milliseconds",
     "HEADLINE_KNEE",
     "METHOD",
     "NOT_ESTIMATED",

@@ -1,7 +1,7 @@
 """The latency section of report.md: each model's measured forward-pass time (`--measure_latency`) beside its size,
 with the conditions it was measured under."""
 
-__all__ = ["latency_conditions", "latency_lines", "latency_speedup"]
+__all__ = ["latency_conditions", "latency_lines", "latency_speedup", "teacher_milliseconds"]
 
 
 def latency_conditions(latency: dict) -> str:
@@ -12,10 +12,20 @@ def latency_conditions(latency: dict) -> str:
     )
 
 
-def latency_speedup(latency: dict, teacher_latency: dict, batch: str) -> float | None:
-    """Teacher time / this model's time at `batch` (str(batch size)); None when either was not measured there."""
+def teacher_milliseconds(latency: dict, teacher_latency: dict | None, batch: str) -> float | None:
+    """The teacher's time at `batch` (str(batch size)) to compare a student's `latency` with: the one measured side
+    by side with it (`reference_milliseconds`), else the teacher's own measurement (an older sweep)."""
+    beside = (latency or {}).get("reference_milliseconds") or {}
+    if batch in beside:
+        return beside[batch]
+    return (teacher_latency or {}).get("milliseconds", {}).get(batch)
+
+
+def latency_speedup(latency: dict, teacher_latency: dict | None, batch: str) -> float | None:
+    """Teacher time / this model's time at `batch` (str(batch size)), the teacher's time measured beside it where it
+    was; None when either was not measured there."""
     mine = (latency or {}).get("milliseconds", {}).get(batch)
-    theirs = (teacher_latency or {}).get("milliseconds", {}).get(batch)
+    theirs = teacher_milliseconds(latency, teacher_latency, batch)
     return theirs / mine if mine and theirs else None
 
 
@@ -31,8 +41,10 @@ def latency_lines(report) -> list[str]:
         "## Latency",
         "",
         f"Measured on {latency_conditions(teacher)}. Students run in their eager inference layout "
-        "(`for_inference()`: layers at or above their break-even rank merged back to dense; the same logits); "
-        "milliseconds per forward pass of the batch, speedup = teacher time / student time.",
+        "(`for_inference()`: layers at or above 0.8 of their break-even rank merged back to dense; the same "
+        "logits); milliseconds per forward pass of the batch. Speedup = teacher time / student time, the teacher "
+        "timed again beside each student, passes interleaved (the teacher row: its own measurement, in the teacher "
+        "stage).",
         "",
         "| model | parameters | compression | "
         + " | ".join(f"batch {b} (ms) | speedup" for b in batches)

@@ -45,8 +45,9 @@ def diagnose(ctx: SweepContext, model_dir: str, model) -> dict | None:
 
 def latency(ctx: SweepContext, model, teacher: bool = False) -> dict | None:
     """`LatencyMeasurement.to_dict()` of `model` at batch 1 and the eval batch (the first test rows) on the sweep's
-    device: a student in its eager inference layout (a copy: `inference_layout`, the layers at or above their
-    break-even rank merged to dense), the teacher as it is. Main process only; None with `--measure_latency false`."""
+    device: a student in its eager inference layout (a copy: `inference_layout`, the layers at or above 0.8 of their
+    break-even rank merged to dense), with the teacher measured side by side (`reference_milliseconds`, what its
+    speedup is read from); the teacher alone. Main process only; None with `--measure_latency false`."""
     if not ctx.sweep.measure_latency or not ctx.accelerator.is_main_process:
         return None
     start = time.perf_counter()
@@ -65,5 +66,7 @@ def latency(ctx: SweepContext, model, teacher: bool = False) -> dict | None:
         model = inference_layout(copy.deepcopy(model), "eager")
         merged = factorized - sum(isinstance(m, FactorizedLinear) for m in model.modules())
         layout = f"eager inference layout ({merged} of {factorized} factorized layers merged to dense)"
-    measured = measure_latencies(model, batches, layout, ctx.sweep.latency_repeats, LATENCY_WARMUP).to_dict()
+    reference = None if teacher else ctx.accelerator.unwrap_model(ctx.teacher)
+    measured = measure_latencies(model, batches, layout, ctx.sweep.latency_repeats, LATENCY_WARMUP, reference)
+    measured = measured.to_dict()
     return measured | {"measure_seconds": time.perf_counter() - start}

@@ -98,7 +98,7 @@ def test_merge_at_a_fraction_of_break_even():
 
 
 @pytest.mark.parametrize("model_type", ["vit", "bert"])
-def test_the_inductor_layout_gives_the_same_logits(model_type):
+def test_the_inductor_layout_gives_the_same_logits(model_type, tmp_path):
     teacher, student, _ = _mixed_student(model_type)
     inputs = example_inputs(teacher)
     with torch.no_grad():
@@ -107,6 +107,10 @@ def test_the_inductor_layout_gives_the_same_logits(model_type):
         torch.testing.assert_close(compiled(**inputs).logits, expected, rtol=0, atol=1e-5)
     factorized = [m for m in compiled.modules() if isinstance(m, FactorizedLinear)]
     assert factorized and all(m.bias_epilogue for m in factorized)  # the bias left to Inductor to fuse
+    compiled.save_pretrained(tmp_path)  # compiled in memory: the weights save as the eager layout's
+    loaded = type(student).from_pretrained(tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, expected, rtol=0, atol=1e-5)
     torch._dynamo.reset()
 
 

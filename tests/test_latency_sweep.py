@@ -2,11 +2,14 @@
 batch 1 and the eval batch, each student in its inference layout, shown with their conditions in report.md and on the
 cards."""
 
+from types import SimpleNamespace
+
 import torch
 from transformers import AutoModelForImageClassification
 
 from hf_lowrank import FactorizedLinear
 from hf_lowrank.models import DEFAULT_MERGE_AT, break_even_rank
+from hf_lowrank.report.latency import latency_lines
 
 from sweep_helpers import FINISHED_RANKS
 
@@ -56,3 +59,29 @@ def test_report_and_cards_show_latency_beside_the_teacher(finished_sweep):
             assert row in card
         assert "timed beside it (passes interleaved)" in card
         assert "this student in its eager inference layout" in card
+
+
+def test_only_students_slower_than_the_teacher_beyond_the_spread_are_called_slower():
+    def measured(ms, beside):
+        return {
+            "milliseconds": {"1": ms, "64": ms},
+            "reference_milliseconds": {"1": beside, "64": beside},
+            "layout": "eager inference layout",
+            "device": "cpu (x)",
+            "threads": 2,
+            "torch_version": "2",
+            "dtype": "float32",
+            "warmup": 3,
+            "repeats": 10,
+        }
+
+    teacher = measured(10.0, 10.0) | {"reference_milliseconds": None, "layout": "eager (the dense teacher)"}
+    rows = [
+        {"rank": rank, "parameters": 100, "compression": 2.0, "latency": measured(ms, beside)}
+        for rank, ms, beside in ((1, 10.4, 10.0), (2, 12.0, 10.0), (3, 5.0, 9.0))
+    ]
+    report = SimpleNamespace(teacher={"parameters": 200, "latency": teacher}, rows=rows)
+    text = "\n".join(latency_lines(report))
+    assert "| rank 1 | 100 | 2.00x | 10.40 | 0.96x | 10.40 | 0.96x | eager inference layout |" in text
+    assert "| rank 3 | 100 | 2.00x | 5.00 | 1.80x | 5.00 | 1.80x | eager inference layout |" in text  # beside it
+    assert "More than 5% slower than the teacher at batch 64 on this device: rank(s) 2 (" in text

@@ -98,11 +98,14 @@ def test_a_module_the_exporter_cannot_trace_is_named(tmp_path):
         export_onnx(student, _inputs("vit", 2), tmp_path / "student.onnx")
 
 
-def test_a_batch_size_fixed_by_the_exporter_is_refused(tmp_path):
+def test_a_batch_size_fixed_by_the_exporter_is_refused_and_leaves_the_path_as_it_was(tmp_path):
     student = _student("vit")
     student.model.vit.layers[0].mlp.fc2 = _BatchAsNumbers(student.model.vit.layers[0].mlp.fc2)
+    (tmp_path / "student.onnx").write_bytes(b"an earlier export")
     with pytest.raises(OnnxExportError, match="fixed the batch size to 2"):
         export_onnx(student, _inputs("vit", 2), tmp_path / "student.onnx")
+    assert (tmp_path / "student.onnx").read_bytes() == b"an earlier export"
+    assert [p.name for p in tmp_path.iterdir()] == ["student.onnx"]  # no partial file left
 
 
 def test_without_onnxruntime_the_error_says_what_to_install(tmp_path, monkeypatch):

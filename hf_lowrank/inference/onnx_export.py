@@ -7,6 +7,7 @@ silently fixed, is an error rather than a result. A module the exporter cannot t
 """
 
 import copy
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -102,37 +103,50 @@ def export_onnx(model: nn.Module, inputs: dict, path, atol: float = 1e-4, thread
         threads: onnxruntime's intra-op threads for the check (default: its own choice).
 
     The batch axis (and for text the sequence axis) is dynamic. A model whose attention implementation does not
-    export (Swin's sdpa path) is exported with its eager attention, the same function (`OnnxExport.attention` says
-    which). Raises `OnnxExportError` naming the module the exporter could not trace, or when the file does not
-    reproduce the logits within `atol` or fixed the batch size.
+    export is exported with its eager attention, the same function (`OnnxExport.attention` says which). Raises
+    `OnnxExportError` naming the module the exporter could not trace, or when the file does not reproduce the logits
+    within `atol` or fixed the batch size; `path` is then left as it was.
     """
     onnxruntime = _onnx_modules()
     if not (isinstance(atol, (int, float)) and atol > 0):
         raise ValueError(f"atol must be a positive number, got {atol!r}.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
-    start = time.perf_counter()
+    # Written beside `path` and moved onto it only once verified: a failed export leaves a file already there intact.
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        start = time.perf_counter()
+        model, attention = _export_with_eager_fallback(model.eval(), inputs, partial)
+        seconds = time.perf_counter() - start
+        names, difference = _verify(onnxruntime, partial, path, model, inputs, threads)
+        if not difference <= atol:
+            raise OnnxExportError(
+                f"{path}: onnxruntime's logits differ from PyTorch's by {difference:.3g} (more than atol={atol:g})."
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return OnnxExport(path, names, difference, attention, seconds)
+
+
+def _export_with_eager_fallback(model: nn.Module, inputs: dict, path: Path) -> tuple[nn.Module, str]:
+    """Export to `path`; when that fails and the model's attention is not eager, once more with a copy of it in eager
+    attention. Returns the model exported and its attention implementation; `OnnxExportError` naming the module
+    the exporter could not trace."""
     attention = getattr(getattr(model, "config", None), "_attn_implementation", None) or "eager"
     try:
         _export(model, inputs, path)
+        return model, attention
     except Exception as first:  # noqa: BLE001 (every exporter failure is retried once, then reported)
         if attention == "eager" or not hasattr(model, "set_attn_implementation"):
             raise _untraceable(first, model) from first
-        model = copy.deepcopy(model)
-        model.set_attn_implementation("eager")
-        attention = "eager"
-        try:
-            _export(model, inputs, path)
-        except Exception as second:  # noqa: BLE001
-            raise _untraceable(second, model) from second
-    seconds = time.perf_counter() - start
-    names, difference = _verify(onnxruntime, path, model, inputs, threads)
-    if not difference <= atol:
-        raise OnnxExportError(
-            f"{path}: onnxruntime's logits differ from PyTorch's by {difference:.3g} (more than atol={atol:g})."
-        )
-    return OnnxExport(path, names, difference, attention, seconds)
+    model = copy.deepcopy(model)
+    model.set_attn_implementation("eager")
+    try:
+        _export(model, inputs, path)
+    except Exception as second:  # noqa: BLE001
+        raise _untraceable(second, model) from second
+    return model, "eager"
 
 
 def _export(model: nn.Module, inputs: dict, path: Path) -> None:
@@ -152,9 +166,11 @@ def _export(model: nn.Module, inputs: dict, path: Path) -> None:
         )
 
 
-def _verify(onnxruntime, path: Path, model: nn.Module, inputs: dict, threads: int | None) -> tuple[list[str], float]:
-    """The ONNX inputs and the largest |logit difference| from PyTorch on `inputs`; an error when the exporter
-    fixed the batch axis to the example's size."""
+def _verify(
+    onnxruntime, path: Path, final: Path, model: nn.Module, inputs: dict, threads: int | None
+) -> tuple[list[str], float]:
+    """The ONNX inputs of the file at `path` and the largest |logit difference| from PyTorch on `inputs`; an error
+    (naming `final`, where the file was to go) when the exporter fixed the batch axis to the example's size."""
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -162,7 +178,7 @@ def _verify(onnxruntime, path: Path, model: nn.Module, inputs: dict, threads: in
     first = session.get_inputs()[0]
     if not isinstance(first.shape[0], str):
         raise OnnxExportError(
-            f"{path}: the exporter fixed the batch size to {first.shape[0]} (a module reads a tensor's values as "
+            f"{final}: the exporter fixed the batch size to {first.shape[0]} (a module reads a tensor's values as "
             "Python numbers, e.g. .tolist()): the file would refuse any other batch size."
         )
     wrapper, example, _ = _wrapped(model, inputs)

@@ -317,19 +317,20 @@ def break_even_rank(layer: FactorizedLinear | nn.Linear) -> float:
 
 
 @torch.no_grad()
-def merge_factorized(model: nn.Module, fraction: float = 1.0) -> dict[str, int]:
-    """Replace, in place, every `FactorizedLinear` of `model` whose rank is at least `fraction` times its break-even
+def merge_factorized(model: nn.Module, merge_at: float = 1.0) -> dict[str, int]:
+    """Replace, in place, every `FactorizedLinear` of `model` whose rank is at least `merge_at` times its break-even
     rank (`break_even_rank`; its multiply-accumulates at least that fraction of the dense layer's) by the dense
     `nn.Linear` computing the same map (`FactorizedLinear.to_linear`); returns layer name -> the rank it had. With
-    `fraction` 1 (the default) the parameter count never grows. A truncated view's layers are left as they are."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < float("inf"):
-        raise ValueError(f"fraction must be a finite number > 0 (1: the break-even rank), got {fraction!r}.")
+    `merge_at` 1 (the default) the parameter count never grows. A truncated view's layers are left as they are.
+    A `merge_at` that is not a finite number > 0 is refused before anything changes."""
+    if isinstance(merge_at, bool) or not isinstance(merge_at, (int, float)) or not 0 < merge_at < float("inf"):
+        raise ValueError(f"merge_at must be a finite number > 0 (1: the break-even rank), got {merge_at!r}.")
     merged = {}
     for name, module in list(model.named_modules()):
         if (
             isinstance(module, FactorizedLinear)
             and module.active_rank is None
-            and module.rank >= fraction * break_even_rank(module)
+            and module.rank >= merge_at * break_even_rank(module)
         ):
             model.set_submodule(name, module.to_linear())
             merged[name] = module.rank
